@@ -1,0 +1,1 @@
+"""PyTorch/numpy host of the HpT co-design harness."""

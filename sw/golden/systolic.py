@@ -1,0 +1,187 @@
+"""Bit-exact numpy model of the systolic core (:mod:`hw.systolic`).
+
+Two levels, one numerics:
+
+* :class:`SystolicModel` executes the core's commands one by one (scratchpads,
+  accumulators, wrap-around), exactly as the RTL does; cocotb checkers feed it the same
+  command stream they feed the simulator.
+* :func:`matmul` is the fast path for a whole ``(m x k) @ (k x n)`` product: because the
+  accumulators wrap modulo ``2**acc_width`` and every partial sum is exact, tiling and
+  K-chunking do not change the result, which is ``wrap(A @ B)``. :func:`build_program`
+  produces the tile-by-tile command stream (shared with the cocotb driver) and
+  :func:`run_program` executes it on a :class:`SystolicModel`; tests prove both agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hw.systolic import Op, SystolicConfig, unpack_command
+
+__all__ = ["wrap", "check_operands", "SystolicModel", "Step", "Program", "build_program",
+           "run_program", "matmul"]
+
+
+def wrap(x, bits: int) -> np.ndarray:
+    """Two's-complement wrap of integers to ``bits`` (1..64) bits, as int64."""
+    x = np.asarray(x, dtype=np.int64)
+    shift = np.uint64(64 - bits)
+    return ((x.view(np.uint64) << shift).view(np.int64)) >> np.int64(64 - bits)
+
+
+def check_operands(cfg: SystolicConfig, x, name: str) -> np.ndarray:
+    """Return ``x`` as int64, or raise ``ValueError`` if it does not fit ``in_width`` bits."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise ValueError(f"{name} must hold integers, not {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < cfg.in_min or arr.max() > cfg.in_max):
+        raise ValueError(f"{name} has values outside the signed {cfg.in_width}-bit range "
+                         f"[{cfg.in_min}, {cfg.in_max}]: min {arr.min()}, max {arr.max()}")
+    return arr
+
+
+class SystolicModel:
+    """Command-level model of one core: scratchpads, accumulators and wrap-around.
+
+    State after power-up and after reset: accumulators zero. Scratchpads start at zero
+    and, like the RTL's memories, keep their contents across reset.
+    """
+
+    def __init__(self, cfg: SystolicConfig):
+        self.cfg = cfg
+        self.a_mem = np.zeros((cfg.k_depth, cfg.rows), np.int64)
+        self.b_mem = np.zeros((cfg.k_depth, cfg.cols), np.int64)
+        self.acc = np.zeros((cfg.rows, cfg.cols), np.int64)
+        self.cycles = 0
+
+    def reset(self) -> None:
+        self.acc[:] = 0
+
+    def _range(self, addr: int, count: int, limit: int, what: str) -> slice:
+        if addr < 0 or addr + count > limit:
+            raise ValueError(f"{what}: addr {addr} + count {count} exceeds {limit}")
+        return slice(addr, addr + count)
+
+    def load(self, op: Op, addr: int, a=None, b=None) -> None:
+        cfg = self.cfg
+        if op in (Op.LOAD_A, Op.LOAD_AB):
+            a = check_operands(cfg, a, "a vectors").reshape(-1, cfg.rows)
+            self.a_mem[self._range(addr, len(a), cfg.k_depth, op.name)] = a
+        if op in (Op.LOAD_B, Op.LOAD_AB):
+            b = check_operands(cfg, b, "b vectors").reshape(-1, cfg.cols)
+            self.b_mem[self._range(addr, len(b), cfg.k_depth, op.name)] = b
+        n = len(a) if op in (Op.LOAD_A, Op.LOAD_AB) else len(b)
+        self.cycles += cfg.load_latency(n)
+
+    def compute(self, addr: int, count: int, accumulate: bool) -> None:
+        sl = self._range(addr, count, self.cfg.k_depth, "COMPUTE")
+        prod = self.a_mem[sl].T @ self.b_mem[sl]          # int64, wraps mod 2**64
+        self.acc = wrap((self.acc if accumulate else 0) + prod, self.cfg.acc_width)
+        self.cycles += self.cfg.compute_latency(count)
+
+    def read(self, addr: int, count: int) -> np.ndarray:
+        sl = self._range(addr, count, self.cfg.rows, "READ")
+        self.cycles += self.cfg.read_latency(count)
+        return self.acc[sl].copy()
+
+    def execute(self, cmd_bits: int, a=None, b=None) -> np.ndarray | None:
+        """Execute one packed command; returns the rows a READ sends out."""
+        c = unpack_command(self.cfg, cmd_bits)
+        op, addr, count = c["op"], c["addr"], c["count"]
+        if count == 0 or op == Op.NOP:
+            self.cycles += 1
+            return None
+        if op in (Op.LOAD_A, Op.LOAD_B, Op.LOAD_AB):
+            self.load(op, addr, a, b)
+        elif op == Op.COMPUTE:
+            self.compute(addr, count, bool(c["accumulate"]))
+        elif op == Op.READ:
+            return self.read(addr, count)
+        return None
+
+
+@dataclass
+class Step:
+    """One command of a program and the operand vectors its streams carry.
+
+    ``a``/``b`` hold the vectors a LOAD consumes (``(count, rows)``/``(count, cols)``);
+    for a READ, ``out`` is ``(row0, col0, nrows, ncols)``: where the valid part of the
+    returned rows lands in the output matrix.
+    """
+    cmd: int
+    op: Op
+    count: int
+    a: np.ndarray | None = None
+    b: np.ndarray | None = None
+    out: tuple[int, int, int, int] | None = None
+
+
+@dataclass
+class Program:
+    cfg: SystolicConfig
+    steps: list[Step]
+    shape: tuple[int, int, int]          # (m, k, n)
+
+    @property
+    def cycles(self) -> int:
+        """Closed-form cycles of the whole program without stalls."""
+        c = self.cfg
+        lat = {Op.LOAD_A: c.load_latency, Op.LOAD_B: c.load_latency, Op.LOAD_AB: c.load_latency,
+               Op.COMPUTE: c.compute_latency, Op.READ: c.read_latency}
+        return sum(lat[s.op](s.count) if s.op in lat else 1 for s in self.steps)
+
+
+def build_program(cfg: SystolicConfig, A, B) -> Program:
+    """Tile ``A @ B`` into core commands (see :class:`hw.systolic.MatmulPlan`)."""
+    from hw.systolic import pack_command
+
+    A = check_operands(cfg, A, "A")
+    B = check_operands(cfg, B, "B")
+    if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[0]:
+        raise ValueError(f"cannot multiply shapes {A.shape} and {B.shape}")
+    m, k = A.shape
+    n = B.shape[1]
+    plan = cfg.plan(m, k, n)
+    R, C = cfg.rows, cfg.cols
+    steps: list[Step] = []
+    for j0, nc in plan.col_tiles:
+        for i0, mr in plan.row_tiles:
+            for k0, kc in plan.k_chunks:
+                a = np.zeros((kc, R), np.int64)
+                a[:, :mr] = A[i0:i0 + mr, k0:k0 + kc].T
+                b = np.zeros((kc, C), np.int64)
+                b[:, :nc] = B[k0:k0 + kc, j0:j0 + nc]
+                steps.append(Step(pack_command(cfg, Op.LOAD_AB, addr=0, count=kc),
+                                  Op.LOAD_AB, kc, a=a, b=b))
+                steps.append(Step(pack_command(cfg, Op.COMPUTE, addr=0, count=kc,
+                                               accumulate=k0 > 0), Op.COMPUTE, kc))
+            steps.append(Step(pack_command(cfg, Op.READ, addr=0, count=mr), Op.READ, mr,
+                              out=(i0, j0, mr, nc)))
+    return Program(cfg, steps, (m, k, n))
+
+
+def run_program(model: SystolicModel, program: Program) -> np.ndarray:
+    """Execute ``program`` on ``model`` and assemble the output matrix."""
+    m, _, n = program.shape
+    out = np.zeros((m, n), np.int64)
+    for s in program.steps:
+        rows = model.execute(s.cmd, s.a, s.b)
+        if s.out is not None:
+            i0, j0, mr, nc = s.out
+            out[i0:i0 + mr, j0:j0 + nc] = rows[:, :nc]
+    return out
+
+
+def matmul(cfg: SystolicConfig, A, B) -> np.ndarray:
+    """What the core returns for ``A @ B``: the exact product wrapped to ``acc_width``."""
+    A = check_operands(cfg, A, "A")
+    B = check_operands(cfg, B, "B")
+    if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[0]:
+        raise ValueError(f"cannot multiply shapes {A.shape} and {B.shape}")
+    return wrap(A @ B, cfg.acc_width)
