@@ -154,36 +154,46 @@ class SystolicCore(wiring.Component):
                 value, first_flag = v, f
             return value, first_flag
 
+        # Operand lanes. When a full product of two accumulator-wide values fits in 64
+        # bits, operands travel sign-extended to acc_width and are multiplied unsigned:
+        # the low acc_width bits of that product equal those of the signed product, and
+        # Verilator then needs no sign extension per PE (measured ~10 % faster at 16x16
+        # int8). Otherwise they travel at in_width and are multiplied signed.
+        extended = 2 * cfg.acc_width <= 64
+        lane = unsigned(cfg.acc_width) if extended else signed(W)
+        acc_shape = unsigned(cfg.acc_width) if extended else signed(cfg.acc_width)
+
         a_in, f_in, b_in = [], [], []
         for i in range(R):
             x = Mux(feed_v, a_rd.data[i * W:(i + 1) * W], 0).as_signed()
-            xs = Signal(signed(W), name=f"a_feed{i}")
+            xs = Signal(lane, name=f"a_feed{i}")
             m.d.comb += xs.eq(x)
             v, f = skewed(xs, feed_first, i, f"a_skew{i}")
             a_in.append(v)
             f_in.append(f)
         for j in range(C):
             y = Mux(feed_v, b_rd.data[j * W:(j + 1) * W], 0).as_signed()
-            ys = Signal(signed(W), name=f"b_feed{j}")
+            ys = Signal(lane, name=f"b_feed{j}")
             m.d.comb += ys.eq(y)
             v, _ = skewed(ys, 0, j, f"b_skew{j}")
             b_in.append(v)
 
         # ---- PE grid ---------------------------------------------------------------------
-        acc = [[Signal(signed(cfg.acc_width), name=f"acc_{i}_{j}") for j in range(C)]
+        acc = [[Signal(acc_shape, name=f"acc_{i}_{j}") for j in range(C)]
                for i in range(R)]
         b_col = list(b_in)
         for i in range(R):
             a_row, f_row = a_in[i], f_in[i]
             for j in range(C):
                 a_cur, f_cur, b_cur = a_row, f_row, b_col[j]
-                m.d.sync += acc[i][j].eq(Mux(f_cur, 0, acc[i][j]) + a_cur * b_cur)
+                prod = (a_cur * b_cur)[:cfg.acc_width] if extended else a_cur * b_cur
+                m.d.sync += acc[i][j].eq(Mux(f_cur, 0, acc[i][j]) + prod)
                 if j + 1 < C:        # pass A right
-                    a_row = Signal(signed(W), name=f"a_{i}_{j}")
+                    a_row = Signal(lane, name=f"a_{i}_{j}")
                     f_row = Signal(name=f"f_{i}_{j}")
                     m.d.sync += [a_row.eq(a_cur), f_row.eq(f_cur)]
                 if i + 1 < R:        # pass B down
-                    b_col[j] = Signal(signed(W), name=f"b_{i}_{j}")
+                    b_col[j] = Signal(lane, name=f"b_{i}_{j}")
                     m.d.sync += b_col[j].eq(b_cur)
 
         # ---- result: one accumulator row per cycle --------------------------------------

@@ -1,0 +1,38 @@
+"""Native (no Python in the loop) Verilator benchmarks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from hw.systolic import Op, SystolicConfig, SystolicCore, pack_command
+from hw.verilog import generate
+
+from ..build import BUILD_ROOT, FAST_FLAGS, cached_build, digest, verilate_exe
+
+HERE = Path(__file__).parent
+
+
+def build_systolic_bench(cfg: SystolicConfig, tiles: int) -> Path:
+    """Build (or reuse) the native C++ benchmark of ``cfg``; return the executable."""
+    gen_dir = BUILD_ROOT / "verilog"
+    v_path, _ = generate(SystolicCore(cfg), cfg.name, gen_dir, config=cfg.to_dict())
+    cpp = HERE / "systolic_bench.cpp"
+    k = cfg.k_depth
+    defines = [f"BENCH_ROWS={cfg.rows}", f"BENCH_COLS={cfg.cols}", f"BENCH_IN_WIDTH={cfg.in_width}",
+               f"BENCH_K={k}", f"BENCH_TILES={tiles}",
+               f"BENCH_CMD_LOAD={pack_command(cfg, Op.LOAD_AB, count=k)}ULL",
+               f"BENCH_CMD_COMPUTE={pack_command(cfg, Op.COMPUTE, count=k)}ULL",
+               f"BENCH_CMD_READ={pack_command(cfg, Op.READ, count=cfg.rows)}ULL"]
+    build_dir = BUILD_ROOT / "native" / cfg.name
+    stamp = digest([v_path, cpp], {"defines": defines, "flags": FAST_FLAGS})
+    cached_build(build_dir, stamp, lambda d: verilate_exe(
+        cfg.name, [v_path.resolve(), cpp.resolve()], d, "bench", defines=defines))
+    return build_dir / "obj" / "bench"
+
+
+def run_systolic_bench(cfg: SystolicConfig, tiles: int = 2000) -> dict:
+    exe = build_systolic_bench(cfg, tiles)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
