@@ -23,10 +23,11 @@ def pack_vectors(values, width: int) -> np.ndarray:
     nw = words_per_vector(length, width)
     if width in (8, 16, 32) or width == 64:
         dt = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}[width]
-        raw = v.astype(dt).view(np.uint8).reshape(n, -1)
+        raw = v.astype(dt).view(np.uint8).reshape(n, length * width // 8)
     else:
         bits = ((v[..., None].view(np.uint64) >> np.arange(width, dtype=np.uint64)) & 1)
-        raw = np.packbits(bits.astype(np.uint8).reshape(n, -1), axis=1, bitorder="little")
+        raw = np.packbits(bits.astype(np.uint8).reshape(n, length * width), axis=1,
+                          bitorder="little")
     out = np.zeros((n, nw * 4), np.uint8)
     out[:, :raw.shape[1]] = raw
     return out.view("<u4").astype(np.uint32)
@@ -36,7 +37,7 @@ def unpack_vectors(words, length: int, width: int, signed: bool = True) -> np.nd
     """Inverse of :func:`pack_vectors`: ``(n, words)`` uint32 -> ``(n, length)`` int64."""
     w = np.ascontiguousarray(words, dtype="<u4")
     n = w.shape[0]
-    raw = w.view(np.uint8).reshape(n, -1)
+    raw = w.view(np.uint8).reshape(n, 4 * w.shape[1])
     if width in (8, 16, 32, 64):
         dt = {8: np.int8, 16: np.int16, 32: np.int32, 64: np.int64}[width]
         if not signed:

@@ -71,10 +71,12 @@ class SystolicModel:
     def load(self, op: Op, addr: int, a=None, b=None) -> None:
         cfg = self.cfg
         if op in (Op.LOAD_A, Op.LOAD_AB):
-            a = check_operands(cfg, a, "a vectors").reshape(-1, cfg.rows)
+            a = check_operands(cfg, a, "a vectors")
+            a = a.reshape(len(a), cfg.rows)
             self.a_mem[self._range(addr, len(a), cfg.k_depth, op.name)] = a
         if op in (Op.LOAD_B, Op.LOAD_AB):
-            b = check_operands(cfg, b, "b vectors").reshape(-1, cfg.cols)
+            b = check_operands(cfg, b, "b vectors")
+            b = b.reshape(len(b), cfg.cols)
             self.b_mem[self._range(addr, len(b), cfg.k_depth, op.name)] = b
         n = len(a) if op in (Op.LOAD_A, Op.LOAD_AB) else len(b)
         self.cycles += cfg.load_latency(n)

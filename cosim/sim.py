@@ -1,0 +1,111 @@
+"""Build and run cocotb co-simulations under the project's own Verilator.
+
+One build directory per configuration (``build/sim/<cfg.name>``), reused while its
+stamp matches; see :mod:`cosim.build`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+from hw.systolic import SystolicConfig, SystolicCore
+from hw.toolchain import ToolchainError, verilator_env
+from hw.verilog import generate
+
+from .build import BUILD_ROOT, FAST_FLAGS, cached_build, digest
+from .systolic_harness import HarnessLayout, render_harness
+
+__all__ = ["SimBuild", "build_systolic_sim", "run_cocotb"]
+
+HERE = Path(__file__).resolve().parent
+
+#: Keep signals private (cocotb defaults to --public-flat-rw, which slows Verilator) while
+#: the top's ports stay visible; the clock lives inside the harness (--timing).
+SIM_FLAGS = [*FAST_FLAGS, "--timing", "--no-public-flat-rw", "--public-depth", "1",
+             "-Wno-fatal", "-Wno-WIDTH", "-Wno-TIMESCALEMOD", "-LDFLAGS", "-rdynamic",
+             "-CFLAGS", "-O2"]
+
+
+class SimBuild:
+    def __init__(self, build_dir: Path, top: str, config: dict, waves: bool):
+        self.build_dir, self.top, self.config, self.waves = build_dir, top, config, waves
+
+
+@contextlib.contextmanager
+def _toolchain_env():
+    saved = dict(os.environ)
+    os.environ.update(verilator_env())
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _runner():
+    from cocotb_tools.runner import get_runner
+    return get_runner("verilator")
+
+
+def build_systolic_sim(cfg: SystolicConfig, *, waves: bool = False) -> SimBuild:
+    """Generate the core's Verilog and its harness, and build (or reuse) the model."""
+    src_dir = BUILD_ROOT / "verilog"
+    v_path, _ = generate(SystolicCore(cfg), cfg.name, src_dir, config=cfg.to_dict())
+    layout = HarnessLayout(cfg)
+    sv_path = src_dir / f"{layout.top}.sv"
+    text = render_harness(cfg)
+    if not sv_path.is_file() or sv_path.read_text() != text:
+        sv_path.write_text(text)
+    shim = HERE / "shim.cpp"
+    flags = SIM_FLAGS + (["--trace-fst", "--trace-structs"] if waves else [])
+    build_dir = BUILD_ROOT / "sim" / (cfg.name + ("_waves" if waves else ""))
+    stamp = digest([v_path, sv_path, shim], {"flags": flags, "top": layout.top})
+
+    def build(d: Path):
+        from cocotb_tools.runner import Verilog
+        runner = _runner()
+        log = d / "build.log"
+        with _toolchain_env():
+            try:
+                runner.build(sources=[v_path.resolve(), sv_path.resolve(), Verilog(str(shim))],
+                             hdl_toplevel=layout.top, build_dir=d, build_args=flags,
+                             timescale=("1ns", "1ps"), waves=False, log_file=log, always=True)
+            except (Exception, SystemExit) as exc:
+                raise ToolchainError(f"Verilator build of {layout.top} failed ({exc}); "
+                                     f"full log: {log}") from None
+
+    cached_build(build_dir, stamp, build)
+    return SimBuild(build_dir, layout.top, cfg.to_dict(), waves)
+
+
+def run_cocotb(sim: SimBuild, test_module: str, *, testcase=None, extra_env=None,
+               name: str = "run", seed: int = 1) -> tuple[int, int, Path]:
+    """Run cocotb tests from ``test_module`` on a built model.
+
+    Returns ``(tests, failures, log)``. A simulator that dies raises ToolchainError
+    naming its log.
+    """
+    from cocotb_tools.check_results import get_results
+    runner = _runner()
+    test_dir = (sim.build_dir / name).resolve()
+    test_dir.mkdir(parents=True, exist_ok=True)
+    log = test_dir / "sim.log"
+    env = {"HPT_CONFIG": json.dumps(sim.config), **(extra_env or {})}
+    xml = test_dir / "results.xml"
+    with _toolchain_env():
+        try:
+            runner.test(test_module=test_module, hdl_toplevel=sim.top, hdl_toplevel_lang="verilog",
+                        build_dir=sim.build_dir,
+                        test_dir=test_dir, testcase=testcase, extra_env=env, seed=seed,
+                        results_xml=str(xml.resolve()), log_file=log)
+        except SystemExit:
+            pass            # failing tests exit here under pytest; the results file tells
+    try:
+        tests, failed = get_results(xml)
+    except RuntimeError:
+        raise ToolchainError(f"simulation of {sim.top} died before writing results; "
+                             f"full log: {log}") from None
+    return tests, failed, log
