@@ -107,6 +107,11 @@ async def back_to_back_commands(dut):
     """Long random command streams, back to back, with and without stalls."""
     drv = SystolicDriver(dut, CFG)
     rng = np.random.default_rng(11)
+    # bring the RTL to the model's power-up state: zero scratchpads, reset accumulators
+    D = CFG.k_depth
+    await drv.run([Step(pack_command(CFG, Op.LOAD_AB, count=D), Op.LOAD_AB, D,
+                        a=np.zeros((D, CFG.rows), np.int64), b=np.zeros((D, CFG.cols), np.int64))])
+    await drv.reset()
     model = SystolicModel(CFG)
     for round_, stall in enumerate((0, 0, 90, 200)):
         steps = random_steps(rng, 60)

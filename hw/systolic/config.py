@@ -41,7 +41,8 @@ class SystolicConfig:
         Depth of the A and B scratchpads, in vectors: A holds ``rows x k_depth`` operands
         (one column of an A tile per entry), B holds ``k_depth x cols`` (one row of a B
         tile per entry). Products with a longer K are split into chunks of at most
-        ``k_depth`` that accumulate in place. 1..65536.
+        ``k_depth`` that accumulate in place. 2..65536 (a one-entry memory would have a
+        zero-width address).
     """
 
     rows: int = 16
@@ -57,7 +58,7 @@ class SystolicConfig:
         if self.acc_width is None:
             object.__setattr__(self, "acc_width", min(64, 2 * self.in_width + 16))
         _check_int("acc_width", self.acc_width, 2 * self.in_width, 64)
-        _check_int("k_depth", self.k_depth, 1, 65536)
+        _check_int("k_depth", self.k_depth, 2, 65536)
 
     # ---- names and serialisation -------------------------------------------------------
     @property

@@ -147,11 +147,15 @@ class SystolicCore(wiring.Component):
 
         # ---- skew: row i of A and column j of B enter i (j) cycles late -----------------
         def skewed(value, first_flag, delay, name):
+            """Delay ``value`` (and ``first_flag``, if given) by ``delay`` cycles."""
             for d in range(delay):
                 v = Signal.like(value, name=f"{name}_d{d}")
-                f = Signal(name=f"{name}_f{d}")
-                m.d.sync += [v.eq(value), f.eq(first_flag)]
-                value, first_flag = v, f
+                m.d.sync += v.eq(value)
+                value = v
+                if first_flag is not None:
+                    f = Signal(name=f"{name}_f{d}")
+                    m.d.sync += f.eq(first_flag)
+                    first_flag = f
             return value, first_flag
 
         # Operand lanes. When a full product of two accumulator-wide values fits in 64
@@ -175,7 +179,7 @@ class SystolicCore(wiring.Component):
             y = Mux(feed_v, b_rd.data[j * W:(j + 1) * W], 0).as_signed()
             ys = Signal(lane, name=f"b_feed{j}")
             m.d.comb += ys.eq(y)
-            v, _ = skewed(ys, 0, j, f"b_skew{j}")
+            v, _ = skewed(ys, None, j, f"b_skew{j}")
             b_in.append(v)
 
         # ---- PE grid ---------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""``make bench``: native vs co-simulated throughput, written to ``build/bench.json``.
+
+``build/bench.json`` is a JSON list with one object per benchmark; each run replaces
+the objects whose ``name`` it produces and keeps the others (later blocks add theirs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+from hw.systolic import SystolicConfig
+
+from .build import BUILD_ROOT
+from .native import run_systolic_bench
+from .sim import build_systolic_sim, run_cocotb
+
+__all__ = ["bench_systolic", "merge_results"]
+
+
+def _host() -> dict:
+    return {"machine": platform.machine(), "cpus": os.cpu_count(),
+            "python": platform.python_version()}
+
+
+def bench_systolic(cfg: SystolicConfig | None = None, shape=(256, 256, 256),
+                   native_tiles: int = 4000, repeats: int = 3) -> list[dict]:
+    cfg = cfg or SystolicConfig(rows=16, cols=16, in_width=8, k_depth=256)
+    native = max((run_systolic_bench(cfg, native_tiles) for _ in range(repeats)),
+                 key=lambda r: r["cycles_per_s"])
+    sim = build_systolic_sim(cfg)
+    cosim = {}
+    for label, per_call in (("all_tiles_per_call", 0), ("one_tile_per_call", 1)):
+        best = None
+        for rep in range(repeats):
+            with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+                out = Path(f.name)
+            tests, failed, log = run_cocotb(
+                sim, "cosim.bench_systolic", name=f"bench-{label}-{rep}",
+                extra_env={"HPT_BENCH_SHAPE": ",".join(map(str, shape)),
+                           "HPT_BENCH_TILES_PER_CALL": str(per_call), "HPT_BENCH_OUT": str(out)})
+            if failed or tests != 1:
+                raise RuntimeError(f"co-simulated benchmark failed; log: {log}")
+            r = json.loads(out.read_text())
+            out.unlink()
+            if best is None or r["cycles_per_s"] > best["cycles_per_s"]:
+                best = r
+        cosim[label] = best
+    common = {"config": cfg.to_dict(), "host": _host(), "best_of": repeats}
+    results = [{
+        "name": "systolic_native_verilator",
+        "what": "C++ harness clocks the core directly: LOAD_AB, COMPUTE, READ per tile",
+        "cycles_per_s": native["cycles_per_s"], "cycles": native["cycles"],
+        "seconds": native["seconds"], "target_cycles_per_s": 1.2e6, **common}]
+    for label, r in cosim.items():
+        results.append({
+            "name": f"systolic_cosim_matmul_{label}",
+            "what": f"{'x'.join(map(str, shape))} int matmul, numpy in -> numpy out through "
+                    f"cocotb, {r['tiles_per_call']} tile(s) per Python call",
+            **r, "native_cycles_per_s": native["cycles_per_s"],
+            "ratio": r["cycles_per_s"] / native["cycles_per_s"], "target_ratio": 0.5, **common})
+    return results
+
+
+def merge_results(results: list[dict], path: Path | None = None) -> Path:
+    path = Path(path or BUILD_ROOT / "bench.json")
+    old = json.loads(path.read_text()) if path.is_file() else []
+    names = {r["name"] for r in results}
+    merged = [r for r in old if r.get("name") not in names] + results
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(merged, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
