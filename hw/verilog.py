@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-__all__ = ["generate", "port_list"]
+__all__ = ["generate", "port_list", "parse_ports"]
 
 
 def port_list(component: wiring.Component) -> list[dict]:
@@ -56,3 +57,38 @@ def generate(component: wiring.Component, name: str, out_dir: os.PathLike, *,
     _atomic_write(v_path, text)
     _atomic_write(j_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return v_path, j_path
+
+
+def parse_ports(v_path: os.PathLike, top: str) -> dict[str, tuple[str, int]]:
+    """Ports of module ``top`` in a Verilog file, parsed with pyverilog: name -> (dir, width).
+
+    pyverilog 1.3 does not accept Verilog-2001 attributes inside module bodies, so
+    ``(* ... *)`` attributes are removed first (they carry no port information); its
+    preprocessor (which would need Icarus Verilog) is not used.
+    """
+    from pyverilog.vparser import ast as vast
+    from pyverilog.vparser.parser import VerilogParser
+
+    text = re.sub(r"\(\*.*?\*\)", "", Path(v_path).read_text())
+    with tempfile.TemporaryDirectory() as tables:
+        tree = VerilogParser(outputdir=tables, debug=False).parse(text)
+    mods = [d for d in tree.description.definitions
+            if isinstance(d, vast.ModuleDef) and d.name == top]
+    if not mods:
+        raise ValueError(f"{v_path}: no module named {top!r}")
+    ports = {}
+
+    def width(node) -> int:
+        w = node.width
+        if w is None:
+            return 1
+        return abs(int(w.msb.value) - int(w.lsb.value)) + 1
+
+    def visit(node):
+        if isinstance(node, (vast.Input, vast.Output, vast.Inout)):
+            ports[node.name] = (type(node).__name__.lower(), width(node))
+        for child in node.children():
+            visit(child)
+
+    visit(mods[0])
+    return ports

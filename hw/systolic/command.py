@@ -40,9 +40,11 @@ def command_layout(cfg: SystolicConfig) -> data.StructLayout:
     })
 
 
+@lru_cache(maxsize=4096)
 def pack_command(cfg: SystolicConfig, op: Op, *, addr: int = 0, count: int = 0,
                  accumulate: bool = False) -> int:
-    """Bits of one command, checked against the configuration's limits."""
+    """Bits of one command, checked against the configuration's limits (memoised: tile
+    programs repeat the same few commands thousands of times)."""
     limit = cfg.rows if op == Op.READ else cfg.k_depth
     if op != Op.NOP:
         if not 0 <= count <= limit:

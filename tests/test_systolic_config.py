@@ -1,0 +1,62 @@
+"""SystolicConfig validation and the closed-form cycle model's internal consistency."""
+
+import itertools
+
+import pytest
+
+from hw.systolic import Op, SystolicConfig, pack_command, unpack_command
+
+
+@pytest.mark.parametrize("field,value", [
+    ("rows", 0), ("rows", 129), ("rows", 2.0), ("rows", True), ("cols", -1), ("cols", "4"),
+    ("in_width", 1), ("in_width", 33), ("acc_width", 15), ("acc_width", 65),
+    ("k_depth", 1), ("k_depth", 65537),
+])
+def test_bad_field_raises_value_error_naming_it(field, value):
+    kw = {"in_width": 8, field: value}
+    with pytest.raises(ValueError, match=rf"SystolicConfig\.{field}\b"):
+        SystolicConfig(**kw)
+
+
+def test_defaults_and_derived_widths():
+    c = SystolicConfig()
+    assert (c.rows, c.cols, c.in_width, c.acc_width, c.k_depth) == (16, 16, 8, 32, 256)
+    assert SystolicConfig(in_width=16).acc_width == 48
+    assert SystolicConfig(in_width=32).acc_width == 64
+    assert (c.in_min, c.in_max) == (-128, 127)
+    assert c.addr_width == 8 and c.count_width == 9
+
+
+def test_config_round_trips_and_names_are_unique():
+    cfgs = [SystolicConfig(rows=r, cols=c, in_width=w, k_depth=d)
+            for r, c, w, d in itertools.product((1, 3), (1, 5), (8, 16), (2, 300))]
+    assert len({c.name for c in cfgs}) == len(cfgs)
+    for c in cfgs:
+        assert SystolicConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="no field"):
+        SystolicConfig.from_dict({"rows": 2, "bogus": 1})
+
+
+@pytest.mark.parametrize("cfg", [SystolicConfig(rows=1, cols=1, k_depth=2),
+                                 SystolicConfig(rows=3, cols=5, k_depth=7),
+                                 SystolicConfig(rows=16, cols=16)], ids=lambda c: c.name)
+def test_closed_form_equals_command_sum(cfg):
+    for m, k, n in itertools.product((1, 2, 17, 40), (1, 6, 7, 8, 300), (1, 5, 33)):
+        assert cfg.matmul_cycles(m, k, n) == cfg.plan(m, k, n).cycles
+
+
+def test_matmul_cycles_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="dimension k"):
+        SystolicConfig().matmul_cycles(4, 0, 4)
+
+
+def test_command_pack_unpack_and_limits():
+    cfg = SystolicConfig(rows=4, cols=4, k_depth=10)
+    for op in Op:
+        bits = pack_command(cfg, op, addr=2, count=2, accumulate=True)
+        got = unpack_command(cfg, bits)
+        assert got == {"op": op, "addr": 2, "count": 2, "accumulate": 1}
+    with pytest.raises(ValueError, match="exceeds 10"):
+        pack_command(cfg, Op.LOAD_A, addr=5, count=6)
+    with pytest.raises(ValueError, match="exceeds 4"):
+        pack_command(cfg, Op.READ, addr=1, count=4)

@@ -1,0 +1,88 @@
+"""The golden model against an independent Python big-integer reference."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from hw.systolic import SystolicConfig
+from sw.golden.systolic import (SystolicModel, build_program, check_operands, matmul,
+                                run_program, wrap)
+from sw.packing import pack_vectors, unpack_vectors
+
+
+def reference(A, B, acc_width):
+    """Exact product with Python ints, wrapped to acc_width two's complement."""
+    m, k = A.shape
+    n = B.shape[1]
+    out = np.zeros((m, n), dtype=object)
+    for i in range(m):
+        for j in range(n):
+            s = sum(int(A[i, t]) * int(B[t, j]) for t in range(k))
+            s &= (1 << acc_width) - 1
+            out[i, j] = s - (1 << acc_width) if s >> (acc_width - 1) else s
+    return out.astype(np.int64)
+
+
+@pytest.mark.parametrize("bits", [2, 8, 16, 31, 32, 48, 63, 64])
+def test_wrap_extremes(bits):
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    x = np.array([lo, hi, 0, -1, 1], np.int64)
+    np.testing.assert_array_equal(wrap(x, bits), x)
+    if bits < 64:
+        np.testing.assert_array_equal(wrap(np.array([hi + 1, lo - 1]), bits), [lo, hi])
+
+
+SIZES = [(1, 1, 1), (3, 7, 5), (16, 16, 16), (5, 40, 2), (33, 70, 17)]
+CFGS = [SystolicConfig(rows=4, cols=3, in_width=8, k_depth=8),
+        SystolicConfig(rows=4, cols=3, in_width=8, acc_width=16, k_depth=8),
+        SystolicConfig(rows=2, cols=5, in_width=16, k_depth=7),
+        SystolicConfig(rows=3, cols=3, in_width=32, k_depth=5)]
+
+
+@pytest.mark.parametrize("cfg", CFGS, ids=lambda c: c.name)
+@pytest.mark.parametrize("shape", SIZES, ids=str)
+@pytest.mark.parametrize("kind", ["random", "min", "max", "minmax"])
+def test_model_matches_bigint_reference(cfg, shape, kind):
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    lo, hi = cfg.in_min, cfg.in_max
+    if kind == "random":
+        A = rng.integers(lo, hi, (m, k), endpoint=True)
+        B = rng.integers(lo, hi, (k, n), endpoint=True)
+    elif kind == "min":
+        A, B = np.full((m, k), lo), np.full((k, n), lo)
+    elif kind == "max":
+        A, B = np.full((m, k), hi), np.full((k, n), hi)
+    else:
+        A, B = np.full((m, k), lo), np.full((k, n), hi)
+    want = reference(A, B, cfg.acc_width)
+    np.testing.assert_array_equal(matmul(cfg, A, B), want)
+    model = SystolicModel(cfg)
+    program = build_program(cfg, A, B)
+    np.testing.assert_array_equal(run_program(model, program), want)
+    assert model.cycles == program.cycles == cfg.matmul_cycles(m, k, n)
+
+
+def test_operands_out_of_range_are_rejected():
+    cfg = SystolicConfig(in_width=8)
+    with pytest.raises(ValueError, match=r"A has values outside the signed 8-bit range"):
+        matmul(cfg, np.full((2, 2), 128), np.zeros((2, 2), int))
+    with pytest.raises(ValueError, match="integers"):
+        check_operands(cfg, np.array([0.5]), "x")
+    with pytest.raises(ValueError, match="cannot multiply"):
+        matmul(cfg, np.zeros((2, 3), int), np.zeros((2, 3), int))
+
+
+@pytest.mark.parametrize("width,length",
+                         list(itertools.product((2, 5, 8, 12, 16, 32, 48, 64), (1, 3, 16))))
+def test_packing_matches_amaranth_array_layout(width, length):
+    rng = np.random.default_rng(width * 100 + length)
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    v = rng.integers(lo, hi, (6, length), endpoint=True, dtype=np.int64)
+    v[0], v[1] = lo, hi
+    words = pack_vectors(v, width)
+    for r in range(len(v)):     # element i at bits [i*width, (i+1)*width), word 0 lowest
+        big = sum((int(x) & ((1 << width) - 1)) << (i * width) for i, x in enumerate(v[r]))
+        assert sum(int(w) << (32 * i) for i, w in enumerate(words[r])) == big
+    np.testing.assert_array_equal(unpack_vectors(words, length, width), v)
