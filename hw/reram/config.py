@@ -1,0 +1,251 @@
+"""`TileConfig`: one ReRAM tile (crossbar + DAC/ADC + controller), and its cycle model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+
+__all__ = ["TileConfig"]
+
+
+def _check_int(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"TileConfig.{name} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"TileConfig.{name} must be in [{lo}, {hi}], not {value}")
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """A ReRAM tile: a ``rows x cols`` crossbar of signed weights, bit-sliced over cells.
+
+    Encoding (shared bit for bit by gateware and :mod:`sw.golden.reram`)
+    ---------------------------------------------------------------------
+    *Weights* use **offset encoding**: a signed ``weight_bits`` weight ``w`` is stored as
+    ``u = w + 2**(weight_bits-1)`` (unsigned), cut into ``slices = weight_bits/cell_bits``
+    slices of ``cell_bits`` bits, slice ``s`` on its own crossbar (ISAAC stores weights
+    biased the same way and removes the bias digitally). The bias is removed after the
+    ADCs by subtracting ``2**(weight_bits-1) * sum(x)``, computed digitally from the input.
+
+    *Inputs* are applied bit-serially through ``dac_bits`` DACs: the ``input_bits - 1``
+    magnitude bits of the two's complement input in ``dac_bits`` chunks, LSB first, then
+    the sign bit alone with weight ``-2**(input_bits-1)``. So one MVM takes
+    ``input_steps = ceil((input_bits-1)/dac_bits) + 1`` analog reads.
+
+    *Conductance* of a cell is a fixed-point number of levels with ``g_frac_bits``
+    fraction bits: ``level * 2**g_frac_bits + delta`` (clipped to ``[0, g_max]``), where
+    ``delta`` is the programming error left after write-verify (below) and ``level`` is
+    the cell's slice of ``u`` (stuck cells ignore it).
+
+    *ADC*: each column sum (one per slice, column and input step) is a sum of digit x
+    conductance, plus optional read noise. The ADC has ``adc_bits`` bits and a
+    power-of-two LSB of ``2**adc_shift`` levels, chosen as the smallest that covers
+    ``adc_range`` (default: the largest possible sum, i.e. no clipping). Transfer
+    function: ``code = clip(round_half_up(sum / 2**(adc_shift + g_frac_bits)), 0,
+    2**adc_bits - 1)``; the digital back end shift-adds ``code << adc_shift`` over slices
+    and input steps. With no non-idealities and ``adc_shift == 0`` the tile computes the
+    exact integer product ``x @ W``.
+
+    Attributes
+    ----------
+    rows, cols:
+        Crossbar size (ISAAC: 128 x 128). ``MVM`` takes ``rows`` inputs and returns
+        ``cols`` outputs (``x @ W``); ``MVM_T`` takes ``cols`` and returns ``rows``
+        (``y @ W.T``).
+    cell_bits:
+        Bits per cell, 1..4 (ISAAC: 2).
+    weight_bits:
+        Signed weight width; a multiple of ``cell_bits`` (ISAAC: 16; HpT's frozen weights
+        are quantized to 8 here).
+    input_bits, dac_bits:
+        Signed input width and DAC resolution (ISAAC: 16-bit inputs, 1-bit DACs).
+    adc_bits, adc_range:
+        ADC resolution (ISAAC: 8) and full-scale column sum in level x digit units
+        (``None``: the largest possible sum).
+    write_latency:
+        Cycles of one program-and-verify pulse (1 cycle = 1 controller clock; with a
+        1 GHz clock the default 100 matches the ~100 ns SET/RESET pulses assumed by
+        NeuroSim-style estimates; an assumption, override it).
+    verify_iters:
+        Maximum write-verify iterations per cell; a cell stops receiving pulses once its
+        error is within ``verify_tol``. Latency always budgets all iterations.
+    endurance:
+        Write pulses a cell survives (assumption: 1e8, inside the 1e6..1e12 range that
+        Wong et al., Proc. IEEE 2012, report for metal-oxide ReRAM).
+    g_frac_bits:
+        Fraction bits of the conductance model (resolution of variation and noise).
+    prog_variation, verify_tol:
+        Bound of the per-pulse programming error and the verify acceptance window, both
+        in ``2**-g_frac_bits`` levels; errors are drawn uniformly from the tile's
+        seeded counter-based generator. Default ±2/16 level with a ±1/16 window: an
+        assumption of a few percent of a level, the scale of write-verify results.
+    stuck_on_ppm, stuck_off_ppm:
+        Stuck-at-on (``g_max``) / stuck-at-off (0) fault rates in parts per million,
+        fixed per cell by ``seed`` (default 0: fault studies opt in).
+    read_noise:
+        Bound of additive noise on each column sum, in ``2**-g_frac_bits`` levels
+        (default 0: off).
+    seed:
+        Seed of the on-chip generator (variation, faults, noise).
+    """
+
+    rows: int = 128
+    cols: int = 128
+    cell_bits: int = 2
+    weight_bits: int = 8
+    input_bits: int = 8
+    dac_bits: int = 1
+    adc_bits: int = 8
+    adc_range: int | None = None
+    write_latency: int = 100
+    verify_iters: int = 4
+    endurance: int = 100_000_000
+    g_frac_bits: int = 4
+    prog_variation: int = 2
+    verify_tol: int = 1
+    stuck_on_ppm: int = 0
+    stuck_off_ppm: int = 0
+    read_noise: int = 0
+    seed: int = 1
+
+    def __post_init__(self):
+        _check_int("rows", self.rows, 1, 1024)
+        _check_int("cols", self.cols, 1, 1024)
+        _check_int("cell_bits", self.cell_bits, 1, 4)
+        _check_int("weight_bits", self.weight_bits, 2, 16)
+        if self.weight_bits % self.cell_bits:
+            raise ValueError(f"TileConfig.weight_bits ({self.weight_bits}) cannot be sliced into "
+                             f"{self.cell_bits}-bit cells: it must be a multiple of cell_bits")
+        _check_int("input_bits", self.input_bits, 2, 16)
+        _check_int("dac_bits", self.dac_bits, 1, self.input_bits - 1)
+        _check_int("adc_bits", self.adc_bits, 1, 16)
+        _check_int("write_latency", self.write_latency, 1, 1 << 16)
+        _check_int("verify_iters", self.verify_iters, 1, 64)
+        _check_int("endurance", self.endurance, 1, (1 << 32) - 1)
+        _check_int("g_frac_bits", self.g_frac_bits, 0, 8)
+        _check_int("prog_variation", self.prog_variation, 0, 1 << self.g_frac_bits)
+        _check_int("verify_tol", self.verify_tol, 0, 1 << self.g_frac_bits)
+        _check_int("stuck_on_ppm", self.stuck_on_ppm, 0, 1_000_000)
+        _check_int("stuck_off_ppm", self.stuck_off_ppm, 0, 1_000_000 - self.stuck_on_ppm)
+        _check_int("read_noise", self.read_noise, 0, 1 << (self.g_frac_bits + self.cell_bits))
+        _check_int("seed", self.seed, 0, (1 << 32) - 1)
+        if self.adc_range is None:
+            object.__setattr__(self, "adc_range", self.max_sum)
+        _check_int("adc_range", self.adc_range, 1, self.max_sum)
+        step = ((1 << self.dac_bits) - 1) * ((1 << self.cell_bits) - 1)
+        if self.adc_range < step:
+            raise ValueError(f"TileConfig.adc_range ({self.adc_range}) cannot represent a single "
+                             f"step: one cell at full level and full DAC input gives {step}")
+        if self.out_width > 64:
+            raise ValueError(f"TileConfig: outputs would need {self.out_width} bits (> 64); "
+                             "reduce rows/cols, weight_bits or input_bits")
+
+    # ---- names and serialisation -----------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Verilog module / file / build-directory name; unique per configuration."""
+        nonideal = (f"_v{self.prog_variation}t{self.verify_tol}n{self.read_noise}"
+                    f"f{self.stuck_on_ppm}x{self.stuck_off_ppm}")
+        return (f"reram_r{self.rows}_c{self.cols}_cb{self.cell_bits}_w{self.weight_bits}"
+                f"_i{self.input_bits}_d{self.dac_bits}_a{self.adc_bits}r{self.adc_range}"
+                f"_g{self.g_frac_bits}{nonideal}_s{self.seed}"
+                f"_wl{self.write_latency}x{self.verify_iters}_e{self.endurance}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TileConfig":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"TileConfig has no field(s) {sorted(unknown)}")
+        return cls(**d)
+
+    def ideal(self, **overrides) -> "TileConfig":
+        """The same tile with no variation, faults or noise and a lossless ADC."""
+        kw = dict(self.to_dict(), prog_variation=0, verify_tol=0, stuck_on_ppm=0,
+                  stuck_off_ppm=0, read_noise=0, adc_range=None)
+        kw["adc_bits"] = max(self.adc_bits, self.lossless_adc_bits)
+        kw.update(overrides)
+        return TileConfig(**kw)
+
+    # ---- derived quantities -----------------------------------------------------------
+    @property
+    def slices(self) -> int:
+        return self.weight_bits // self.cell_bits
+
+    @property
+    def input_steps(self) -> int:
+        """Analog reads per MVM: magnitude chunks of ``dac_bits``, then the sign bit."""
+        return math.ceil((self.input_bits - 1) / self.dac_bits) + 1
+
+    @property
+    def g_max(self) -> int:
+        """Largest conductance code: full level plus the largest programming error."""
+        return ((1 << self.cell_bits) - 1 << self.g_frac_bits) + (1 << self.g_frac_bits)
+
+    @property
+    def g_width(self) -> int:
+        return self.g_max.bit_length()
+
+    @property
+    def max_sum(self) -> int:
+        """Largest ideal column sum (level x digit units) in either direction."""
+        return max(self.rows, self.cols) * ((1 << self.dac_bits) - 1) * ((1 << self.cell_bits) - 1)
+
+    @property
+    def adc_shift(self) -> int:
+        """log2 of the ADC's LSB, in levels: the least that keeps adc_range in range."""
+        return max(0, self.adc_range.bit_length() - self.adc_bits)
+
+    @property
+    def lossless_adc_bits(self) -> int:
+        return self.max_sum.bit_length()
+
+    @property
+    def out_width(self) -> int:
+        """Signed width of an MVM output: covers the exact product and any ADC error."""
+        n = max(self.rows, self.cols)
+        return self.weight_bits + self.input_bits + n.bit_length() + 2
+
+    @property
+    def pulse_width(self) -> int:
+        return 32
+
+    # ---- cycle model --------------------------------------------------------------------
+    # Each command spends 1 cycle being accepted, then (streams never stalling):
+    def program_latency(self, count: int) -> int:
+        """PROGRAM of ``count`` rows: per row, take the weights, run ``verify_iters``
+        program-and-verify rounds of ``write_latency`` cycles, write back."""
+        return 1 + count * (2 + self.verify_iters * self.write_latency) if count else 1
+
+    def mvm_latency(self, count: int) -> int:
+        """MVM of ``count`` input vectors: per vector, take it; per input step, accumulate
+        the ``rows`` crossbar rows (one per cycle, plus one cycle to fill the read pipeline,
+        which also converts the previous step); convert the last step; send the result."""
+        return 1 + count * (3 + self.input_steps * (self.rows + 1)) if count else 1
+
+    def mvm_t_latency(self, count: int) -> int:
+        """MVM_T of ``count`` vectors: per vector, take it, convert one row per cycle for
+        each input step (plus one cycle to fill the read pipeline), send the result.
+        The crossbar is stored row-major, so this equals :meth:`mvm_latency`."""
+        return self.mvm_latency(count)
+
+    def read_stats_latency(self) -> int:
+        return 2
+
+    def reset_stats_latency(self) -> int:
+        return 1
+
+    # ---- work counts (for the cost model) ----------------------------------------------
+    def mvm_adc_conversions(self, transpose: bool = False) -> int:
+        return self.input_steps * self.slices * (self.rows if transpose else self.cols)
+
+    def crossbar_reads(self) -> int:
+        """Analog crossbar activations per MVM (one per input step and slice)."""
+        return self.input_steps * self.slices

@@ -1,0 +1,394 @@
+"""ReRAM tile controller with a behavioural crossbar, DAC/ADC and wear counters."""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from . import rng as R
+from .command import STATS_LAYOUT, TileOp, tile_command_layout
+from .config import TileConfig
+
+__all__ = ["ReramTile"]
+
+
+def mix32(x):
+    """lowbias32 on a 32-bit Amaranth value (see :mod:`hw.reram.rng`)."""
+    x = x[:32]
+    x = (x ^ (x >> 16))[:32]
+    x = (x * R.MIX_M1)[:32]
+    x = (x ^ (x >> 15))[:32]
+    x = (x * R.MIX_M2)[:32]
+    return (x ^ (x >> 16))[:32]
+
+
+def bounded(h, bound: int):
+    """Hash -> signed integer in [-bound, bound] (see :func:`hw.reram.rng.bounded_int`)."""
+    if not bound:
+        return Const(0, signed(2))
+    scaled = (h[:16] * (2 * bound + 1)) >> 16                  # in [0, 2*bound], unsigned
+    return Cat(scaled, Const(0, 1)).as_signed() - bound
+
+
+class ReramTile(wiring.Component):
+    """One ReRAM tile: a behavioural crossbar of ``rows x cols`` weights, bit-sliced over
+    ``slices`` cells, with its programming controller, bit-serial DACs, ADCs and
+    shift-add back end. Encoding and numerics: :class:`TileConfig`; bit-exact model:
+    :class:`sw.golden.reram.ReramModel`.
+
+    The crossbar state is a row-major conductance memory (one word = one crossbar row,
+    all columns and slices) plus a wear memory of pulses per cell. Everything runs in
+    the RTL without Python: an analog column sum is formed by accumulating one crossbar
+    row per cycle (MVM) or one row's dot product per cycle (MVM_T), then converted by
+    per-column ADCs and shift-added. Latencies: :meth:`TileConfig.program_latency`,
+    :meth:`TileConfig.mvm_latency`, :meth:`TileConfig.mvm_t_latency`, exposed below.
+
+    Ports
+    -----
+    cmd : In(stream of ``tile_command_layout(cfg)``)
+    w : In(stream of ``ArrayLayout(signed(weight_bits), cols)``), one weight row each
+    vin : In(stream of ``ArrayLayout(signed(input_bits), max(rows, cols))``)
+    vout : Out(stream of ``ArrayLayout(signed(out_width), max(rows, cols))``)
+    stats : Out(stream of ``STATS_LAYOUT``)
+    busy : Out(1)
+    """
+
+    def __init__(self, cfg: TileConfig):
+        if not isinstance(cfg, TileConfig):
+            raise TypeError(f"cfg must be a TileConfig, not {cfg!r}")
+        self.cfg = cfg
+        n = max(cfg.rows, cfg.cols)
+        super().__init__({
+            "cmd": In(stream.Signature(tile_command_layout(cfg))),
+            "w": In(stream.Signature(data.ArrayLayout(signed(cfg.weight_bits), cfg.cols))),
+            "vin": In(stream.Signature(data.ArrayLayout(signed(cfg.input_bits), n))),
+            "vout": Out(stream.Signature(data.ArrayLayout(signed(cfg.out_width), n))),
+            "stats": Out(stream.Signature(STATS_LAYOUT)),
+            "busy": Out(1),
+        })
+
+    def program_latency(self, count):
+        return self.cfg.program_latency(count)
+
+    def mvm_latency(self, count):
+        return self.cfg.mvm_latency(count)
+
+    def mvm_t_latency(self, count):
+        return self.cfg.mvm_t_latency(count)
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.cfg
+        Rn, C, S, F = c.rows, c.cols, c.slices, c.g_frac_bits
+        cb, gw, J = c.cell_bits, c.g_width, c.input_steps
+        ow = c.out_width
+        cells = C * S                                    # cells in one crossbar row
+
+        # ---- memories: conductance codes and wear, one word per crossbar row ----------
+        m.submodules.g_mem = g_mem = memory.Memory(shape=unsigned(cells * gw), depth=Rn, init=[])
+        m.submodules.wear_mem = wear_mem = memory.Memory(shape=unsigned(cells * 32), depth=Rn,
+                                                         init=[])
+        g_wr, g_rd = g_mem.write_port(), g_mem.read_port()
+        wear_wr, wear_rd = wear_mem.write_port(), wear_mem.read_port()
+
+        def g_cell(word, col, s):
+            k = col * S + s
+            return word[k * gw:(k + 1) * gw]
+
+        # ---- registers ------------------------------------------------------------------
+        op = Signal(TileOp)
+        row = Signal(range(Rn + 1))
+        left = Signal(16)
+        epoch = Signal(32)            # rows programmed since reset
+        noise_ctr = Signal(32)        # vectors converted since reset
+        st_busy, st_total, st_mvms = Signal(48), Signal(48), Signal(48)
+        st_max, st_over = Signal(32), Signal(32)
+        snap = Signal(STATS_LAYOUT)
+        m.d.sync += st_busy.eq(st_busy + self.busy)
+
+        # PROGRAM state
+        it = Signal(range(c.verify_iters + 1))
+        wait = Signal(range(c.write_latency + 1))
+        target = [Signal(unsigned(cb), name=f"lvl{k}") for k in range(cells)]
+        done_c = [Signal(name=f"ok{k}") for k in range(cells)]
+        delta = [Signal(signed(F + 2), name=f"dlt{k}") for k in range(cells)]
+        pulses = [Signal(range(c.verify_iters + 1), name=f"pls{k}") for k in range(cells)]
+
+        # MVM state
+        n_in = max(Rn, C)
+        transpose = Signal()
+        step = Signal(range(J + 1))
+        i = Signal(range(Rn + 2))
+        x = [Signal(signed(c.input_bits), name=f"x{k}") for k in range(n_in)]
+        bias = Signal(signed(ow))
+        sum_w = (Rn * ((1 << c.dac_bits) - 1) * c.g_max).bit_length() + 2
+        col_sum = [Signal(signed(sum_w), name=f"cs{k}") for k in range(cells)]
+        y = [Signal(signed(ow), name=f"y{k}") for k in range(C)]
+        yt = [Signal(signed(ow), name=f"yt{k}") for k in range(Rn)]
+
+        do_conv = Signal()            # MVM: convert all column sums of step `conv_step`
+        conv_step = Signal(range(J + 1))
+        acc_row = Signal()            # MVM: add crossbar row i-1 into the column sums
+        conv_row = Signal()           # MVM_T: convert crossbar row i-1's dot products
+
+        m.d.comb += [g_wr.addr.eq(row), wear_wr.addr.eq(row), wear_rd.addr.eq(row),
+                     g_rd.addr.eq(i)]
+
+        # ---- input digits of step `step` (bit-serial DAC schedule) --------------------
+        top = c.input_bits - 1
+        chunks, lo = [], 0
+        while lo < top:
+            chunks.append((lo, min(lo + c.dac_bits, top)))
+            lo = chunks[-1][1]
+        step_weight = Signal(signed(c.input_bits + 1))
+        with m.Switch(step):
+            for j, (a, b) in enumerate(chunks):
+                with m.Case(j):
+                    m.d.comb += step_weight.eq(1 << a)
+            with m.Default():
+                m.d.comb += step_weight.eq(-(1 << top))
+
+        def digit(value, which):
+            d = Signal(c.dac_bits)
+            with m.Switch(which):
+                for j, (a, b) in enumerate(chunks):
+                    with m.Case(j):
+                        m.d.comb += d.eq(value.as_unsigned()[a:b])
+                with m.Default():
+                    m.d.comb += d.eq(value.as_unsigned()[top])
+            return d
+
+        # ---- ADC + shift-add: a column sum -> the value it adds, before the step weight --
+        sh = c.adc_shift + F
+        code_max = (1 << c.adc_bits) - 1
+
+        def adc(value, s):
+            v = Signal(signed(sum_w + 1))
+            m.d.comb += v.eq(value + ((1 << (sh - 1)) if sh else 0))
+            q = Signal(signed(sum_w + 1))
+            m.d.comb += q.eq(v >> sh)
+            code = Mux(q < 0, 0, Mux(q > code_max, code_max, q[:c.adc_bits]))
+            return code << (c.adc_shift + cb * s)
+
+        def noise_salt(conv_step):
+            mixed = (noise_ctr * R.GOLDEN + conv_step * R.STRIDE)[:32]
+            return mix32(mixed ^ (c.seed ^ R.STREAM_NOISE))
+
+        # ---- control ----------------------------------------------------------------------
+        with m.FSM(name="ctrl"):
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                cmd = self.cmd.payload
+                with m.If(self.cmd.valid):
+                    m.d.sync += [op.eq(cmd.op), row.eq(cmd.addr), left.eq(cmd.count)]
+                    with m.Switch(cmd.op):
+                        with m.Case(TileOp.PROGRAM):
+                            with m.If(cmd.count != 0):
+                                m.next = "P_TAKE"
+                        with m.Case(TileOp.MVM, TileOp.MVM_T):
+                            m.d.sync += transpose.eq(cmd.op == TileOp.MVM_T)
+                            with m.If(cmd.count != 0):
+                                m.next = "V_TAKE"
+                        with m.Case(TileOp.READ_STATS):
+                            m.d.sync += snap.eq(Cat(st_busy, st_total, st_max, st_over, st_mvms))
+                            m.next = "S_OUT"
+                        with m.Case(TileOp.RESET_STATS):
+                            m.d.sync += [st_total.eq(0), st_mvms.eq(0)]
+                            m.d.sync += st_busy.eq(0)
+
+            with m.State("S_OUT"):
+                m.d.comb += [self.busy.eq(1), self.stats.valid.eq(1),
+                             self.stats.payload.eq(snap)]
+                with m.If(self.stats.ready):
+                    m.next = "IDLE"
+
+            # ---- PROGRAM: take a weight row, write-verify every cell, write back ------
+            with m.State("P_TAKE"):
+                m.d.comb += [self.busy.eq(1), self.w.ready.eq(1)]
+                with m.If(self.w.valid):
+                    bias_w = 1 << (c.weight_bits - 1)
+                    for col in range(C):
+                        u = Signal(unsigned(c.weight_bits), name=f"u{col}")
+                        m.d.comb += u.eq(self.w.payload[col] + bias_w)
+                        for s in range(S):
+                            k = col * S + s
+                            m.d.sync += [target[k].eq(u[s * cb:(s + 1) * cb]), done_c[k].eq(0),
+                                         pulses[k].eq(0), delta[k].eq(0)]
+                    m.d.sync += [it.eq(0), wait.eq(0)]
+                    m.next = "P_PULSE"
+
+            with m.State("P_PULSE"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += wait.eq(Mux(wait == c.write_latency - 1, 0, wait + 1))
+                with m.If(wait == 0):
+                    # one program-and-verify round for every cell of the row, in lockstep
+                    t = it + 1
+                    salt = mix32((epoch * R.GOLDEN + t * R.STRIDE)[:32]
+                                 ^ (c.seed ^ R.STREAM_VARIATION))
+                    for k in range(cells):
+                        if c.prog_variation:
+                            key = (row * cells + k)[:32]
+                            d_t = Signal(signed(F + 2), name=f"dt{k}")
+                            m.d.comb += d_t.eq(bounded(mix32(mix32(key) ^ salt),
+                                                       c.prog_variation))
+                            ok_t = (d_t <= c.verify_tol) & (d_t >= -c.verify_tol)
+                        else:
+                            d_t, ok_t = 0, 1
+                        with m.If(~done_c[k]):
+                            m.d.sync += [pulses[k].eq(pulses[k] + 1), delta[k].eq(d_t),
+                                         done_c[k].eq(ok_t)]
+                    m.d.sync += it.eq(it + 1)
+                rounds_done = Mux(wait == 0, it + 1, it)
+                with m.If((wait == c.write_latency - 1) & (rounds_done == c.verify_iters)):
+                    m.next = "P_WRITE"
+
+            with m.State("P_WRITE"):
+                m.d.comb += [self.busy.eq(1), g_wr.en.eq(1), wear_wr.en.eq(1)]
+                full = ((1 << cb) - 1) << F
+                on_thr, off_thr = R.ppm_threshold(c.stuck_on_ppm), R.ppm_threshold(c.stuck_off_ppm)
+                fault_salt = R.salt_int(c.seed, R.STREAM_FAULT)
+                g_words, wear_words, new_wear = [], [], []
+                crossings, pulse_sum = [], []
+                for k in range(cells):
+                    tgt = Signal(unsigned(cb + F), name=f"tgt{k}")
+                    m.d.comb += tgt.eq(target[k] << F)
+                    g = Signal(unsigned(gw), name=f"g{k}")
+                    p = Signal(range(c.verify_iters + 1), name=f"p{k}")
+                    raw = Cat(tgt, Const(0, 1)).as_signed() + delta[k]
+                    m.d.comb += [g.eq(Mux(raw < 0, 0, Mux(raw > c.g_max, c.g_max, raw))),
+                                 p.eq(pulses[k])]
+                    if on_thr or off_thr:
+                        hf = Signal(32, name=f"hf{k}")
+                        m.d.comb += hf.eq(mix32(mix32((row * cells + k)[:32]) ^ fault_salt))
+                        for thr_lo, thr_hi, value in ((0, on_thr, full),
+                                                      (on_thr, on_thr + off_thr, 0)):
+                            if thr_hi > thr_lo:
+                                hit = (hf >= thr_lo) & (hf < thr_hi)
+                                err = value - Cat(tgt, Const(0, 1)).as_signed()
+                                passed = (err <= c.verify_tol) & (err >= -c.verify_tol)
+                                with m.If(hit):
+                                    m.d.comb += [g.eq(value),
+                                                 p.eq(Mux(passed, 1, c.verify_iters))]
+                    g_words.append(g)
+                    old = wear_rd.data[k * 32:(k + 1) * 32]
+                    nw = Signal(32, name=f"nw{k}")
+                    m.d.comb += nw.eq(old + p)
+                    new_wear.append(nw)
+                    crossings.append((old <= c.endurance) & (nw > c.endurance))
+                    pulse_sum.append(p)
+                m.d.comb += [g_wr.data.eq(Cat(*g_words)), wear_wr.data.eq(Cat(*new_wear))]
+                row_max = new_wear[0]
+                for nw in new_wear[1:]:
+                    row_max = Mux(nw > row_max, nw, row_max)
+                m.d.sync += [
+                    st_total.eq(st_total + _tree_sum(pulse_sum)),
+                    st_over.eq(st_over + _tree_sum(crossings)),
+                    st_max.eq(Mux(row_max > st_max, row_max, st_max)),
+                    epoch.eq(epoch + 1), row.eq(row + 1), left.eq(left - 1),
+                ]
+                with m.If(left == 1):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "P_TAKE"
+
+            # ---- MVM / MVM_T ----------------------------------------------------------
+            with m.State("V_TAKE"):
+                m.d.comb += [self.busy.eq(1), self.vin.ready.eq(1)]
+                with m.If(self.vin.valid):
+                    n_act = Mux(transpose, C, Rn)
+                    terms = [Mux(k < n_act, self.vin.payload[k], 0) for k in range(n_in)]
+                    m.d.sync += [x[k].eq(self.vin.payload[k]) for k in range(n_in)]
+                    m.d.sync += bias.eq(_tree_sum(terms) << (c.weight_bits - 1))
+                    m.d.sync += [v.eq(0) for v in y + yt + col_sum]
+                    m.d.sync += [step.eq(0), i.eq(0)]
+                    m.next = "V_RUN"
+
+            with m.State("V_RUN"):
+                m.d.comb += self.busy.eq(1)
+                last_i = i == Rn
+                m.d.sync += i.eq(Mux(last_i, 0, i + 1))
+                with m.If(last_i):
+                    m.d.sync += step.eq(step + 1)
+                    with m.If(step == J - 1):
+                        m.next = "V_CONV"
+                # MVM: at i == 0, convert the previous step's column sums
+                with m.If(~transpose & (i == 0) & (step != 0)):
+                    m.d.comb += [do_conv.eq(1), conv_step.eq(step - 1)]
+                # rows i-1 = 0..rows-1 arrive from the conductance memory
+                with m.If(i != 0):
+                    m.d.comb += [acc_row.eq(~transpose), conv_row.eq(transpose)]
+
+            with m.State("V_CONV"):
+                m.d.comb += self.busy.eq(1)
+                m.d.comb += [do_conv.eq(~transpose), conv_step.eq(J - 1)]
+                m.next = "V_OUT"
+
+            with m.State("V_OUT"):
+                m.d.comb += [self.busy.eq(1), self.vout.valid.eq(1)]
+                for k in range(n_in):
+                    yv = y[k] - bias if k < C else 0
+                    ytv = yt[k] - bias if k < Rn else 0
+                    m.d.comb += self.vout.payload[k].eq(Mux(transpose, ytv, yv))
+                with m.If(self.vout.ready):
+                    m.d.sync += [st_mvms.eq(st_mvms + 1), noise_ctr.eq(noise_ctr + 1),
+                                 left.eq(left - 1)]
+                    with m.If(left == 1):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "V_TAKE"
+
+        # ---- MVM data path: accumulate one crossbar row into every column sum ----------
+        d = digit(x[0], step)
+        with m.If(acc_row):
+            for col in range(C):
+                for s in range(S):
+                    k = col * S + s
+                    m.d.sync += col_sum[k].eq(col_sum[k] + d * g_cell(g_rd.data, col, s))
+            m.d.sync += [x[k].eq(x[(k + 1) % Rn]) for k in range(Rn)]
+
+        # ---- MVM: convert every column sum of one input step, shift-add into y ----------
+        conv_weight = Signal(signed(c.input_bits + 1))
+        with m.Switch(conv_step):
+            for j, (a, b) in enumerate(chunks):
+                with m.Case(j):
+                    m.d.comb += conv_weight.eq(1 << a)
+            with m.Default():
+                m.d.comb += conv_weight.eq(-(1 << top))
+        with m.If(do_conv):
+            salt = noise_salt(conv_step) if c.read_noise else None
+            for col in range(C):
+                add = []
+                for s in range(S):
+                    k = col * S + s
+                    v = col_sum[k]
+                    if c.read_noise:
+                        v = v + bounded(mix32(Const(R.mix32_int(k), 32) ^ salt), c.read_noise)
+                    add.append(adc(v, s))
+                m.d.sync += y[col].eq(y[col] + conv_weight * _tree_sum(add))
+            m.d.sync += [v.eq(0) for v in col_sum]
+
+        # ---- MVM_T data path: one crossbar row's dot products, converted per slice -------
+        ds = [digit(x[col], step) for col in range(C)]
+        with m.If(conv_row):
+            salt = noise_salt(step) if c.read_noise else None
+            add = []
+            for s in range(S):
+                rs = _tree_sum([ds[col] * g_cell(g_rd.data, col, s) for col in range(C)])
+                if c.read_noise:
+                    lane = mix32((((i - 1) * S + s) | (1 << 31))[:32])
+                    rs = rs + bounded(mix32(lane ^ salt), c.read_noise)
+                add.append(adc(rs, s))
+            m.d.sync += [yt[k].eq(yt[(k + 1) % Rn]) for k in range(Rn - 1)]
+            m.d.sync += yt[Rn - 1].eq(yt[0] + step_weight * _tree_sum(add))
+        return m
+
+
+def _tree_sum(values):
+    values = list(values)
+    if not values:
+        return Const(0)
+    while len(values) > 1:
+        values = [values[k] + values[k + 1] if k + 1 < len(values) else values[k]
+                  for k in range(0, len(values), 2)]
+    return values[0]

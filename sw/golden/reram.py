@@ -1,0 +1,189 @@
+"""Bit-exact numpy model of the ReRAM tile (:mod:`hw.reram`).
+
+Same seeds, same counters, same integers as the RTL: programmed conductances (with
+write-verify and stuck-at faults), pulse counts, ADC codes with read noise, outputs and
+statistics. The encoding is documented on :class:`hw.reram.TileConfig`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hw.reram import TileConfig
+from hw.reram import rng as R
+from sw.golden.systolic import wrap
+
+__all__ = ["mix32", "ReramModel", "input_digits", "weight_levels"]
+
+M32 = np.uint64(0xFFFFFFFF)
+
+
+def mix32(x) -> np.ndarray:
+    """lowbias32, vectorised (uint64 arithmetic masked to 32 bits)."""
+    x = np.asarray(x, dtype=np.uint64) & M32
+    x ^= x >> np.uint64(16)
+    x = (x * np.uint64(R.MIX_M1)) & M32
+    x ^= x >> np.uint64(15)
+    x = (x * np.uint64(R.MIX_M2)) & M32
+    x ^= x >> np.uint64(16)
+    return x
+
+
+def bounded(h, bound: int) -> np.ndarray:
+    h = np.asarray(h, dtype=np.uint64)
+    return (((h & np.uint64(0xFFFF)) * np.uint64(2 * bound + 1)) >> np.uint64(16)).astype(np.int64) - bound
+
+
+def _check(cfg_bits: int, x, name: str, length: int) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integers, not {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.shape[-1] != length:
+        raise ValueError(f"{name} must have {length} elements per vector, not {arr.shape[-1]}")
+    lo, hi = -(1 << (cfg_bits - 1)), (1 << (cfg_bits - 1)) - 1
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        raise ValueError(f"{name} has values outside the signed {cfg_bits}-bit range [{lo}, {hi}]")
+    return arr
+
+
+def weight_levels(cfg: TileConfig, w) -> np.ndarray:
+    """Offset-encoded weights ``(..., n)`` -> cell levels ``(..., n, slices)``."""
+    u = np.asarray(w, np.int64) + (1 << (cfg.weight_bits - 1))
+    s = np.arange(cfg.slices, dtype=np.int64) * cfg.cell_bits
+    return (u[..., None] >> s) & ((1 << cfg.cell_bits) - 1)
+
+
+def input_digits(cfg: TileConfig, x) -> list[tuple[np.ndarray, int]]:
+    """Bit-serial DAC schedule: ``[(digits, weight), ...]`` per input step."""
+    xu = np.asarray(x, np.int64) & ((1 << cfg.input_bits) - 1)
+    out, lo, top = [], 0, cfg.input_bits - 1
+    while lo < top:
+        hi = min(lo + cfg.dac_bits, top)
+        out.append(((xu >> lo) & ((1 << (hi - lo)) - 1), 1 << lo))
+        lo = hi
+    out.append(((xu >> top) & 1, -(1 << top)))
+    return out
+
+
+class ReramModel:
+    """Command-level model of one tile. State persists like the RTL's: conductances and
+    per-cell wear live in memories (kept across reset); counters and statistics live in
+    registers (cleared by reset; RESET_STATS clears busy cycles, total pulses and MVMs)."""
+
+    def __init__(self, cfg: TileConfig):
+        self.cfg = c = cfg
+        shape = (c.rows, c.cols, c.slices)
+        self.g = np.zeros(shape, np.int64)
+        self.wear = np.zeros(shape, np.int64)
+        keys = np.arange(c.rows * c.cols * c.slices, dtype=np.uint64).reshape(shape)
+        self.cell_hash = mix32(keys)
+        hf = mix32(self.cell_hash ^ np.uint64(R.salt_int(c.seed, R.STREAM_FAULT)))
+        on, off = R.ppm_threshold(c.stuck_on_ppm), R.ppm_threshold(c.stuck_off_ppm)
+        self.stuck_on = hf < np.uint64(on)
+        self.stuck_off = (hf >= np.uint64(on)) & (hf < np.uint64(on + off))
+        self.cycles = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.epoch = 0          # rows programmed since reset (salts programming errors)
+        self.noise_ctr = 0      # vectors converted since reset (salts read noise)
+        self.busy_cycles = self.total_pulses = self.mvms = 0
+        self.max_pulses = self.over_limit = 0
+
+    # ---- PROGRAM ------------------------------------------------------------------------
+    def program(self, addr: int, weights) -> None:
+        c = self.cfg
+        w = _check(c.weight_bits, weights, "weights", c.cols).reshape(-1, c.cols)
+        if addr < 0 or addr + len(w) > c.rows:
+            raise ValueError(f"PROGRAM rows {addr}..{addr + len(w) - 1} exceed {c.rows} rows")
+        F = c.g_frac_bits
+        for i, row in enumerate(w):
+            r = addr + i
+            target = weight_levels(c, row) << F                       # (cols, slices)
+            t = np.arange(1, c.verify_iters + 1, dtype=np.uint64)
+            salts = np.array([R.salt_int(c.seed, R.STREAM_VARIATION, self.epoch, int(k)) for k in t],
+                             np.uint64)
+            delta = bounded(mix32(self.cell_hash[r][None] ^ salts[:, None, None]), c.prog_variation)
+            ok = np.abs(delta) <= c.verify_tol                        # (iters, cols, slices)
+            first = np.where(ok.any(0), ok.argmax(0), c.verify_iters - 1)
+            pulses = np.where(ok.any(0), first + 1, c.verify_iters)
+            d = np.take_along_axis(delta, first[None], 0)[0]
+            g = np.clip(target + d, 0, c.g_max)
+            full = ((1 << c.cell_bits) - 1) << F
+            for mask, value in ((self.stuck_on[r], full), (self.stuck_off[r], 0)):
+                g = np.where(mask, value, g)
+                passed = np.abs(value - target) <= c.verify_tol
+                pulses = np.where(mask, np.where(passed, 1, c.verify_iters), pulses)
+            self.g[r] = g
+            old = self.wear[r].copy()
+            new = old + pulses
+            self.wear[r] = new
+            self.total_pulses += int(pulses.sum())
+            self.over_limit += int(((old <= c.endurance) & (new > c.endurance)).sum())
+            self.max_pulses = max(self.max_pulses, int(new.max()))
+            self.epoch += 1
+        lat = c.program_latency(len(w))
+        self.cycles += lat
+        self.busy_cycles += lat - 1
+
+    # ---- MVM / MVM_T --------------------------------------------------------------------
+    def _convert(self, sums: np.ndarray, lanes: np.ndarray, step: int) -> np.ndarray:
+        """ADC of column sums ``(n, slices)`` (2**-F level units) -> shift-added value ``(n,)``."""
+        c = self.cfg
+        if c.read_noise:
+            salt = np.uint64(R.salt_int(c.seed, R.STREAM_NOISE, self.noise_ctr, step))
+            sums = sums + bounded(mix32(lanes ^ salt), c.read_noise)
+        sh = c.adc_shift + c.g_frac_bits
+        rnd = (1 << (sh - 1)) if sh else 0
+        code = np.clip((sums + rnd) >> sh, 0, (1 << c.adc_bits) - 1)
+        scale = np.int64(1) << (c.adc_shift + c.cell_bits * np.arange(c.slices, dtype=np.int64))
+        return (code * scale).sum(axis=-1)
+
+    def _mvm(self, x, transpose: bool) -> np.ndarray:
+        c = self.cfg
+        n = c.rows if transpose else c.cols
+        g = self.g.transpose(1, 0, 2) if transpose else self.g             # (in, out, slices)
+        lanes = mix32((np.arange(n, dtype=np.uint64)[:, None] * np.uint64(c.slices)
+                       + np.arange(c.slices, dtype=np.uint64)[None, :])
+                      ^ np.uint64(1 << 31 if transpose else 0))
+        y = np.zeros(n, np.int64)
+        for step, (digits, weight) in enumerate(input_digits(c, x)):
+            sums = np.einsum("i,ios->os", digits, g)
+            y += weight * self._convert(sums, lanes, step)
+        y -= (1 << (c.weight_bits - 1)) * int(np.sum(x))
+        self.noise_ctr += 1
+        self.mvms += 1
+        return wrap(y, c.out_width)
+
+    def mvm(self, xs, transpose: bool = False) -> np.ndarray:
+        """``x @ W`` (or ``y @ W.T`` with ``transpose``) for each vector of ``xs``."""
+        c = self.cfg
+        xs = _check(c.input_bits, xs, "MVM_T inputs" if transpose else "MVM inputs",
+                    c.cols if transpose else c.rows).reshape(-1, c.cols if transpose else c.rows)
+        out = np.stack([self._mvm(x, transpose) for x in xs]) if len(xs) else \
+            np.zeros((0, c.rows if transpose else c.cols), np.int64)
+        lat = (c.mvm_t_latency if transpose else c.mvm_latency)(len(xs))
+        self.cycles += lat
+        self.busy_cycles += lat - 1
+        return out
+
+    # ---- statistics ----------------------------------------------------------------------
+    def read_stats(self) -> dict:
+        self.cycles += self.cfg.read_stats_latency()
+        stats = {"busy_cycles": self.busy_cycles, "total_pulses": self.total_pulses,
+                 "max_pulses": self.max_pulses, "over_limit": self.over_limit, "mvms": self.mvms}
+        self.busy_cycles += self.cfg.read_stats_latency() - 1
+        return stats
+
+    def reset_stats(self) -> None:
+        self.cycles += self.cfg.reset_stats_latency()
+        self.busy_cycles = self.total_pulses = self.mvms = 0
+
+    # ---- conveniences ---------------------------------------------------------------------
+    def weights_ideal(self) -> np.ndarray:
+        """Weights as the ideal integers they encode (reads the programmed levels back)."""
+        c = self.cfg
+        lv = (self.g + (1 << c.g_frac_bits >> 1)) >> c.g_frac_bits
+        u = (lv << (c.cell_bits * np.arange(c.slices))).sum(-1)
+        return u - (1 << (c.weight_bits - 1))
