@@ -13,14 +13,19 @@ from .config import TileConfig
 __all__ = ["ReramTile"]
 
 
-def mix32(x):
-    """lowbias32 on a 32-bit Amaranth value (see :mod:`hw.reram.rng`)."""
-    x = x[:32]
-    x = (x ^ (x >> 16))[:32]
-    x = (x * R.MIX_M1)[:32]
-    x = (x ^ (x >> 15))[:32]
-    x = (x * R.MIX_M2)[:32]
-    return (x ^ (x >> 16))[:32]
+def mix32(m, x, name="mix"):
+    """lowbias32 on a 32-bit Amaranth value (see :mod:`hw.reram.rng`).
+
+    Every stage is a named signal: an expression that used its input twice would
+    otherwise be duplicated by the backend at every stage.
+    """
+    stages = [lambda v: v[:32], lambda v: v ^ (v >> 16), lambda v: (v * R.MIX_M1)[:32],
+              lambda v: v ^ (v >> 15), lambda v: (v * R.MIX_M2)[:32], lambda v: v ^ (v >> 16)]
+    for n, f in enumerate(stages):
+        sig = Signal(32, name=f"{name}_{n}")
+        m.d.comb += sig.eq(f(x))
+        x = sig
+    return x
 
 
 def bounded(h, bound: int):
@@ -173,7 +178,7 @@ class ReramTile(wiring.Component):
 
         def noise_salt(conv_step):
             mixed = (noise_ctr * R.GOLDEN + conv_step * R.STRIDE)[:32]
-            return mix32(mixed ^ (c.seed ^ R.STREAM_NOISE))
+            return mix32(m, mixed ^ (c.seed ^ R.STREAM_NOISE), "noise_salt")
 
         # ---- control ----------------------------------------------------------------------
         with m.FSM(name="ctrl"):
@@ -224,14 +229,14 @@ class ReramTile(wiring.Component):
                 with m.If(wait == 0):
                     # one program-and-verify round for every cell of the row, in lockstep
                     t = it + 1
-                    salt = mix32((epoch * R.GOLDEN + t * R.STRIDE)[:32]
-                                 ^ (c.seed ^ R.STREAM_VARIATION))
+                    salt = mix32(m, (epoch * R.GOLDEN + t * R.STRIDE)[:32]
+                                 ^ (c.seed ^ R.STREAM_VARIATION), "var_salt")
+                    row_salt = mix32(m, row ^ salt, "var_row_salt")
                     for k in range(cells):
                         if c.prog_variation:
-                            key = (row * cells + k)[:32]
                             d_t = Signal(signed(F + 2), name=f"dt{k}")
-                            m.d.comb += d_t.eq(bounded(mix32(mix32(key) ^ salt),
-                                                       c.prog_variation))
+                            h = mix32(m, row_salt ^ R.mix32_int(k), f"var{k}")
+                            m.d.comb += d_t.eq(bounded(h, c.prog_variation))
                             ok_t = (d_t <= c.verify_tol) & (d_t >= -c.verify_tol)
                         else:
                             d_t, ok_t = 0, 1
@@ -247,7 +252,8 @@ class ReramTile(wiring.Component):
                 m.d.comb += [self.busy.eq(1), g_wr.en.eq(1), wear_wr.en.eq(1)]
                 full = ((1 << cb) - 1) << F
                 on_thr, off_thr = R.ppm_threshold(c.stuck_on_ppm), R.ppm_threshold(c.stuck_off_ppm)
-                fault_salt = R.salt_int(c.seed, R.STREAM_FAULT)
+                if on_thr or off_thr:
+                    fault_row = mix32(m, row ^ R.salt_int(c.seed, R.STREAM_FAULT), "fault_row")
                 g_words, wear_words, new_wear = [], [], []
                 crossings, pulse_sum = [], []
                 for k in range(cells):
@@ -255,16 +261,17 @@ class ReramTile(wiring.Component):
                     m.d.comb += tgt.eq(target[k] << F)
                     g = Signal(unsigned(gw), name=f"g{k}")
                     p = Signal(range(c.verify_iters + 1), name=f"p{k}")
-                    raw = Cat(tgt, Const(0, 1)).as_signed() + delta[k]
+                    raw = Signal(signed(cb + F + 3), name=f"raw{k}")
+                    m.d.comb += raw.eq(Cat(tgt, Const(0, 1)).as_signed() + delta[k])
                     m.d.comb += [g.eq(Mux(raw < 0, 0, Mux(raw > c.g_max, c.g_max, raw))),
                                  p.eq(pulses[k])]
                     if on_thr or off_thr:
                         hf = Signal(32, name=f"hf{k}")
-                        m.d.comb += hf.eq(mix32(mix32((row * cells + k)[:32]) ^ fault_salt))
+                        m.d.comb += hf.eq(mix32(m, fault_row ^ R.mix32_int(k), f"fault{k}"))
                         for thr_lo, thr_hi, value in ((0, on_thr, full),
                                                       (on_thr, on_thr + off_thr, 0)):
                             if thr_hi > thr_lo:
-                                hit = (hf >= thr_lo) & (hf < thr_hi)
+                                hit = (hf < thr_hi) if thr_lo == 0 else (hf >= thr_lo) & (hf < thr_hi)
                                 err = value - Cat(tgt, Const(0, 1)).as_signed()
                                 passed = (err <= c.verify_tol) & (err >= -c.verify_tol)
                                 with m.If(hit):
@@ -278,9 +285,16 @@ class ReramTile(wiring.Component):
                     crossings.append((old <= c.endurance) & (nw > c.endurance))
                     pulse_sum.append(p)
                 m.d.comb += [g_wr.data.eq(Cat(*g_words)), wear_wr.data.eq(Cat(*new_wear))]
-                row_max = new_wear[0]
-                for nw in new_wear[1:]:
-                    row_max = Mux(nw > row_max, nw, row_max)
+                level, n_ = list(new_wear), 0          # maximum as a balanced tree
+                while len(level) > 1:
+                    nxt = []
+                    for a in range(0, len(level) - 1, 2):
+                        mx = Signal(32, name=f"rowmax{n_}")
+                        n_ += 1
+                        m.d.comb += mx.eq(Mux(level[a] > level[a + 1], level[a], level[a + 1]))
+                        nxt.append(mx)
+                    level = nxt + ([level[-1]] if len(level) % 2 else [])
+                row_max = level[0]
                 m.d.sync += [
                     st_total.eq(st_total + _tree_sum(pulse_sum)),
                     st_over.eq(st_over + _tree_sum(crossings)),
@@ -363,7 +377,8 @@ class ReramTile(wiring.Component):
                     k = col * S + s
                     v = col_sum[k]
                     if c.read_noise:
-                        v = v + bounded(mix32(Const(R.mix32_int(k), 32) ^ salt), c.read_noise)
+                        v = v + bounded(mix32(m, Const(R.mix32_int(k), 32) ^ salt, f"cnoise{k}"),
+                                        c.read_noise)
                     add.append(adc(v, s))
                 m.d.sync += y[col].eq(y[col] + conv_weight * _tree_sum(add))
             m.d.sync += [v.eq(0) for v in col_sum]
@@ -376,8 +391,8 @@ class ReramTile(wiring.Component):
             for s in range(S):
                 rs = _tree_sum([ds[col] * g_cell(g_rd.data, col, s) for col in range(C)])
                 if c.read_noise:
-                    lane = mix32((((i - 1) * S + s) | (1 << 31))[:32])
-                    rs = rs + bounded(mix32(lane ^ salt), c.read_noise)
+                    lane = mix32(m, (((i - 1) * S + s) | (1 << 31))[:32], f"rlane{s}")
+                    rs = rs + bounded(mix32(m, lane ^ salt, f"rnoise{s}"), c.read_noise)
                 add.append(adc(rs, s))
             m.d.sync += [yt[k].eq(yt[(k + 1) % Rn]) for k in range(Rn - 1)]
             m.d.sync += yt[Rn - 1].eq(yt[0] + step_weight * _tree_sum(add))
