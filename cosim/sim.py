@@ -16,9 +16,10 @@ from hw.toolchain import ToolchainError, verilator_env
 from hw.verilog import generate
 
 from .build import BUILD_ROOT, FAST_FLAGS, cached_build, digest
-from .systolic_harness import HarnessLayout, render_harness
+from .harness import render_harness
+from .systolic_harness import systolic_harness_spec
 
-__all__ = ["SimBuild", "build_systolic_sim", "run_cocotb"]
+__all__ = ["SimBuild", "build_block_sim", "build_systolic_sim", "build_tile_sim", "run_cocotb"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -50,19 +51,18 @@ def _runner():
     return get_runner("verilator")
 
 
-def build_systolic_sim(cfg: SystolicConfig, *, waves: bool = False) -> SimBuild:
-    """Generate the core's Verilog and its harness, and build (or reuse) the model."""
+def build_block_sim(component, name: str, config: dict, spec, *, waves: bool = False) -> SimBuild:
+    """Generate a block's Verilog and its harness (``spec``), and build (or reuse) the model."""
     src_dir = BUILD_ROOT / "verilog"
-    v_path, _ = generate(SystolicCore(cfg), cfg.name, src_dir, config=cfg.to_dict())
-    layout = HarnessLayout(cfg)
-    sv_path = src_dir / f"{layout.top}.sv"
-    text = render_harness(cfg)
+    v_path, _ = generate(component, name, src_dir, config=config)
+    sv_path = src_dir / f"{spec.top}.sv"
+    text = render_harness(spec)
     if not sv_path.is_file() or sv_path.read_text() != text:
         sv_path.write_text(text)
     shim = HERE / "shim.cpp"
     flags = SIM_FLAGS + (["--trace-fst", "--trace-structs"] if waves else [])
-    build_dir = BUILD_ROOT / "sim" / (cfg.name + ("_waves" if waves else ""))
-    stamp = digest([v_path, sv_path, shim], {"flags": flags, "top": layout.top})
+    build_dir = BUILD_ROOT / "sim" / (name + ("_waves" if waves else ""))
+    stamp = digest([v_path, sv_path, shim], {"flags": flags, "top": spec.top})
 
     def build(d: Path):
         from cocotb_tools.runner import Verilog
@@ -71,14 +71,26 @@ def build_systolic_sim(cfg: SystolicConfig, *, waves: bool = False) -> SimBuild:
         with _toolchain_env():
             try:
                 runner.build(sources=[v_path.resolve(), sv_path.resolve(), Verilog(str(shim))],
-                             hdl_toplevel=layout.top, build_dir=d, build_args=flags,
+                             hdl_toplevel=spec.top, build_dir=d, build_args=flags,
                              timescale=("1ns", "1ps"), waves=False, log_file=log, always=True)
             except (Exception, SystemExit) as exc:
-                raise ToolchainError(f"Verilator build of {layout.top} failed ({exc}); "
+                raise ToolchainError(f"Verilator build of {spec.top} failed ({exc}); "
                                      f"full log: {log}") from None
 
     cached_build(build_dir, stamp, build)
-    return SimBuild(build_dir, layout.top, cfg.to_dict(), waves)
+    return SimBuild(build_dir, spec.top, config, waves)
+
+
+def build_systolic_sim(cfg: SystolicConfig, *, waves: bool = False) -> SimBuild:
+    return build_block_sim(SystolicCore(cfg), cfg.name, cfg.to_dict(),
+                           systolic_harness_spec(cfg), waves=waves)
+
+
+def build_tile_sim(cfg, *, waves: bool = False) -> SimBuild:
+    from hw.reram import ReramTile
+    from .tile_harness import tile_harness_spec
+    return build_block_sim(ReramTile(cfg), cfg.name, cfg.to_dict(), tile_harness_spec(cfg),
+                           waves=waves)
 
 
 def run_cocotb(sim: SimBuild, test_module: str, *, testcase=None, extra_env=None,

@@ -139,8 +139,7 @@ async def reset_in_the_middle(dut):
     A, B = operands(rng, "random", (m, k)), operands(rng, "random", (k, n))
     program = build_program(CFG, A, B)
     for delay in (3, CFG.k_depth + 2, program.cycles // 2, program.cycles - 2):
-        drv.stage(program.steps)
-        dut.start.value = 1 - int(dut.start.value)
+        drv.start_only(program.steps)
         await Timer(10 * delay, unit="ns")
         await drv.reset()
         zero = await drv.run([Step(pack_command(CFG, Op.READ, addr=0, count=CFG.rows),
