@@ -15,10 +15,10 @@ from pathlib import Path
 from hw.systolic import SystolicConfig
 
 from .build import BUILD_ROOT
-from .native import run_systolic_bench
-from .sim import build_systolic_sim, run_cocotb
+from .native import run_systolic_bench, run_tile_bench
+from .sim import build_systolic_sim, build_tile_sim, run_cocotb
 
-__all__ = ["bench_systolic", "merge_results"]
+__all__ = ["bench_systolic", "bench_tile", "merge_results"]
 
 
 def _host() -> dict:
@@ -63,6 +63,40 @@ def bench_systolic(cfg: SystolicConfig | None = None, shape=(256, 256, 256),
             **r, "native_cycles_per_s": native["cycles_per_s"],
             "ratio": r["cycles_per_s"] / native["cycles_per_s"], "target_ratio": 0.5, **common})
     return results
+
+
+def _cocotb_json(sim, module: str, name: str, env: dict) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = Path(f.name)
+    try:
+        tests, failed, log = run_cocotb(sim, module, name=name,
+                                        extra_env={**env, "HPT_BENCH_OUT": str(out)})
+        if failed or tests != 1:
+            raise RuntimeError(f"co-simulated benchmark {module} failed; log: {log}")
+        return json.loads(out.read_text())
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def bench_tile(cfg=None, mvms: int = 200, batch: int = 20, repeats: int = 3) -> list[dict]:
+    """Native vs co-simulated MVMs per second of a 128x128 tile (program once, many MVMs)."""
+    from hw.reram import TileConfig
+    cfg = cfg or TileConfig()
+    native = max((run_tile_bench(cfg, mvms, batch) for _ in range(repeats)),
+                 key=lambda r: r["mvm_per_s"])
+    sim = build_tile_sim(cfg)
+    cosim = max((_cocotb_json(sim, "cosim.bench_tile", f"bench-{rep}",
+                              {"HPT_BENCH_MVMS": f"{mvms},{batch}"}) for rep in range(repeats)),
+                key=lambda r: r["mvm_per_s"])
+    common = {"config": cfg.to_dict(), "host": _host(), "best_of": repeats}
+    return [
+        {"name": "reram_tile_native_verilator", "what": "C++ harness: program once, "
+         f"{mvms} MVMs in commands of {batch}", **native, **common},
+        {"name": "reram_tile_cosim_mvm", "what": f"{mvms} MVMs from numpy through cocotb "
+         f"(commands of {batch} vectors, one Python call)", **cosim,
+         "native_mvm_per_s": native["mvm_per_s"], "ratio": cosim["mvm_per_s"] / native["mvm_per_s"],
+         "target_ratio": 0.5, **common},
+    ]
 
 
 def merge_results(results: list[dict], path: Path | None = None) -> Path:

@@ -1,7 +1,9 @@
 """``hpt``: the command line of the HpT co-design harness.
 
     hpt verilog systolic --rows 16 --cols 16 --in-width 8 --out build/verilog [--lint]
+    hpt verilog reram-tile --rows 128 --cols 128 --cell-bits 2 --adc-bits 8 --out build/verilog
     hpt sim systolic --rows 4 --cols 4 --in-width 8      # cocotb testbench under Verilator
+    hpt sim reram-tile --rows 8 --cols 3 --ideal
     hpt bench [--out build/bench.json]                    # native vs co-simulated throughput
 """
 
@@ -34,13 +36,52 @@ def _systolic_config(args):
                           acc_width=args.acc_width, k_depth=args.k_depth)
 
 
+TILE_FLAGS = {   # CLI flag -> TileConfig field (all integers)
+    "rows": "rows", "cols": "cols", "cell-bits": "cell_bits", "weight-bits": "weight_bits",
+    "input-bits": "input_bits", "dac-bits": "dac_bits", "adc-bits": "adc_bits",
+    "adc-range": "adc_range", "write-latency": "write_latency", "verify-iters": "verify_iters",
+    "endurance": "endurance", "g-frac-bits": "g_frac_bits", "prog-variation": "prog_variation",
+    "verify-tol": "verify_tol", "stuck-on-ppm": "stuck_on_ppm", "stuck-off-ppm": "stuck_off_ppm",
+    "read-noise": "read_noise", "seed": "seed",
+}
+
+
+def _add_tile_args(p: argparse.ArgumentParser) -> None:
+    import dataclasses
+
+    from hw.reram import TileConfig
+    defaults = {f.name: f.default for f in dataclasses.fields(TileConfig)}
+    for flag, field in TILE_FLAGS.items():
+        p.add_argument(f"--{flag}", type=int, default=defaults[field],
+                       help=f"TileConfig.{field} (default {defaults[field]})")
+    p.add_argument("--ideal", action="store_true",
+                   help="no variation, faults or noise, and a lossless ADC")
+
+
+def _tile_config(args):
+    from hw.reram import TileConfig
+    cfg = TileConfig(**{field: getattr(args, flag.replace("-", "_"))
+                        for flag, field in TILE_FLAGS.items()})
+    return cfg.ideal() if args.ideal else cfg
+
+
+def _block(args):
+    """(component, config) for the block named on the command line."""
+    if args.block == "systolic":
+        from hw.systolic import SystolicCore
+        cfg = _systolic_config(args)
+        return SystolicCore(cfg), cfg
+    from hw.reram import ReramTile
+    cfg = _tile_config(args)
+    return ReramTile(cfg), cfg
+
+
 def cmd_verilog(args) -> int:
     from hw.lint import lint
-    from hw.systolic import SystolicCore
     from hw.verilog import generate
 
-    cfg = _systolic_config(args)
-    v_path, j_path = generate(SystolicCore(cfg), cfg.name, args.out, config=cfg.to_dict())
+    core, cfg = _block(args)
+    v_path, j_path = generate(core, cfg.name, args.out, config=cfg.to_dict())
     print(f"wrote {v_path}\nwrote {j_path}")
     if args.lint:
         lint(v_path, cfg.name)
@@ -49,26 +90,46 @@ def cmd_verilog(args) -> int:
 
 
 def cmd_sim(args) -> int:
-    from cosim.sim import build_systolic_sim, run_cocotb
+    from cosim.sim import build_systolic_sim, build_tile_sim, run_cocotb
 
-    cfg = _systolic_config(args)
+    _, cfg = _block(args)
     print(f"building {cfg.name} (cached under build/sim/) ...", flush=True)
-    sim = build_systolic_sim(cfg)
-    tests, failed, log = run_cocotb(sim, "cosim.tb_systolic", testcase=args.test or None,
-                                    seed=args.seed)
+    if args.block == "systolic":
+        sim, module = build_systolic_sim(cfg), "cosim.tb_systolic"
+    else:
+        sim, module = build_tile_sim(cfg), "cosim.tb_reram"
+    tests, failed, log = run_cocotb(sim, module, testcase=args.test or None, seed=args.cocotb_seed)
     print(f"{tests - failed} passed, {failed} failed  (log: {log})")
     return 1 if failed or not tests else 0
 
 
 def cmd_bench(args) -> int:
-    from cosim.bench import bench_systolic, merge_results
+    from cosim.bench import bench_systolic, bench_tile, merge_results
 
-    results = bench_systolic(repeats=args.repeats)
+    results = []
+    if args.only in (None, "systolic"):
+        results += bench_systolic(repeats=args.repeats)
+    if args.only in (None, "reram-tile"):
+        results += bench_tile(repeats=args.repeats)
     path = merge_results(results, args.out)
     for r in results:
         extra = f"  ratio {r['ratio']:.2f}" if "ratio" in r else ""
-        print(f"{r['name']:45s} {r['cycles_per_s'] / 1e6:6.3f} M cycles/s{extra}")
+        rate = (f"{r['mvm_per_s']:9.1f} MVM/s" if "mvm_per_s" in r
+                else f"{r['cycles_per_s'] / 1e6:6.3f} M cycles/s")
+        print(f"{r['name']:45s} {rate}{extra}")
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_fidelity(args) -> int:
+    from sw.fidelity import plot, sweep
+
+    result = sweep(rows=args.rows, cols=args.cols, vectors=args.vectors, seed=args.seed)
+    png, js = plot(result, args.out)
+    for s in result["series"]:
+        errs = " ".join(f"{e:.3g}" for e in s["relative_error"])
+        print(f"cells {s['cell_bits']} bit, {s['label']:24s}: {errs}")
+    print(f"int8 quantization floor: {result['int8_floor']:.3g}\nwrote {png}\nwrote {js}")
     return 0
 
 
@@ -84,18 +145,38 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", type=Path, default=Path("build/verilog"), help="output directory")
     q.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall")
     q.set_defaults(func=cmd_verilog)
+    q = blocks.add_parser("reram-tile", help="a ReRAM tile (crossbar, DAC/ADC, controller)")
+    _add_tile_args(q)
+    q.add_argument("--out", type=Path, default=Path("build/verilog"), help="output directory")
+    q.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall")
+    q.set_defaults(func=cmd_verilog)
 
     p = sub.add_parser("sim", help="run a block's cocotb testbench under Verilator")
     blocks = p.add_subparsers(dest="block", required=True)
     q = blocks.add_parser("systolic", help="the systolic-array core")
     _add_systolic_args(q)
     q.add_argument("--test", action="append", help="run only this cocotb test (repeatable)")
-    q.add_argument("--seed", type=int, default=1, help="cocotb random seed")
+    q.add_argument("--cocotb-seed", type=int, default=1, help="cocotb random seed")
     q.set_defaults(func=cmd_sim)
+    q = blocks.add_parser("reram-tile", help="a ReRAM tile")
+    _add_tile_args(q)
+    q.add_argument("--test", action="append", help="run only this cocotb test (repeatable)")
+    q.add_argument("--cocotb-seed", type=int, default=1, help="cocotb random seed")
+    q.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("fidelity", help="ReRAM MVM error vs ADC and cell bits (plot + JSON)")
+    p.add_argument("--rows", type=int, default=128)
+    p.add_argument("--cols", type=int, default=128)
+    p.add_argument("--vectors", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("build/fidelity"))
+    p.set_defaults(func=cmd_fidelity)
 
     p = sub.add_parser("bench", help="benchmarks; results merged into build/bench.json")
     p.add_argument("--out", type=Path, default=None, help="JSON file (default build/bench.json)")
     p.add_argument("--repeats", type=int, default=3, help="best of N runs (default %(default)s)")
+    p.add_argument("--only", choices=["systolic", "reram-tile"], default=None,
+                   help="run one block's benchmarks only")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from hw.lint import LintError, lint
+from hw.reram import ReramTile, TileConfig
 from hw.systolic import SystolicConfig, SystolicCore
 from hw.verilog import generate, parse_ports, port_list
 from sw.cli import main
@@ -12,7 +13,15 @@ from sw.cli import main
 CFGS = [SystolicConfig(rows=1, cols=1, in_width=8, k_depth=2),
         SystolicConfig(rows=3, cols=5, in_width=16, k_depth=7),
         SystolicConfig(rows=2, cols=3, in_width=8, acc_width=16, k_depth=8),
-        SystolicConfig(rows=16, cols=16, in_width=8)]
+        SystolicConfig(rows=16, cols=16, in_width=8),
+        TileConfig(rows=1, cols=1, cell_bits=1),
+        TileConfig(rows=8, cols=3, cell_bits=4, dac_bits=2, read_noise=3, stuck_on_ppm=1000,
+                   stuck_off_ppm=1000),
+        TileConfig(rows=32, cols=32).ideal()]
+
+
+def component(cfg):
+    return SystolicCore(cfg) if isinstance(cfg, SystolicConfig) else ReramTile(cfg)
 
 
 def test_cli_writes_verilog_and_json(tmp_path, capsys):
@@ -45,18 +54,23 @@ def test_bad_config_writes_nothing_and_names_the_field(tmp_path, capsys):
 
 @pytest.mark.parametrize("cfg", CFGS, ids=lambda c: c.name)
 def test_pyverilog_ports_match_signature(cfg, tmp_path):
-    core = SystolicCore(cfg)
+    core = component(cfg)
     v_path, _ = generate(core, cfg.name, tmp_path)
     parsed = parse_ports(v_path, cfg.name)
     expected = {p["name"]: (p["dir"], p["width"]) for p in port_list(core)}
     assert parsed == expected
-    assert expected["a__payload"] == ("input", cfg.rows * cfg.in_width)
-    assert expected["result__payload"] == ("output", cfg.cols * cfg.acc_width)
+    if isinstance(cfg, SystolicConfig):
+        assert expected["a__payload"] == ("input", cfg.rows * cfg.in_width)
+        assert expected["result__payload"] == ("output", cfg.cols * cfg.acc_width)
+    else:
+        n = max(cfg.rows, cfg.cols)
+        assert expected["w__payload"] == ("input", cfg.cols * cfg.weight_bits)
+        assert expected["vout__payload"] == ("output", n * cfg.out_width)
 
 
 @pytest.mark.parametrize("cfg", CFGS, ids=lambda c: c.name)
 def test_lint_clean_with_waivers(cfg, tmp_path):
-    v_path, _ = generate(SystolicCore(cfg), cfg.name, tmp_path)
+    v_path, _ = generate(component(cfg), cfg.name, tmp_path)
     lint(v_path, cfg.name)
 
 
@@ -66,3 +80,16 @@ def test_lint_reports_real_problems(tmp_path):
                    "  assign y = a & b_undeclared;\nendmodule\n")
     with pytest.raises(LintError, match="bad.v"):
         lint(bad, "bad")
+
+
+def test_cli_reram_tile(tmp_path, capsys):
+    rc = main(["verilog", "reram-tile", "--rows", "8", "--cols", "3", "--cell-bits", "4",
+               "--adc-bits", "6", "--out", str(tmp_path), "--lint"])
+    assert rc == 0
+    cfg = TileConfig(rows=8, cols=3, cell_bits=4, adc_bits=6)
+    meta = json.loads((tmp_path / f"{cfg.name}.json").read_text())
+    assert TileConfig.from_dict(meta["config"]) == cfg
+    rc = main(["verilog", "reram-tile", "--weight-bits", "7", "--out", str(tmp_path / "bad")])
+    assert rc == 2
+    assert "TileConfig.weight_bits" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -36,3 +36,23 @@ def run_systolic_bench(cfg: SystolicConfig, tiles: int = 2000) -> dict:
     exe = build_systolic_bench(cfg, tiles)
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def build_tile_bench(cfg, mvms: int, batch: int) -> Path:
+    from hw.reram import ReramTile, TileOp, pack_tile_command
+    v_path, _ = generate(ReramTile(cfg), cfg.name, BUILD_ROOT / "verilog", config=cfg.to_dict())
+    cpp = HERE / "tile_bench.cpp"
+    defines = [f"BENCH_ROWS={cfg.rows}", f"BENCH_MVMS={mvms}", f"BENCH_BATCH={batch}",
+               f"BENCH_CMD_PROGRAM={pack_tile_command(cfg, TileOp.PROGRAM, count=cfg.rows)}ULL",
+               f"BENCH_CMD_MVM={pack_tile_command(cfg, TileOp.MVM, count=batch)}ULL"]
+    build_dir = BUILD_ROOT / "native" / cfg.name
+    stamp = digest([v_path, cpp], {"defines": defines, "flags": FAST_FLAGS})
+    cached_build(build_dir, stamp, lambda d: verilate_exe(
+        cfg.name, [v_path.resolve(), cpp.resolve()], d, "bench", defines=defines))
+    return build_dir / "obj" / "bench"
+
+
+def run_tile_bench(cfg, mvms: int = 200, batch: int = 20) -> dict:
+    exe = build_tile_bench(cfg, mvms, batch)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])

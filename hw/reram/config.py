@@ -62,8 +62,10 @@ class TileConfig:
     input_bits, dac_bits:
         Signed input width and DAC resolution (ISAAC: 16-bit inputs, 1-bit DACs).
     adc_bits, adc_range:
-        ADC resolution (ISAAC: 8) and full-scale column sum in level x digit units
-        (``None``: the largest possible sum).
+        ADC resolution and full-scale column sum in level x digit units (``None``: the
+        largest possible sum). ISAAC uses 8 bits for 128 rows of 2-bit cells with 1-bit
+        DACs, saving one bit with its weight-flipping encoding; without that trick the
+        same column needs 9 bits to be lossless, hence the default 9.
     write_latency:
         Cycles of one program-and-verify pulse (1 cycle = 1 controller clock; with a
         1 GHz clock the default 100 matches the ~100 ns SET/RESET pulses assumed by
@@ -79,8 +81,11 @@ class TileConfig:
     prog_variation, verify_tol:
         Bound of the per-pulse programming error and the verify acceptance window, both
         in ``2**-g_frac_bits`` levels; errors are drawn uniformly from the tile's
-        seeded counter-based generator. Default ±2/16 level with a ±1/16 window: an
-        assumption of a few percent of a level, the scale of write-verify results.
+        seeded counter-based generator. Default: ±1/16 level per pulse (about 2 % of a
+        2-bit cell's range, an assumption at the scale write-verify schemes report), and
+        verify until the cell sits on its level at the model's 1/16 resolution, at most
+        8 pulses (about 4 % of cells end one step off). ``hpt fidelity`` shows what
+        larger errors cost: bit slicing weights them by up to 2**(weight_bits-1).
     stuck_on_ppm, stuck_off_ppm:
         Stuck-at-on (``g_max``) / stuck-at-off (0) fault rates in parts per million,
         fixed per cell by ``seed`` (default 0: fault studies opt in).
@@ -97,14 +102,14 @@ class TileConfig:
     weight_bits: int = 8
     input_bits: int = 8
     dac_bits: int = 1
-    adc_bits: int = 8
+    adc_bits: int = 9
     adc_range: int | None = None
     write_latency: int = 100
-    verify_iters: int = 4
+    verify_iters: int = 8
     endurance: int = 100_000_000
     g_frac_bits: int = 4
-    prog_variation: int = 2
-    verify_tol: int = 1
+    prog_variation: int = 1
+    verify_tol: int = 0
     stuck_on_ppm: int = 0
     stuck_off_ppm: int = 0
     read_noise: int = 0

@@ -91,8 +91,10 @@ class ReramTile(wiring.Component):
         cells = C * S                                    # cells in one crossbar row
 
         # ---- memories: conductance codes and wear, one word per crossbar row ----------
-        m.submodules.g_mem = g_mem = memory.Memory(shape=unsigned(cells * gw), depth=Rn, init=[])
-        m.submodules.wear_mem = wear_mem = memory.Memory(shape=unsigned(cells * 32), depth=Rn,
+        # (at least 2 deep: a 1-deep memory would have a zero-width address port)
+        depth = max(Rn, 2)
+        m.submodules.g_mem = g_mem = memory.Memory(shape=unsigned(cells * gw), depth=depth, init=[])
+        m.submodules.wear_mem = wear_mem = memory.Memory(shape=unsigned(cells * 32), depth=depth,
                                                          init=[])
         g_wr, g_rd = g_mem.write_port(), g_mem.read_port()
         wear_wr, wear_rd = wear_mem.write_port(), wear_mem.read_port()
