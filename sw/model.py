@@ -1,0 +1,127 @@
+"""HpT's spatial-attention transformer: tokens are stations.
+
+``X[batch, station, feature]`` -> input MLP embedding + sinusoidal positional encoding of
+the station index -> ``layers`` post-LayerNorm encoder layers (multi-head self-attention
+over stations, then a feed-forward block) -> dimension-reduction MLP -> a linear head
+predicting each station's target ``y[batch, station]``.
+
+Attention is written out (separate Q, K, V, O projections and explicit ``Q K^T`` and
+``softmax V`` products) so that the hybrid execution layer can adapt Q and V with LoRA
+and route each product to a hardware backend.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["ModelConfig", "SpatialTransformer", "PRESETS"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the model. ``preset("paper")`` is the authors' 512-wide, 12-layer,
+    16-head model with FFN 2048; ``preset("tiny")`` trains in a minute or two on 2 CPU cores."""
+    d_model: int = 64
+    layers: int = 2
+    heads: int = 4
+    ffn: int = 128
+    reduce: int = 32
+    dropout: float = 0.1
+    max_stations: int = 4096
+
+    def __post_init__(self):
+        for name in ("d_model", "layers", "heads", "ffn", "reduce", "max_stations"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, not {v!r}")
+        if self.d_model % self.heads:
+            raise ValueError(f"ModelConfig.d_model ({self.d_model}) must be divisible by "
+                             f"heads ({self.heads})")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1), not {self.dropout}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "ModelConfig":
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    "tiny": dict(d_model=64, layers=2, heads=4, ffn=128, reduce=32, dropout=0.1),
+    "paper": dict(d_model=512, layers=12, heads=16, ffn=2048, reduce=128, dropout=0.1),
+}
+
+
+def sinusoidal(n: int, d: int) -> torch.Tensor:
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    pe = torch.zeros(n, d)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)[:, : d // 2]
+    return pe
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.heads, self.d_head = cfg.heads, d // cfg.heads
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, S, d = x.shape
+        split = lambda t: t.view(B, S, self.heads, self.d_head).transpose(1, 2)  # noqa: E731
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.d_head)     # Q K^T
+        attn = self.drop(torch.softmax(scores, dim=-1))
+        out = (attn @ v).transpose(1, 2).reshape(B, S, d)                # softmax V
+        return self.o(out)
+
+
+class EncoderLayer(nn.Module):
+    """Post-LayerNorm: ``x = LN(x + MHA(x)); x = LN(x + FFN(x))``."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.attn = MultiHeadAttention(cfg)
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.ff1, self.ff2 = nn.Linear(cfg.d_model, cfg.ffn), nn.Linear(cfg.ffn, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        x = self.ln1(x + self.drop(self.attn(x)))
+        return self.ln2(x + self.drop(self.ff2(self.drop(torch.relu(self.ff1(x))))))
+
+
+class SpatialTransformer(nn.Module):
+    def __init__(self, cfg: ModelConfig, n_features: int):
+        super().__init__()
+        if n_features < 1:
+            raise ValueError(f"n_features must be positive, not {n_features}")
+        self.cfg = cfg
+        d = cfg.d_model
+        self.embed = nn.Sequential(nn.Linear(n_features, d), nn.GELU(), nn.Linear(d, d))
+        self.register_buffer("pe", sinusoidal(cfg.max_stations, d), persistent=False)
+        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.layers))
+        self.reduce = nn.Sequential(nn.Linear(d, max(cfg.reduce, d // 2)), nn.GELU(),
+                                    nn.Linear(max(cfg.reduce, d // 2), cfg.reduce), nn.GELU())
+        self.head = nn.Linear(cfg.reduce, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x[batch, station, feature]`` -> ``y[batch, station]``."""
+        S = x.shape[1]
+        if S > self.cfg.max_stations:
+            raise ValueError(f"{S} stations exceed ModelConfig.max_stations ({self.cfg.max_stations})")
+        h = self.embed(x) + self.pe[:S]
+        for layer in self.layers:
+            h = layer(h)
+        return self.head(self.reduce(h)).squeeze(-1)
