@@ -132,44 +132,42 @@ class ReramModel:
 
     # ---- MVM / MVM_T --------------------------------------------------------------------
     def _convert(self, sums: np.ndarray, lanes: np.ndarray, step: int) -> np.ndarray:
-        """ADC of column sums ``(n, slices)`` (2**-F level units) -> shift-added value ``(n,)``."""
+        """ADC of column sums ``(vectors, n, slices)`` (2**-F level units) -> shift-added
+        values ``(vectors, n)``. Vector ``v`` uses noise counter ``noise_ctr + v``."""
         c = self.cfg
         if c.read_noise:
-            salt = np.uint64(R.salt_int(c.seed, R.STREAM_NOISE, self.noise_ctr, step))
-            sums = sums + bounded(mix32(lanes ^ salt), c.read_noise)
+            ctr = self.noise_ctr + np.arange(sums.shape[0])
+            salt = np.array([R.salt_int(c.seed, R.STREAM_NOISE, int(k), step) for k in ctr],
+                            np.uint64)
+            sums = sums + bounded(mix32(lanes[None] ^ salt[:, None, None]), c.read_noise)
         sh = c.adc_shift + c.g_frac_bits
         rnd = (1 << (sh - 1)) if sh else 0
         code = np.clip((sums + rnd) >> sh, 0, (1 << c.adc_bits) - 1)
         scale = np.int64(1) << (c.adc_shift + c.cell_bits * np.arange(c.slices, dtype=np.int64))
         return (code * scale).sum(axis=-1)
 
-    def _mvm(self, x, transpose: bool) -> np.ndarray:
+    def mvm(self, xs, transpose: bool = False) -> np.ndarray:
+        """``x @ W`` (or ``y @ W.T`` with ``transpose``) for each vector of ``xs``, in order."""
         c = self.cfg
-        n = c.rows if transpose else c.cols
+        n_in, n_out = (c.cols, c.rows) if transpose else (c.rows, c.cols)
+        xs = _check(c.input_bits, xs, "MVM_T inputs" if transpose else "MVM inputs", n_in)
+        xs = xs.reshape(-1, n_in)
         g = self.g.transpose(1, 0, 2) if transpose else self.g             # (in, out, slices)
-        lanes = mix32((np.arange(n, dtype=np.uint64)[:, None] * np.uint64(c.slices)
+        gf = g.reshape(n_in, -1).astype(np.float64)        # digit x conductance sums are exact
+        lanes = mix32((np.arange(n_out, dtype=np.uint64)[:, None] * np.uint64(c.slices)
                        + np.arange(c.slices, dtype=np.uint64)[None, :])
                       ^ np.uint64(1 << 31 if transpose else 0))
-        y = np.zeros(n, np.int64)
-        for step, (digits, weight) in enumerate(input_digits(c, x)):
-            sums = np.einsum("i,ios->os", digits, g)
+        y = np.zeros((len(xs), n_out), np.int64)
+        for step, (digits, weight) in enumerate(input_digits(c, xs)):
+            sums = (digits.astype(np.float64) @ gf).astype(np.int64).reshape(len(xs), n_out, -1)
             y += weight * self._convert(sums, lanes, step)
-        y -= (1 << (c.weight_bits - 1)) * int(np.sum(x))
-        self.noise_ctr += 1
-        self.mvms += 1
-        return wrap(y, c.out_width)
-
-    def mvm(self, xs, transpose: bool = False) -> np.ndarray:
-        """``x @ W`` (or ``y @ W.T`` with ``transpose``) for each vector of ``xs``."""
-        c = self.cfg
-        xs = _check(c.input_bits, xs, "MVM_T inputs" if transpose else "MVM inputs",
-                    c.cols if transpose else c.rows).reshape(-1, c.cols if transpose else c.rows)
-        out = np.stack([self._mvm(x, transpose) for x in xs]) if len(xs) else \
-            np.zeros((0, c.rows if transpose else c.cols), np.int64)
+        y -= (1 << (c.weight_bits - 1)) * xs.sum(axis=1, keepdims=True)
+        self.noise_ctr += len(xs)
+        self.mvms += len(xs)
         lat = (c.mvm_t_latency if transpose else c.mvm_latency)(len(xs))
         self.cycles += lat
         self.busy_cycles += lat - 1
-        return out
+        return wrap(y, c.out_width)
 
     # ---- statistics ----------------------------------------------------------------------
     def read_stats(self) -> dict:

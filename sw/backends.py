@@ -1,0 +1,267 @@
+"""Hardware backends behind one interface, and the op trace the cost model reads.
+
+The hybrid layers see a :class:`Backend` with four float operations:
+
+* ``matmul(a, b)`` — a (batched) product on the **systolic** array;
+* ``program(key, W)`` — write a frozen weight matrix ``W[in, out]`` into **ReRAM** tiles;
+* ``mvm(key, x)`` — ``x @ W`` on those tiles; ``mvm_t(key, y)`` — ``y @ W.T``.
+
+:class:`TorchBackend` computes them in float with no hardware effects.
+:class:`QuantizedBackend` quantizes on the host side — the one place where floats become
+the hardware's integers (symmetric, per tensor) — and hands integers to an
+:class:`IntDevice`: :class:`FunctionalDevice` runs the bit-exact golden models (so it
+returns what the RTL returns); the co-simulation issue adds an RTL device with the same
+integer interface. Every operation appends to an :class:`OpTrace` (unit, op, shapes,
+integer work, write pulses) that the cost model reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from hw.reram import TileConfig
+from hw.systolic import SystolicConfig
+from sw.golden.reram import ReramModel
+from sw.golden.systolic import wrap
+
+__all__ = ["OpTrace", "Backend", "TorchBackend", "IntDevice", "FunctionalDevice",
+           "QuantizedBackend", "quantize", "HardwareConfig", "make_backend"]
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """The accelerator the low-parameter phase runs on."""
+    systolic: SystolicConfig = field(default_factory=SystolicConfig)
+    tile: TileConfig = field(default_factory=TileConfig)
+
+    def to_dict(self) -> dict:
+        return {"systolic": self.systolic.to_dict(), "tile": self.tile.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HardwareConfig":
+        return cls(SystolicConfig.from_dict(d["systolic"]), TileConfig.from_dict(d["tile"]))
+
+
+class OpTrace:
+    """Aggregated record of offloaded operations: one row per (phase, unit, op, layer,
+    shape) with a count and the integer work it stands for."""
+
+    def __init__(self):
+        self.rows: "OrderedDict[tuple, dict]" = OrderedDict()
+        self.phase = "full"
+
+    def add(self, unit: str, op: str, layer: str, shape: tuple, **work) -> None:
+        key = (self.phase, unit, op, layer, tuple(int(s) for s in shape))
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = {"phase": self.phase, "unit": unit, "op": op, "layer": layer,
+                                    "shape": list(key[-1]), "count": 0}
+        row["count"] += 1
+        for k, v in work.items():
+            row[k] = row.get(k, 0) + int(v)
+
+    def to_list(self) -> list[dict]:
+        return list(self.rows.values())
+
+    def save(self, path) -> None:
+        with open(path, "w") as f:
+            json.dump(self.to_list(), f, indent=1)
+
+
+def quantize(x: torch.Tensor, bits: int) -> tuple[np.ndarray, float]:
+    """Symmetric per-tensor quantization to signed ``bits``: ``(integers, scale)``."""
+    xd = x.detach().to(torch.float64).cpu().numpy()
+    amax = float(np.max(np.abs(xd))) if xd.size else 0.0
+    qmax = (1 << (bits - 1)) - 1
+    scale = amax / qmax if amax > 0 else 1.0
+    return np.clip(np.rint(xd / scale), -qmax, qmax).astype(np.int64), scale
+
+
+class Backend:
+    name = "abstract"
+
+    def __init__(self, hw: HardwareConfig, trace: OpTrace | None = None):
+        self.hw = hw
+        self.trace = trace if trace is not None else OpTrace()
+        self.shapes: dict[str, tuple[int, int]] = {}
+
+    # Work each op stands for, recorded the same way for every backend.
+    def _trace_matmul(self, layer, a, b):
+        m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+        batch = int(np.prod(a.shape[:-2])) if a.dim() > 2 else 1
+        self.trace.add("systolic", "matmul", layer, (batch, m, k, n), macs=batch * m * k * n,
+                       cycles_model=batch * self.hw.systolic.matmul_cycles(m, k, n))
+
+    def _tiles(self, key):
+        rows, cols = self.shapes[key]
+        t = self.hw.tile
+        return -(-rows // t.rows), -(-cols // t.cols)
+
+    def _trace_mvm(self, layer, op, n_vec, key):
+        tr, tc = self._tiles(key)
+        t = self.hw.tile
+        conv = t.mvm_adc_conversions(transpose=op == "mvm_t")
+        self.trace.add("reram", op, layer, (n_vec, *self.shapes[key]), vectors=n_vec * tr * tc,
+                       crossbar_reads=n_vec * tr * tc * t.crossbar_reads(),
+                       adc_conversions=n_vec * tr * tc * conv)
+
+    def matmul(self, a: torch.Tensor, b: torch.Tensor, layer: str = "") -> torch.Tensor:
+        raise NotImplementedError
+
+    def program(self, key: str, W: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def mvm(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def mvm_t(self, key: str, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class TorchBackend(Backend):
+    """Float on the torch device; no hardware effects (the trace still counts the work)."""
+    name = "torch"
+
+    def __init__(self, hw, trace=None):
+        super().__init__(hw, trace)
+        self.weights: dict[str, torch.Tensor] = {}
+
+    def matmul(self, a, b, layer=""):
+        self._trace_matmul(layer, a, b)
+        return a @ b
+
+    def program(self, key, W):
+        self.shapes[key] = tuple(W.shape)
+        self.weights[key] = W.detach().clone()
+        t = self.hw.tile
+        tr, tc = self._tiles(key)
+        self.trace.add("reram", "program", key, tuple(W.shape), rows=tr * tc * t.rows,
+                       write_pulses=tr * tc * t.rows * t.cols * t.slices)
+
+    def mvm(self, key, x):
+        self._trace_mvm(key, "mvm", x.shape[0], key)
+        return x @ self.weights[key]
+
+    def mvm_t(self, key, y):
+        self._trace_mvm(key, "mvm_t", y.shape[0], key)
+        return y @ self.weights[key].T
+
+
+class IntDevice:
+    """Integer interface of the accelerator (what the RTL implements)."""
+
+    def matmul(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def program(self, key: str, W: np.ndarray) -> dict:
+        raise NotImplementedError
+
+    def mvm(self, key: str, X: np.ndarray, transpose: bool) -> np.ndarray:
+        raise NotImplementedError
+
+
+class FunctionalDevice(IntDevice):
+    """The golden models: bit-exact with the RTL, at numpy speed.
+
+    Systolic products are exact integer products wrapped to ``acc_width`` (tiling does
+    not change a wrapped sum). A frozen matrix larger than one tile is cut into
+    ``rows x cols`` tiles, zero-padded; tile ``(i, j)`` gets seed ``tile.seed + index`` so
+    each has its own devices; partial sums over row tiles add digitally.
+    """
+
+    def __init__(self, hw: HardwareConfig):
+        self.hw = hw
+        self.tiles: dict[str, list[list[ReramModel]]] = {}
+        self.shapes: dict[str, tuple[int, int]] = {}
+
+    def matmul(self, A, B):
+        prod = np.matmul(A.astype(np.float64), B.astype(np.float64))   # exact below 2**53
+        return wrap(prod.astype(np.int64), self.hw.systolic.acc_width)
+
+    def program(self, key, W):
+        t = self.hw.tile
+        rows, cols = W.shape
+        tr, tc = -(-rows // t.rows), -(-cols // t.cols)
+        pad = np.zeros((tr * t.rows, tc * t.cols), np.int64)
+        pad[:rows, :cols] = W
+        grid, pulses = [], 0
+        for i in range(tr):
+            line = []
+            for j in range(tc):
+                cfg = dataclasses.replace(t, seed=(t.seed + i * tc + j) & 0xFFFFFFFF)
+                model = ReramModel(cfg)
+                model.program(0, pad[i * t.rows:(i + 1) * t.rows, j * t.cols:(j + 1) * t.cols])
+                pulses += model.total_pulses
+                line.append(model)
+            grid.append(line)
+        self.tiles[key] = grid
+        self.shapes[key] = (rows, cols)
+        return {"write_pulses": pulses, "rows": tr * tc * t.rows}
+
+    def mvm(self, key, X, transpose):
+        t = self.hw.tile
+        grid = self.tiles[key]
+        rows, cols = self.shapes[key]
+        tr, tc = len(grid), len(grid[0])
+        n_in, n_out = (cols, rows) if transpose else (rows, cols)
+        ti, to = (t.cols, t.rows) if transpose else (t.rows, t.cols)
+        xin = np.zeros((X.shape[0], (tc if transpose else tr) * ti), np.int64)
+        xin[:, :n_in] = X
+        out = np.zeros((X.shape[0], (tr if transpose else tc) * to), np.int64)
+        for i in range(tr):
+            for j in range(tc):
+                a, b = (j, i) if transpose else (i, j)          # (input block, output block)
+                out[:, b * to:(b + 1) * to] += grid[i][j].mvm(xin[:, a * ti:(a + 1) * ti],
+                                                               transpose=transpose)
+        return out[:, :n_out]
+
+
+class QuantizedBackend(Backend):
+    """Floats -> the hardware's integers (one place) -> an :class:`IntDevice` -> floats."""
+    name = "functional"
+
+    def __init__(self, hw, device: IntDevice | None = None, trace=None):
+        super().__init__(hw, trace)
+        self.device = device or FunctionalDevice(hw)
+        self.scales: dict[str, float] = {}
+
+    def matmul(self, a, b, layer=""):
+        self._trace_matmul(layer, a, b)
+        bits = self.hw.systolic.in_width
+        qa, sa = quantize(a, bits)
+        qb, sb = quantize(b, bits)
+        out = self.device.matmul(qa, qb).astype(np.float64) * (sa * sb)
+        return torch.from_numpy(out).to(dtype=a.dtype, device=a.device)
+
+    def program(self, key, W):
+        self.shapes[key] = tuple(W.shape)
+        q, s = quantize(W, self.hw.tile.weight_bits)
+        self.scales[key] = s
+        info = self.device.program(key, q)
+        self.trace.add("reram", "program", key, tuple(W.shape), **info)
+
+    def _mvm(self, key, x, transpose):
+        self._trace_mvm(key, "mvm_t" if transpose else "mvm", x.shape[0], key)
+        q, s = quantize(x, self.hw.tile.input_bits)
+        out = self.device.mvm(key, q, transpose).astype(np.float64) * (s * self.scales[key])
+        return torch.from_numpy(out).to(dtype=x.dtype, device=x.device)
+
+    def mvm(self, key, x):
+        return self._mvm(key, x, False)
+
+    def mvm_t(self, key, y):
+        return self._mvm(key, y, True)
+
+
+def make_backend(name: str, hw: HardwareConfig, trace: OpTrace | None = None) -> Backend:
+    if name == "torch":
+        return TorchBackend(hw, trace)
+    if name == "functional":
+        return QuantizedBackend(hw, FunctionalDevice(hw), trace)
+    raise ValueError(f"unknown backend {name!r}; choose torch or functional")
