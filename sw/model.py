@@ -76,14 +76,22 @@ class MultiHeadAttention(nn.Module):
         self.heads, self.d_head = cfg.heads, d // cfg.heads
         self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
         self.drop = nn.Dropout(cfg.dropout)
+        self.backend = None          # set by sw.hybrid.set_backend in the low-parameter phase
+        self.name = "attn"
+
+    def _mm(self, a, b, tag):
+        if self.backend is None:
+            return a @ b
+        from .hybrid import SystolicMatmul
+        return SystolicMatmul.apply(a, b, self.backend, f"{self.name}.{tag}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, S, d = x.shape
         split = lambda t: t.view(B, S, self.heads, self.d_head).transpose(1, 2)  # noqa: E731
         q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.d_head)     # Q K^T
+        scores = self._mm(q, k.transpose(-2, -1), "qk") / math.sqrt(self.d_head)   # Q K^T
         attn = self.drop(torch.softmax(scores, dim=-1))
-        out = (attn @ v).transpose(1, 2).reshape(B, S, d)                # softmax V
+        out = self._mm(attn, v, "av").transpose(1, 2).reshape(B, S, d)              # softmax V
         return self.o(out)
 
 
@@ -112,6 +120,8 @@ class SpatialTransformer(nn.Module):
         self.embed = nn.Sequential(nn.Linear(n_features, d), nn.GELU(), nn.Linear(d, d))
         self.register_buffer("pe", sinusoidal(cfg.max_stations, d), persistent=False)
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.layers))
+        for i, layer in enumerate(self.layers):
+            layer.attn.name = f"layers.{i}.attn"
         self.reduce = nn.Sequential(nn.Linear(d, max(cfg.reduce, d // 2)), nn.GELU(),
                                     nn.Linear(max(cfg.reduce, d // 2), cfg.reduce), nn.GELU())
         self.head = nn.Linear(cfg.reduce, 1)
