@@ -133,6 +133,37 @@ def cmd_fidelity(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from sw.backends import HardwareConfig
+    from sw.data import DataConfig
+    from sw.model import ModelConfig
+    from sw.policy import PolicyConfig
+    from sw.train import RunConfig, TrainConfig, Trainer
+
+    if args.resume:
+        trainer = Trainer.resume(args.out, quiet=args.quiet)
+    else:
+        if (args.app is None) == (args.data is None):
+            raise ValueError("give exactly one of --app and --data")
+        data = DataConfig(app=args.app or "wind", path=str(args.data) if args.data else None,
+                          window=args.window, seed=args.seed)
+        cfg = RunConfig(model=ModelConfig.preset(args.preset), data=data,
+                        train=TrainConfig(epochs=args.epochs, seed=args.seed, backend=args.backend),
+                        policy=PolicyConfig(name=args.policy, k=args.k), hw=HardwareConfig())
+        trainer = Trainer(cfg, args.out, quiet=args.quiet)
+    try:
+        m = trainer.fit()
+    except KeyboardInterrupt:
+        path = trainer.save_checkpoint()
+        print(f"\ninterrupted at step {trainer.step}; resume with: hpt train --resume --out "
+              f"{args.out}  (checkpoint {path})", file=sys.stderr)
+        return 130
+    print(json.dumps({k: m[k] for k in ("test_mse", "test_mae", "final_test_mse", "switch_step",
+                                        "low_param_fraction", "ranks")}, indent=1))
+    print(f"wrote {args.out}/metrics.json, trace.json, history.json, loss.png, checkpoint.pt")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -164,6 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--cocotb-seed", type=int, default=1, help="cocotb random seed")
     q.set_defaults(func=cmd_sim)
 
+    p = sub.add_parser("train", help="train the spatial-attention transformer (HpT recipe)")
+    p.add_argument("--app", choices=["swe", "weather", "wind", "epidemic"], default=None)
+    p.add_argument("--data", type=Path, default=None, help="CSV/text matrix or NPZ (X, y)")
+    p.add_argument("--policy", choices=["paper", "intrinsic-dim", "full", "lora"], default="paper")
+    p.add_argument("--backend", choices=["torch", "functional"], default="torch")
+    p.add_argument("--preset", choices=["tiny", "paper"], default="tiny")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--window", type=int, default=12, help="history steps per station")
+    p.add_argument("--k", type=int, default=20, help="iterations between switch checks")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("fidelity", help="ReRAM MVM error vs ADC and cell bits (plot + JSON)")
     p.add_argument("--rows", type=int, default=128)
     p.add_argument("--cols", type=int, default=128)
@@ -188,7 +234,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, ToolchainError, LintError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, ToolchainError, LintError) as exc:
         print(f"hpt: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, (ValueError, TypeError)) else 1
 

@@ -1,0 +1,242 @@
+"""When to switch from full-parameter to low-parameter training, and at which ranks.
+
+* :class:`PaperPolicy` — HpT's test as the authors' code does it: every ``k`` iterations,
+  two plateaus must each hold for two checks in a row that also shrink (relative loss
+  improvement below ``loss_tol``; relative change of one layer's Q/V weights below
+  ``weight_tol``); then a LoRA copy trains alongside for ``k`` iterations and a two-sample
+  t-test on the per-batch losses (``alpha``) decides: not significantly different ->
+  switch; otherwise try again later.
+* :class:`IntrinsicDimPolicy` — goes beyond the paper: measures the intrinsic dimension of
+  each layer's weight-update trajectory (:func:`intrinsic_dimension`) and switches once the
+  estimates are stable, giving each layer a LoRA rank equal to its dimension (bounded).
+* ``full`` never switches; ``lora`` is low-parameter from the start.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["PolicyConfig", "PaperPolicy", "IntrinsicDimPolicy", "intrinsic_dimension",
+           "welch_t_test", "make_policy"]
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    name: str = "paper"
+    k: int = 20                   # iterations between checks (and length of the LoRA trial)
+    loss_tol: float = 0.10        # relative loss improvement counted as a plateau
+    weight_tol: float = 0.01      # relative Q/V weight change counted as a plateau
+    alpha: float = 0.01           # t-test significance level
+    watch_layer: int = -1         # the layer whose Q/V weights the paper test watches
+    lora_rank: int = 8            # paper: r = 8, alpha = 64, dropout 0.1, on Q and V
+    lora_alpha: float = 64.0
+    lora_dropout: float = 0.1
+    variance: float = 0.90        # intrinsic-dim: share of update variance to explain
+    snapshots: int = 10           # intrinsic-dim: weight snapshots in the trajectory window
+    stable_checks: int = 3        # intrinsic-dim: checks the estimates must hold
+    min_rank: int = 2
+    max_rank: int = 16
+
+    def __post_init__(self):
+        if self.name not in ("paper", "intrinsic-dim", "full", "lora"):
+            raise ValueError(f"PolicyConfig.name must be paper, intrinsic-dim, full or lora, "
+                             f"not {self.name!r}")
+        if self.k < 2:
+            raise ValueError(f"PolicyConfig.k must be at least 2, not {self.k}")
+        if not 1 <= self.min_rank <= self.max_rank:
+            raise ValueError("PolicyConfig.min_rank/max_rank must satisfy 1 <= min <= max")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---- statistics ------------------------------------------------------------------------
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b) (continued fraction, Numerical Recipes 6.4)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    lbeta = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    front = math.exp(lbeta + a * math.log(x) + b * math.log1p(-x))
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > 1e-300 else 1e-300)
+    f = d
+    for m in range(1, 300):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > 1e-300 else 1e-300)
+            c = 1.0 + num / c
+            c = c if abs(c) > 1e-300 else 1e-300
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-14:
+            break
+    return front * f / a
+
+
+def welch_t_test(a, b) -> tuple[float, float]:
+    """Two-sided Welch two-sample t-test: ``(t, p)``."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if va + vb == 0:
+        return 0.0, 1.0 if a.mean() == b.mean() else 0.0
+    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    p = _betainc(df / 2, 0.5, df / (df + t * t))
+    return float(t), float(p)
+
+
+def intrinsic_dimension(snapshots: np.ndarray, variance: float = 0.90) -> int:
+    """Intrinsic dimension of a weight trajectory.
+
+    ``snapshots[i]`` is the flattened weight at check ``i``. The updates between
+    consecutive snapshots are stacked and centred; the estimate is the number of
+    principal components (singular values squared, largest first) needed to explain
+    ``variance`` of their total variance. An update trajectory confined to a
+    ``d``-dimensional subspace gives ``d`` (up to the number of updates minus one).
+    """
+    s = np.asarray(snapshots, float)
+    if s.ndim != 2 or len(s) < 3:
+        raise ValueError("intrinsic_dimension needs at least 3 snapshots of a flat weight")
+    upd = np.diff(s, axis=0)
+    upd = upd - upd.mean(axis=0, keepdims=True)
+    sv = np.linalg.svd(upd, compute_uv=False) ** 2
+    if sv.sum() == 0:
+        return 0
+    share = np.cumsum(sv) / sv.sum()
+    return int(np.searchsorted(share, variance - 1e-12) + 1)
+
+
+def _qv_weights(model, layer: int) -> np.ndarray:
+    att = model.layers[layer].attn
+    get = lambda m: (m.base.weight if hasattr(m, "base") else m.weight)  # noqa: E731
+    return torch.cat([get(att.q).detach().flatten(), get(att.v).detach().flatten()]).cpu().numpy()
+
+
+class _Plateau:
+    """``value < tol`` for two checks in a row, the second smaller than the first."""
+
+    def __init__(self, tol):
+        self.tol, self.prev = tol, None
+
+    def update(self, value: float) -> bool:
+        ok = self.prev is not None and self.prev < self.tol and value < self.tol and value < self.prev
+        self.prev = value
+        return ok
+
+    def reset(self):
+        self.prev = None
+
+
+class PaperPolicy:
+    """See module docstring. The trainer calls :meth:`check` every ``k`` iterations with
+    the mean loss of the last ``k`` iterations; while a trial runs it feeds both models'
+    per-batch losses to :meth:`trial_losses` and asks :meth:`trial_verdict` at the end."""
+
+    def __init__(self, cfg: PolicyConfig):
+        self.cfg = cfg
+        self.loss_plateau, self.weight_plateau = _Plateau(cfg.loss_tol), _Plateau(cfg.weight_tol)
+        self.last_loss = self.last_w = None
+        self.log: list[dict] = []
+        self.trials = 0
+
+    def ranks(self, model) -> list[int]:
+        return [self.cfg.lora_rank] * len(model.layers)
+
+    def check(self, step: int, loss: float, model) -> bool:
+        """True when a LoRA trial should start."""
+        w = _qv_weights(model, self.cfg.watch_layer)
+        rel_loss = rel_w = None
+        if self.last_loss is not None:
+            rel_loss = (self.last_loss - loss) / abs(self.last_loss)
+            rel_w = float(np.linalg.norm(w - self.last_w) / max(np.linalg.norm(self.last_w), 1e-12))
+        self.last_loss, self.last_w = loss, w
+        a = self.loss_plateau.update(rel_loss) if rel_loss is not None else False
+        b = self.weight_plateau.update(rel_w) if rel_w is not None else False
+        self.log.append({"step": step, "loss": loss, "rel_loss_improvement": rel_loss,
+                         "rel_weight_change": rel_w, "loss_plateau": a, "weight_plateau": b})
+        return a and b
+
+    def trial_verdict(self, full_losses, lora_losses, step: int) -> bool:
+        t, p = welch_t_test(full_losses, lora_losses)
+        switch = p >= self.cfg.alpha
+        self.trials += 1
+        self.log.append({"step": step, "trial": self.trials, "t": t, "p": p, "switch": switch})
+        if not switch:
+            self.loss_plateau.reset()
+            self.weight_plateau.reset()
+        return switch
+
+    def state_dict(self) -> dict:
+        return {"loss_prev": self.loss_plateau.prev, "w_prev": self.weight_plateau.prev,
+                "last_loss": self.last_loss, "last_w": self.last_w, "log": self.log,
+                "trials": self.trials}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.loss_plateau.prev, self.weight_plateau.prev = s["loss_prev"], s["w_prev"]
+        self.last_loss, self.last_w, self.log, self.trials = (s["last_loss"], s["last_w"],
+                                                              s["log"], s["trials"])
+
+
+class IntrinsicDimPolicy:
+    """Switch when every layer's intrinsic-dimension estimate has held (within one) for
+    ``stable_checks`` checks and the loss improvement is below ``loss_tol``; LoRA rank of
+    each layer = its estimate, clipped to ``[min_rank, max_rank]``."""
+
+    def __init__(self, cfg: PolicyConfig):
+        self.cfg = cfg
+        self.snaps: list[list[np.ndarray]] = []
+        self.history: list[dict] = []        # per check: step and the dimension per layer
+        self.log = self.history
+        self.last_loss = None
+        self.stable = 0
+        self.dims: list[int] | None = None
+
+    def ranks(self, model) -> list[int]:
+        dims = self.dims or [self.cfg.lora_rank] * len(model.layers)
+        return [int(min(self.cfg.max_rank, max(self.cfg.min_rank, d))) for d in dims]
+
+    def check(self, step: int, loss: float, model) -> bool:
+        layers = len(model.layers)
+        if not self.snaps:
+            self.snaps = [[] for _ in range(layers)]
+        for i in range(layers):
+            self.snaps[i].append(_qv_weights(model, i))
+            self.snaps[i] = self.snaps[i][-self.cfg.snapshots:]
+        rel_loss = None if self.last_loss is None else (self.last_loss - loss) / abs(self.last_loss)
+        self.last_loss = loss
+        if len(self.snaps[0]) < self.cfg.snapshots:
+            self.history.append({"step": step, "dims": None, "rel_loss_improvement": rel_loss})
+            return False
+        dims = [intrinsic_dimension(np.stack(s), self.cfg.variance) for s in self.snaps]
+        same = self.dims is not None and all(abs(a - b) <= 1 for a, b in zip(dims, self.dims))
+        self.stable = self.stable + 1 if same else 0
+        self.dims = dims
+        self.history.append({"step": step, "dims": dims, "rel_loss_improvement": rel_loss,
+                             "stable": self.stable})
+        return self.stable >= self.cfg.stable_checks and rel_loss is not None \
+            and rel_loss < self.cfg.loss_tol
+
+    def state_dict(self) -> dict:
+        return {"snaps": self.snaps, "history": self.history, "last_loss": self.last_loss,
+                "stable": self.stable, "dims": self.dims}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.snaps, self.history, self.last_loss = s["snaps"], s["history"], s["last_loss"]
+        self.log = self.history
+        self.stable, self.dims = s["stable"], s["dims"]
+
+
+def make_policy(cfg: PolicyConfig):
+    if cfg.name == "paper":
+        return PaperPolicy(cfg)
+    if cfg.name == "intrinsic-dim":
+        return IntrinsicDimPolicy(cfg)
+    return None

@@ -1,0 +1,370 @@
+"""HpT's training recipe: full-parameter phase, switch, low-parameter phase on the hybrid.
+
+One readable loop (nanoGPT style): setup -> epochs of minibatches -> evaluation,
+checkpoint, metrics -> report. The full phase uses AdamW with a step learning-rate
+schedule (as the authors' code); at the switch the frozen Q/V weights are programmed into
+ReRAM once, LoRA adapters go on Q and V, and a fresh AdamW trains the adapters, the input
+embedding, the dimension-reduction MLP and the head. Same seed -> same numbers; a run
+resumed from its checkpoint continues exactly as if it had not stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .backends import HardwareConfig, OpTrace, make_backend
+from .data import DataConfig, load
+from .hybrid import apply_lora, lora_layers, set_backend
+from .model import ModelConfig, SpatialTransformer
+from .policy import PolicyConfig, make_policy
+
+__all__ = ["TrainConfig", "RunConfig", "train"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    batch: int = 32               # time steps per minibatch (all stations of each step)
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    lr_step_epochs: int = 4       # StepLR: multiply the rate by lr_gamma every this many epochs
+    lr_gamma: float = 0.3
+    low_lr: float = 1e-3          # the low-parameter phase's fresh optimizer
+    seed: int = 0
+    backend: str = "torch"        # torch | functional: what runs the low-parameter phase
+    device: str = "auto"          # auto: CUDA when available, else CPU
+
+    def __post_init__(self):
+        if self.backend not in ("torch", "functional"):
+            raise ValueError(f"TrainConfig.backend must be torch or functional, not {self.backend!r}")
+        for n in ("epochs", "batch", "lr_step_epochs"):
+            if getattr(self, n) < 1:
+                raise ValueError(f"TrainConfig.{n} must be positive")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    hw: HardwareConfig = field(default_factory=HardwareConfig)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model.to_dict(), "data": self.data.to_dict(),
+                "train": asdict(self.train), "policy": self.policy.to_dict(),
+                "hw": self.hw.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        return cls(ModelConfig(**d["model"]), DataConfig(**d["data"]), TrainConfig(**d["train"]),
+                   PolicyConfig(**d["policy"]), HardwareConfig.from_dict(d["hw"]))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class _Progress:
+    """One status line on stderr, rewritten in place (a plain log line when not a TTY)."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet, self.t0 = total, quiet, time.time()
+        self.tty = sys.stderr.isatty()
+
+    def show(self, step: int, text: str, force: bool = False) -> None:
+        if self.quiet or not (force or self.tty or step % 50 == 0):
+            return
+        frac = step / max(self.total, 1)
+        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
+        rate = step / max(time.time() - self.t0, 1e-9)
+        line = f"[{bar}] {step}/{self.total} {rate:5.1f} it/s {text}"
+        sys.stderr.write(("\r" + line) if self.tty else line + "\n")
+        if self.tty and (force or step == self.total):
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run_dir: Path, quiet: bool = False):
+        self.cfg, self.run_dir, self.quiet = cfg, Path(run_dir), quiet
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.device = _device(cfg.train.device)
+        torch.manual_seed(cfg.train.seed)
+        np.random.seed(cfg.train.seed)
+        self.data = load(cfg.data)
+        self.model = SpatialTransformer(cfg.model, self.data.n_features).to(self.device)
+        self.trace = OpTrace()
+        self.backend = None
+        self.phase = "full"
+        self.ranks: list[int] | None = None
+        self.policy = make_policy(cfg.policy)
+        self.opt = self._optimizer(cfg.train.lr)
+        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=1, gamma=1.0)
+        self.step = self.epoch = 0
+        self.switch_step = None
+        self.low_steps = 0
+        self.window: list[float] = []
+        self.trial = None                 # (model, optimizer, full losses, lora losses)
+        self.history = {"step_loss": [], "epochs": [], "policy": []}
+        self.best = {"val": math.inf, "state": None, "epoch": None}
+        self.phase_time = {"full": 0.0, "low": 0.0}
+        if cfg.policy.name == "lora":
+            self._switch(ranks=[cfg.policy.lora_rank] * cfg.model.layers)
+        else:
+            self.sched = torch.optim.lr_scheduler.StepLR(
+                self.opt, step_size=cfg.train.lr_step_epochs, gamma=cfg.train.lr_gamma)
+
+    # ---- setup helpers -------------------------------------------------------------------
+    def _optimizer(self, lr, model=None):
+        params = [p for p in (model or self.model).parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=lr, weight_decay=self.cfg.train.weight_decay)
+
+    def _lora(self, model, ranks):
+        p = self.cfg.policy
+        apply_lora(model, dict(enumerate(ranks)), alpha=p.lora_alpha, dropout=p.lora_dropout)
+        for lora in lora_layers(model):
+            lora.to(self.device)
+
+    def _switch(self, ranks, model=None, opt=None):
+        """Enter the low-parameter phase: LoRA on Q/V (or adopt a trained copy), program
+        the frozen weights into ReRAM once, route products to the backend."""
+        if model is None:
+            self._lora(self.model, ranks)
+            opt = self._optimizer(self.cfg.train.low_lr)
+        else:
+            self.model = model
+        self.ranks = list(ranks)
+        self.phase = "low"
+        self.switch_step = self.step
+        self.trace.phase = "low"
+        self.backend = make_backend(self.cfg.train.backend, self.cfg.hw, self.trace)
+        set_backend(self.model, self.backend)
+        self.opt = opt
+        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=1, gamma=1.0)
+
+    # ---- data ---------------------------------------------------------------------------
+    def _batches(self, split, shuffle: bool):
+        n = len(split.X)
+        if shuffle:
+            g = torch.Generator().manual_seed(self.cfg.train.seed * 100003 + self.epoch)
+            order = torch.randperm(n, generator=g).numpy()
+        else:
+            order = np.arange(n)
+        bs = self.cfg.train.batch
+        for i in range(0, n, bs):
+            idx = order[i:i + bs]
+            yield (torch.from_numpy(split.X[idx]).to(self.device),
+                   torch.from_numpy(split.y[idx]).to(self.device))
+
+    @torch.no_grad()
+    def evaluate(self, split, model=None) -> dict:
+        model = model or self.model
+        model.eval()
+        se = ae = n = 0.0
+        for X, y in self._batches(split, shuffle=False):
+            err = model(X) - y
+            se += float((err ** 2).sum())
+            ae += float(err.abs().sum())
+            n += err.numel()
+        model.train()
+        return {"mse": se / n, "mae": ae / n}
+
+    # ---- one iteration --------------------------------------------------------------------
+    def _iteration(self, X, y) -> float:
+        loss = torch.nn.functional.mse_loss(self.model(X), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.trial is not None:            # the LoRA copy trains on the same batch
+            tm, topt, fl, ll = self.trial
+            tl = torch.nn.functional.mse_loss(tm(X), y)
+            topt.zero_grad(set_to_none=True)
+            tl.backward()
+            topt.step()
+            fl.append(float(loss))
+            ll.append(float(tl))
+        return float(loss)
+
+    def _policy_step(self) -> None:
+        k = self.cfg.policy.k
+        if self.phase != "full" or self.policy is None or self.step % k:
+            return
+        if self.trial is not None:
+            tm, topt, fl, ll = self.trial
+            self.trial = None
+            if self.policy.trial_verdict(fl, ll, self.step):
+                self._switch(self.policy.ranks(self.model), model=tm, opt=topt)
+            return
+        mean = float(np.mean(self.window[-k:]))
+        if self.policy.check(self.step, mean, self.model):
+            ranks = self.policy.ranks(self.model)
+            if self.cfg.policy.name == "paper":
+                tm = copy.deepcopy(self.model)
+                self._lora(tm, ranks)
+                self.trial = (tm, self._optimizer(self.cfg.train.low_lr, tm), [], [])
+            else:
+                self._switch(ranks)
+
+    # ---- the loop -------------------------------------------------------------------------
+    def fit(self) -> dict:
+        t = self.cfg.train
+        per_epoch = math.ceil(len(self.data.train.X) / t.batch)
+        bar = _Progress(t.epochs * per_epoch, self.quiet)
+        while self.epoch < t.epochs:
+            for X, y in self._batches(self.data.train, shuffle=True):
+                t0 = time.perf_counter()
+                loss = self._iteration(X, y)
+                self.phase_time[self.phase] += time.perf_counter() - t0
+                self.step += 1
+                self.low_steps += self.phase == "low"
+                self.window.append(loss)
+                self.window = self.window[-self.cfg.policy.k:]
+                self.history["step_loss"].append([self.step, loss, self.phase])
+                self._policy_step()
+                bar.show(self.step, f"epoch {self.epoch + 1} loss {loss:.4f} {self.phase}")
+            self.sched.step()
+            self.epoch += 1
+            val = self.evaluate(self.data.val)
+            rec = {"epoch": self.epoch, "step": self.step, "phase": self.phase,
+                   "train_loss": float(np.mean([s[1] for s in self.history["step_loss"][-per_epoch:]])),
+                   "val_mse": val["mse"], "lr": self.opt.param_groups[0]["lr"]}
+            self.history["epochs"].append(rec)
+            if val["mse"] < self.best["val"]:
+                self.best = {"val": val["mse"], "epoch": self.epoch,
+                             "state": copy.deepcopy(self.model.state_dict()),
+                             "ranks": self.ranks}
+            self.save_checkpoint()
+            bar.show(self.step, f"epoch {self.epoch} val_mse {val['mse']:.4f} {self.phase}",
+                     force=True)
+        return self.finish()
+
+    # ---- results ---------------------------------------------------------------------------
+    def _model_for(self, state, ranks):
+        m = SpatialTransformer(self.cfg.model, self.data.n_features).to(self.device)
+        if ranks is not None:
+            self._lora(m, ranks)
+        m.load_state_dict(state)
+        if ranks is not None:
+            set_backend(m, make_backend(self.cfg.train.backend, self.cfg.hw, OpTrace()))
+        return m
+
+    def finish(self) -> dict:
+        final = self.evaluate(self.data.test)
+        best_model = self._model_for(self.best["state"], self.best.get("ranks"))
+        best = self.evaluate(self.data.test, best_model)
+        metrics = {
+            "test_mse": best["mse"], "test_mae": best["mae"], "best_epoch": self.best["epoch"],
+            "final_test_mse": final["mse"], "final_test_mae": final["mae"],
+            "switch_step": self.switch_step, "total_steps": self.step,
+            "low_param_fraction": self.low_steps / max(self.step, 1),
+            "ranks": self.ranks, "time_per_phase_s": self.phase_time,
+            "policy": self.cfg.policy.name, "backend": self.cfg.train.backend,
+            "app": self.data.name, "seed": self.cfg.train.seed,
+            "trainable_params_low": (sum(p.numel() for p in self.model.parameters()
+                                         if p.requires_grad) if self.phase == "low" else None),
+            "units": "normalised (train mean/std of the target)",
+        }
+        out = self.run_dir
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (out / "history.json").write_text(json.dumps(
+            {**self.history, "policy": getattr(self.policy, "log", [])}, indent=1) + "\n")
+        (out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        self.trace.save(out / "trace.json")
+        self._plot()
+        return metrics
+
+    def _plot(self) -> None:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        steps = [s[0] for s in self.history["step_loss"]]
+        losses = [s[1] for s in self.history["step_loss"]]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot(steps, losses, linewidth=0.6, label="train loss (per step)")
+        ev = self.history["epochs"]
+        ax.plot([e["step"] for e in ev], [e["val_mse"] for e in ev], "o-", label="validation MSE")
+        if self.switch_step is not None:
+            ax.axvline(self.switch_step, color="red", linestyle="--",
+                       label=f"switch to low-parameter (step {self.switch_step})")
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("MSE (normalised)")
+        ax.set_title(f"{self.data.name}: policy {self.cfg.policy.name}, backend {self.cfg.train.backend}")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(self.run_dir / "loss.png", dpi=110)
+        plt.close(fig)
+
+    # ---- checkpoint / resume -------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        state = {
+            "config": self.cfg.to_dict(), "epoch": self.epoch, "step": self.step,
+            "phase": self.phase, "ranks": self.ranks, "switch_step": self.switch_step,
+            "low_steps": self.low_steps, "window": self.window, "history": self.history,
+            "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(), "best": self.best, "phase_time": self.phase_time,
+            "policy": self.policy.state_dict() if self.policy is not None else None,
+            "trace": self.trace.to_list(), "rng_torch": torch.get_rng_state(),
+            "trial": None if self.trial is None else {
+                "model": self.trial[0].state_dict(), "opt": self.trial[1].state_dict(),
+                "full": self.trial[2], "lora": self.trial[3],
+                "ranks": self.policy.ranks(self.model)},
+            "rng_numpy": np.random.get_state(),
+        }
+        path = self.run_dir / "checkpoint.pt"
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def resume(cls, run_dir: Path, quiet: bool = False) -> "Trainer":
+        path = Path(run_dir) / "checkpoint.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no checkpoint to resume from")
+        s = torch.load(path, weights_only=False)
+        tr = cls(RunConfig.from_dict(s["config"]), run_dir, quiet)
+        if s["phase"] == "low" and tr.phase != "low":
+            tr.step = s["switch_step"]
+            tr._switch(s["ranks"])
+        tr.model.load_state_dict(s["model"])
+        if tr.backend is not None:            # re-program ReRAM from the restored weights
+            tr.trace.rows.clear()
+            set_backend(tr.model, tr.backend)
+        tr.opt.load_state_dict(s["opt"])
+        tr.sched.load_state_dict(s["sched"])
+        for k in ("epoch", "step", "ranks", "switch_step", "low_steps", "window", "history",
+                  "best", "phase_time"):
+            setattr(tr, k, s[k])
+        if tr.policy is not None and s["policy"] is not None:
+            tr.policy.load_state_dict(s["policy"])
+        tr.trace.rows.clear()
+        for row in s["trace"]:
+            key = (row["phase"], row["unit"], row["op"], row["layer"], tuple(row["shape"]))
+            tr.trace.rows[key] = dict(row)
+        if s["trial"] is not None:
+            tm = SpatialTransformer(tr.cfg.model, tr.data.n_features).to(tr.device)
+            tr._lora(tm, s["trial"]["ranks"])
+            tm.load_state_dict(s["trial"]["model"])
+            topt = tr._optimizer(tr.cfg.train.low_lr, tm)
+            topt.load_state_dict(s["trial"]["opt"])
+            tr.trial = (tm, topt, s["trial"]["full"], s["trial"]["lora"])
+        torch.set_rng_state(s["rng_torch"])
+        np.random.set_state(s["rng_numpy"])
+        return tr
+
+
+def train(cfg: RunConfig, run_dir: Path, quiet: bool = False) -> dict:
+    return Trainer(cfg, run_dir, quiet).fit()
