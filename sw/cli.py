@@ -236,7 +236,7 @@ def main(argv=None) -> int:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError, ToolchainError, LintError) as exc:
         print(f"hpt: error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, (ValueError, TypeError)) else 1
+        return 2 if isinstance(exc, (ValueError, TypeError, FileNotFoundError)) else 1
 
 
 if __name__ == "__main__":

@@ -193,9 +193,9 @@ class Trainer:
             topt.zero_grad(set_to_none=True)
             tl.backward()
             topt.step()
-            fl.append(float(loss))
-            ll.append(float(tl))
-        return float(loss)
+            fl.append(float(loss.detach()))
+            ll.append(float(tl.detach()))
+        return float(loss.detach())
 
     def _policy_step(self) -> None:
         k = self.cfg.policy.k
@@ -218,7 +218,9 @@ class Trainer:
                 self._switch(ranks)
 
     # ---- the loop -------------------------------------------------------------------------
-    def fit(self) -> dict:
+    def fit(self, until_epoch: int | None = None) -> dict | None:
+        """Train to the configured number of epochs (or stop, checkpointed, after
+        ``until_epoch``, returning None) and write the run's results."""
         t = self.cfg.train
         per_epoch = math.ceil(len(self.data.train.X) / t.batch)
         bar = _Progress(t.epochs * per_epoch, self.quiet)
@@ -248,6 +250,8 @@ class Trainer:
             self.save_checkpoint()
             bar.show(self.step, f"epoch {self.epoch} val_mse {val['mse']:.4f} {self.phase}",
                      force=True)
+            if until_epoch is not None and self.epoch >= until_epoch < t.epochs:
+                return None
         return self.finish()
 
     # ---- results ---------------------------------------------------------------------------
