@@ -75,12 +75,14 @@ class OpTrace:
 
 
 def quantize(x: torch.Tensor, bits: int) -> tuple[np.ndarray, float]:
-    """Symmetric per-tensor quantization to signed ``bits``: ``(integers, scale)``."""
-    xd = x.detach().to(torch.float64).cpu().numpy()
-    amax = float(np.max(np.abs(xd))) if xd.size else 0.0
+    """Symmetric per-tensor quantization to signed ``bits``: ``(integers, scale)``,
+    round half to even, computed in the tensor's own precision (deterministic)."""
+    xd = x.detach()
+    amax = float(xd.abs().max()) if xd.numel() else 0.0
     qmax = (1 << (bits - 1)) - 1
     scale = amax / qmax if amax > 0 else 1.0
-    return np.clip(np.rint(xd / scale), -qmax, qmax).astype(np.int64), scale
+    q = torch.round(xd / scale).clamp_(-qmax, qmax)
+    return q.to(torch.int64).cpu().numpy(), scale
 
 
 class Backend:
@@ -181,8 +183,13 @@ class FunctionalDevice(IntDevice):
         self.shapes: dict[str, tuple[int, int]] = {}
 
     def matmul(self, A, B):
-        prod = np.matmul(A.astype(np.float64), B.astype(np.float64))   # exact below 2**53
-        return wrap(prod.astype(np.int64), self.hw.systolic.acc_width)
+        # integer products summed in floating point are exact while the largest possible
+        # sum stays below the mantissa: float32 to 2**24, float64 to 2**53
+        k = A.shape[-1]
+        bound = k * (1 << (2 * (self.hw.systolic.in_width - 1)))
+        ft = torch.float32 if bound < (1 << 24) else torch.float64
+        prod = torch.matmul(torch.from_numpy(A).to(ft), torch.from_numpy(B).to(ft))
+        return wrap(prod.to(torch.int64).numpy(), self.hw.systolic.acc_width)
 
     def program(self, key, W):
         t = self.hw.tile
@@ -217,8 +224,10 @@ class FunctionalDevice(IntDevice):
         for i in range(tr):
             for j in range(tc):
                 a, b = (j, i) if transpose else (i, j)          # (input block, output block)
-                out[:, b * to:(b + 1) * to] += grid[i][j].mvm(xin[:, a * ti:(a + 1) * ti],
-                                                               transpose=transpose)
+                used_in = min(ti, n_in - a * ti)                # zero padding adds nothing
+                used_out = min(to, n_out - b * to)
+                out[:, b * to:b * to + used_out] += grid[i][j].mvm(
+                    xin[:, a * ti:(a + 1) * ti], transpose=transpose, active=(used_in, used_out))
         return out[:, :n_out]
 
 
@@ -236,8 +245,8 @@ class QuantizedBackend(Backend):
         bits = self.hw.systolic.in_width
         qa, sa = quantize(a, bits)
         qb, sb = quantize(b, bits)
-        out = self.device.matmul(qa, qb).astype(np.float64) * (sa * sb)
-        return torch.from_numpy(out).to(dtype=a.dtype, device=a.device)
+        out = torch.from_numpy(self.device.matmul(qa, qb)).to(a.dtype) * (sa * sb)
+        return out.to(a.device)
 
     def program(self, key, W):
         self.shapes[key] = tuple(W.shape)
@@ -249,8 +258,8 @@ class QuantizedBackend(Backend):
     def _mvm(self, key, x, transpose):
         self._trace_mvm(key, "mvm_t" if transpose else "mvm", x.shape[0], key)
         q, s = quantize(x, self.hw.tile.input_bits)
-        out = self.device.mvm(key, q, transpose).astype(np.float64) * (s * self.scales[key])
-        return torch.from_numpy(out).to(dtype=x.dtype, device=x.device)
+        out = torch.from_numpy(self.device.mvm(key, q, transpose)).to(x.dtype)
+        return (out * (s * self.scales[key])).to(x.device)
 
     def mvm(self, key, x):
         return self._mvm(key, x, False)

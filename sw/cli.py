@@ -164,6 +164,20 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_quality(args) -> int:
+    from sw.quality import run_grid, summarise
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = run_grid(args.out, apps=args.apps, policies=args.policies, backends=args.backends,
+                       seeds=args.seeds, epochs=args.epochs, jobs=args.jobs)
+    summary, table = summarise(results)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (args.out / "summary.md").write_text(table)
+    print(table)
+    print(f"wrote {args.out}/summary.json and summary.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -209,6 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("quality", help="apps x policies x backends x seeds quality table")
+    p.add_argument("--apps", nargs="+", default=["swe", "weather", "wind", "epidemic"])
+    p.add_argument("--policies", nargs="+", default=["full", "paper", "intrinsic-dim", "lora"])
+    p.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "functional"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--out", type=Path, default=Path("build/quality"))
+    p.set_defaults(func=cmd_quality)
 
     p = sub.add_parser("fidelity", help="ReRAM MVM error vs ADC and cell bits (plot + JSON)")
     p.add_argument("--rows", type=int, default=128)

@@ -107,3 +107,43 @@ def test_inputs_out_of_range_are_rejected():
         m.mvm([[1, 2, 3]])
     with pytest.raises(ValueError, match="exceed 2 rows"):
         m.program(1, [[1, 1], [1, 1]])
+
+
+def test_active_subblock_gives_the_same_bits():
+    cfg = TileConfig(rows=16, cols=12, adc_bits=5, prog_variation=4, verify_tol=1,
+                     read_noise=3, stuck_on_ppm=30_000, seed=4)
+    rng = np.random.default_rng(3)
+    W = rng.integers(-128, 127, (16, 12), endpoint=True)
+    X = np.zeros((5, 16), np.int64)
+    X[:, :9] = rng.integers(-128, 127, (5, 9), endpoint=True)
+    full, part = ReramModel(cfg), ReramModel(cfg)
+    full.program(0, W)
+    part.program(0, W)
+    np.testing.assert_array_equal(part.mvm(X, active=(9, 7)), full.mvm(X)[:, :7])
+    Y = np.zeros((5, 12), np.int64)
+    Y[:, :5] = rng.integers(-128, 127, (5, 5), endpoint=True)
+    np.testing.assert_array_equal(part.mvm(Y, transpose=True, active=(5, 11)),
+                                  full.mvm(Y, transpose=True)[:, :11])
+    with pytest.raises(ValueError, match="beyond the active rows"):
+        part.mvm(np.ones((1, 16), np.int64), active=(9, 7))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_linear_shortcut_gives_the_bit_serial_bits(seed):
+    rng = np.random.default_rng(seed)
+    cb = int(rng.choice([1, 2, 4]))
+    cfg = TileConfig(rows=int(rng.integers(1, 40)), cols=int(rng.integers(1, 40)), cell_bits=cb,
+                     dac_bits=int(rng.integers(1, 4)), g_frac_bits=int(rng.integers(0, 5)),
+                     adc_bits=int(rng.integers(4, 13)), prog_variation=int(rng.integers(0, 2)),
+                     verify_tol=0, verify_iters=int(rng.integers(1, 4)),
+                     stuck_on_ppm=int(rng.choice([0, 50_000])), seed=seed)
+    W = rng.integers(-128, 127, (cfg.rows, cfg.cols), endpoint=True)
+    fast, slow = ReramModel(cfg), ReramModel(cfg)
+    slow.fast = False
+    fast.program(0, W)
+    slow.program(0, W)
+    X = rng.integers(-128, 127, (7, cfg.rows), endpoint=True)
+    X[0] = -128
+    Y = rng.integers(-128, 127, (7, cfg.cols), endpoint=True)
+    np.testing.assert_array_equal(fast.mvm(X), slow.mvm(X))
+    np.testing.assert_array_equal(fast.mvm(Y, transpose=True), slow.mvm(Y, transpose=True))

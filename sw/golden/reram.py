@@ -85,6 +85,7 @@ class ReramModel:
         self.stuck_on = hf < np.uint64(on)
         self.stuck_off = (hf >= np.uint64(on)) & (hf < np.uint64(on + off))
         self.cycles = 0
+        self.fast = True        # tests set False to force the bit-serial path everywhere
         self.reset()
 
     def reset(self) -> None:
@@ -131,43 +132,102 @@ class ReramModel:
         self.busy_cycles += lat - 1
 
     # ---- MVM / MVM_T --------------------------------------------------------------------
-    def _convert(self, sums: np.ndarray, lanes: np.ndarray, step: int) -> np.ndarray:
-        """ADC of column sums ``(vectors, n, slices)`` (2**-F level units) -> shift-added
-        values ``(vectors, n)``. Vector ``v`` uses noise counter ``noise_ctr + v``."""
+    def _convert(self, sums: np.ndarray, lanes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """ADC and shift-add. ``sums[step, vector, out, slice]`` (2**-F level units) ->
+        ``y[vector, out]`` = sum over steps and slices of code x step weight x slice scale.
+        Vector ``v`` uses noise counter ``noise_ctr + v``."""
         c = self.cfg
         if c.read_noise:
-            ctr = self.noise_ctr + np.arange(sums.shape[0])
-            salt = np.array([R.salt_int(c.seed, R.STREAM_NOISE, int(k), step) for k in ctr],
-                            np.uint64)
-            sums = sums + bounded(mix32(lanes[None] ^ salt[:, None, None]), c.read_noise)
+            J, n = sums.shape[:2]
+            salt = np.array([[R.salt_int(c.seed, R.STREAM_NOISE, self.noise_ctr + v, j)
+                              for v in range(n)] for j in range(J)], np.uint64)
+            sums = sums + bounded(mix32(lanes[None, None] ^ salt[:, :, None, None]), c.read_noise)
         sh = c.adc_shift + c.g_frac_bits
         rnd = (1 << (sh - 1)) if sh else 0
         code = np.clip((sums + rnd) >> sh, 0, (1 << c.adc_bits) - 1)
         scale = np.int64(1) << (c.adc_shift + c.cell_bits * np.arange(c.slices, dtype=np.int64))
-        return (code * scale).sum(axis=-1)
+        return np.einsum("jnos,js->no", code, weights[:, None] * scale[None, :])
 
-    def mvm(self, xs, transpose: bool = False) -> np.ndarray:
-        """``x @ W`` (or ``y @ W.T`` with ``transpose``) for each vector of ``xs``, in order."""
+    def mvm(self, xs, transpose: bool = False, active: tuple[int, int] | None = None) -> np.ndarray:
+        """``x @ W`` (or ``y @ W.T`` with ``transpose``) for each vector of ``xs``, in order.
+
+        ``active = (n_in, n_out)`` computes only the leading inputs/outputs of a partly
+        used tile: inputs beyond ``n_in`` must be zero (they add nothing to any column sum)
+        and only the first ``n_out`` outputs are returned; the values are the same bits
+        the full computation gives for those outputs.
+        """
         c = self.cfg
         n_in, n_out = (c.cols, c.rows) if transpose else (c.rows, c.cols)
         xs = _check(c.input_bits, xs, "MVM_T inputs" if transpose else "MVM inputs", n_in)
         xs = xs.reshape(-1, n_in)
-        g = self.g.transpose(1, 0, 2) if transpose else self.g             # (in, out, slices)
-        gf = g.reshape(n_in, -1).astype(np.float64)        # digit x conductance sums are exact
-        lanes = mix32((np.arange(n_out, dtype=np.uint64)[:, None] * np.uint64(c.slices)
-                       + np.arange(c.slices, dtype=np.uint64)[None, :])
-                      ^ np.uint64(1 << 31 if transpose else 0))
-        y = np.zeros((len(xs), n_out), np.int64)
-        for step, (digits, weight) in enumerate(input_digits(c, xs)):
-            sums = (digits.astype(np.float64) @ gf).astype(np.int64).reshape(len(xs), n_out, -1)
-            y += weight * self._convert(sums, lanes, step)
-        y -= (1 << (c.weight_bits - 1)) * xs.sum(axis=1, keepdims=True)
+        a_in, a_out = active or (n_in, n_out)
+        if a_in < n_in and np.any(xs[:, a_in:]):
+            raise ValueError("inputs beyond the active rows of the tile must be zero")
+        x = xs[:, :a_in]
+        y = np.zeros((len(x), a_out), np.int64)
+        slow = np.arange(a_out)
+        if self.fast and c.read_noise == 0 and c.adc_shift == 0:
+            y, slow = self._linear_columns(x, transpose, a_in, a_out)
+        if len(slow):
+            y[:, slow] = self._bit_serial(x, transpose, a_in, slow)
+        y -= (1 << (c.weight_bits - 1)) * x.sum(axis=1, keepdims=True)
         self.noise_ctr += len(xs)
         self.mvms += len(xs)
         lat = (c.mvm_t_latency if transpose else c.mvm_latency)(len(xs))
         self.cycles += lat
         self.busy_cycles += lat - 1
         return wrap(y, c.out_width)
+
+    def _linear_columns(self, x, transpose, a_in, a_out):
+        """Exact shortcut for outputs whose conversions are all linear.
+
+        Split every conductance as ``g = lv * 2**F + d`` with ``lv`` the nearest level.
+        With no read noise and a unit ADC LSB, a column sum converts to
+        ``A + floor((E + 2**(F-1)) / 2**F)`` where ``A = sum(digit * lv)`` and
+        ``E = sum(digit * d)``; when ``|E|`` cannot reach half a level (bounded by
+        ``max digit * sum |d|`` over the lane) and ``A`` cannot clip, the code is exactly
+        ``A``, and summing over input steps and slices gives ``x @ sum_s lv_s 2**(s*cb)``.
+        Returns the outputs of such columns and the indices of the others.
+        """
+        c = self.cfg
+        F, dmax = c.g_frac_bits, (1 << c.dac_bits) - 1
+        g = self.g.transpose(1, 0, 2) if transpose else self.g
+        g = g[:a_in, :a_out]
+        lv = (g + ((1 << F) >> 1)) >> F
+        d = g - (lv << F)
+        emax = dmax * np.abs(d).sum(axis=0)                               # (out, slices)
+        ok = (emax <= (1 << F >> 1) - 1) if F else (emax == 0)
+        if a_in * dmax * int(lv.max(initial=0)) > (1 << c.adc_bits) - 1:
+            ok[:] = False                                               # could clip
+        cols = ok.all(axis=1)
+        scale = np.int64(1) << (c.cell_bits * np.arange(c.slices, dtype=np.int64))
+        weff = (lv[:, cols] * scale).sum(axis=-1)                        # (in, linear cols)
+        y = np.zeros((len(x), a_out), np.int64)
+        bound = a_in * (1 << (c.input_bits - 1)) * (1 << c.weight_bits)
+        if bound < (1 << 24):       # exact in float32 BLAS, else float64 (below 2**53)
+            y[:, cols] = (x.astype(np.float32) @ weff.astype(np.float32)).astype(np.int64)
+        else:
+            y[:, cols] = (x.astype(np.float64) @ weff.astype(np.float64)).astype(np.int64)
+        return y, np.flatnonzero(~cols)
+
+    def _bit_serial(self, x, transpose, a_in, cols):
+        """Outputs ``cols``: every input step and slice through the ADC, as the RTL does."""
+        c = self.cfg
+        g = self.g.transpose(1, 0, 2) if transpose else self.g             # (in, out, slices)
+        g = g[:a_in, cols]
+        # digit x conductance sums are small integers: exact in float32 below 2**24
+        exact32 = a_in * ((1 << c.dac_bits) - 1) * c.g_max < (1 << 24)
+        ft = np.float32 if exact32 else np.float64
+        gf = g.reshape(a_in, -1).astype(ft)
+        lanes = mix32((np.asarray(cols, np.uint64)[:, None] * np.uint64(c.slices)
+                       + np.arange(c.slices, dtype=np.uint64)[None, :])
+                      ^ np.uint64(1 << 31 if transpose else 0))
+        steps = input_digits(c, x)
+        digits = np.concatenate([d for d, _ in steps]).astype(ft)        # all steps, one GEMM
+        it = np.int32 if exact32 else np.int64
+        sums = (digits @ gf).astype(it).reshape(len(steps), len(x), len(cols), c.slices)
+        weights = np.array([w for _, w in steps], np.int64)
+        return self._convert(sums, lanes, weights)
 
     # ---- statistics ----------------------------------------------------------------------
     def read_stats(self) -> dict:
