@@ -107,7 +107,8 @@ def epidemic(rng, steps: int, stations: int):
     """Daily deaths per county from a metapopulation SIR model with mobility coupling.
 
     Counties exchange infection pressure through a gravity model (population product over
-    squared distance); transmission has a seasonal cycle and random local interventions.
+    squared distance); transmission has a seasonal cycle and random local interventions;
+    immunity wanes after about 180 days (SIRS), so waves recur instead of burning out.
     Deaths follow infections with a fixed infection-fatality ratio and delay, Poisson
     sampled.
     """
@@ -121,7 +122,7 @@ def epidemic(rng, steps: int, stations: int):
     seeds = rng.choice(stations, size=max(1, stations // 8), replace=False)
     I[seeds] = 20.0
     S -= I
-    gamma, ifr, delay = 1 / 7.0, 0.006, 14
+    gamma, omega, ifr, delay = 1 / 7.0, 1 / 180.0, 0.006, 14
     new_inf = np.zeros((steps + delay, stations))
     for t in range(steps):
         beta = 0.28 * (1 + 0.25 * np.cos(2 * np.pi * t / 365.0))
@@ -129,8 +130,8 @@ def epidemic(rng, steps: int, stations: int):
         prev = I / pop
         force = beta * ((1 - mob.sum(1)) * prev + mob @ prev)
         inf = np.minimum(S, rng.poisson(np.maximum(S * force, 0.0)))
-        rec = gamma * I
-        S, I, R = S - inf, I + inf - rec, R + rec
+        rec, wane = gamma * I, omega * R
+        S, I, R = S - inf + wane, I + inf - rec, R + rec - wane
         I[rng.random(stations) < 0.002] += 5.0                          # importations
         new_inf[t + delay] = inf
     deaths = rng.poisson(ifr * new_inf[:steps]).astype(float)

@@ -86,6 +86,7 @@ class ReramModel:
         self.stuck_off = (hf >= np.uint64(on)) & (hf < np.uint64(on + off))
         self.cycles = 0
         self.fast = True        # tests set False to force the bit-serial path everywhere
+        self._linear_cache: dict = {}
         self.reset()
 
     def reset(self) -> None:
@@ -120,6 +121,7 @@ class ReramModel:
                 passed = np.abs(value - target) <= c.verify_tol
                 pulses = np.where(mask, np.where(passed, 1, c.verify_iters), pulses)
             self.g[r] = g
+            self._linear_cache.clear()
             old = self.wear[r].copy()
             new = old + pulses
             self.wear[r] = new
@@ -189,6 +191,16 @@ class ReramModel:
         ``A``, and summing over input steps and slices gives ``x @ sum_s lv_s 2**(s*cb)``.
         Returns the outputs of such columns and the indices of the others.
         """
+        key = (transpose, a_in, a_out)
+        if key not in self._linear_cache:
+            self._linear_cache[key] = self._linear_weights(transpose, a_in, a_out)
+        cols, weff, ft = self._linear_cache[key]
+        y = np.zeros((len(x), a_out), np.int64)
+        y[:, cols] = (x.astype(ft) @ weff).astype(np.int64)
+        return y, np.flatnonzero(~cols)
+
+    def _linear_weights(self, transpose, a_in, a_out):
+        """(linear-column mask, their effective integer weights as floats, float type)."""
         c = self.cfg
         F, dmax = c.g_frac_bits, (1 << c.dac_bits) - 1
         g = self.g.transpose(1, 0, 2) if transpose else self.g
@@ -202,13 +214,9 @@ class ReramModel:
         cols = ok.all(axis=1)
         scale = np.int64(1) << (c.cell_bits * np.arange(c.slices, dtype=np.int64))
         weff = (lv[:, cols] * scale).sum(axis=-1)                        # (in, linear cols)
-        y = np.zeros((len(x), a_out), np.int64)
         bound = a_in * (1 << (c.input_bits - 1)) * (1 << c.weight_bits)
-        if bound < (1 << 24):       # exact in float32 BLAS, else float64 (below 2**53)
-            y[:, cols] = (x.astype(np.float32) @ weff.astype(np.float32)).astype(np.int64)
-        else:
-            y[:, cols] = (x.astype(np.float64) @ weff.astype(np.float64)).astype(np.int64)
-        return y, np.flatnonzero(~cols)
+        ft = np.float32 if bound < (1 << 24) else np.float64   # exact integer sums in BLAS
+        return cols, weff.astype(ft), ft
 
     def _bit_serial(self, x, transpose, a_in, cols):
         """Outputs ``cols``: every input step and slice through the ADC, as the RTL does."""
