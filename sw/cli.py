@@ -111,11 +111,18 @@ def cmd_bench(args) -> int:
         results += bench_systolic(repeats=args.repeats)
     if args.only in (None, "reram-tile"):
         results += bench_tile(repeats=args.repeats)
+    if args.only in (None, "host"):
+        from sw.quality import step_time_benchmark
+        results.append(step_time_benchmark())
     path = merge_results(results, args.out)
     for r in results:
         extra = f"  ratio {r['ratio']:.2f}" if "ratio" in r else ""
-        rate = (f"{r['mvm_per_s']:9.1f} MVM/s" if "mvm_per_s" in r
-                else f"{r['cycles_per_s'] / 1e6:6.3f} M cycles/s")
+        if "mvm_per_s" in r:
+            rate = f"{r['mvm_per_s']:9.1f} MVM/s"
+        elif "cycles_per_s" in r:
+            rate = f"{r['cycles_per_s'] / 1e6:6.3f} M cycles/s"
+        else:
+            rate = f"torch {r['torch_ms']:.1f} ms/step, functional {r['functional_ms']:.1f} ms/step"
         print(f"{r['name']:45s} {rate}{extra}")
     print(f"wrote {path}")
     return 0
@@ -245,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks; results merged into build/bench.json")
     p.add_argument("--out", type=Path, default=None, help="JSON file (default build/bench.json)")
     p.add_argument("--repeats", type=int, default=3, help="best of N runs (default %(default)s)")
-    p.add_argument("--only", choices=["systolic", "reram-tile"], default=None,
+    p.add_argument("--only", choices=["systolic", "reram-tile", "host"], default=None,
                    help="run one block's benchmarks only")
     p.set_defaults(func=cmd_bench)
     return parser
