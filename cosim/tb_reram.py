@@ -26,22 +26,7 @@ IDEAL = (CFG.prog_variation == 0 and CFG.read_noise == 0 and CFG.stuck_on_ppm ==
 
 
 def model_ops(ops):
-    outs = []
-    for op, addr, payload in ops:
-        if op == TileOp.PROGRAM:
-            MODEL.program(addr, payload)
-            outs.append(None)
-        elif op in (TileOp.MVM, TileOp.MVM_T):
-            outs.append(MODEL.mvm(payload, transpose=op == TileOp.MVM_T))
-        elif op == TileOp.READ_STATS:
-            outs.append(MODEL.read_stats())
-        elif op == TileOp.RESET_STATS:
-            MODEL.reset_stats()
-            outs.append(None)
-        else:
-            MODEL.cycles += 1
-            outs.append(None)
-    return outs
+    return MODEL.run_ops(ops)
 
 
 def check(got, want, what):

@@ -80,18 +80,7 @@ def run_tile(cfg, ops):
 
 def run_model(cfg, ops):
     model = ReramModel(cfg)
-    outs = []
-    for op, addr, payload in ops:
-        if op == TileOp.PROGRAM:
-            model.program(addr, payload)
-            outs.append(None)
-        elif op in (TileOp.MVM, TileOp.MVM_T):
-            outs.append(model.mvm(payload, transpose=op == TileOp.MVM_T))
-        elif op == TileOp.READ_STATS:
-            outs.append(model.read_stats())
-        elif op == TileOp.RESET_STATS:
-            model.reset_stats()
-            outs.append(None)
+    outs = model.run_ops(ops)
     return outs, model.cycles
 
 

@@ -25,17 +25,25 @@ def build_systolic_bench(cfg: SystolicConfig, tiles: int) -> Path:
                f"BENCH_CMD_LOAD={pack_command(cfg, Op.LOAD_AB, count=k)}ULL",
                f"BENCH_CMD_COMPUTE={pack_command(cfg, Op.COMPUTE, count=k)}ULL",
                f"BENCH_CMD_READ={pack_command(cfg, Op.READ, count=cfg.rows)}ULL"]
-    build_dir = BUILD_ROOT / "native" / cfg.name
+    return _build(cfg.name, v_path, cpp, defines)
+
+
+def _build(name: str, v_path: Path, cpp: Path, defines: list[str]) -> Path:
+    """Verilate ``v_path`` with the C++ harness ``cpp`` (cached per configuration)."""
+    build_dir = BUILD_ROOT / "native" / name
     stamp = digest([v_path, cpp], {"defines": defines, "flags": FAST_FLAGS})
     cached_build(build_dir, stamp, lambda d: verilate_exe(
-        cfg.name, [v_path.resolve(), cpp.resolve()], d, "bench", defines=defines))
+        name, [v_path.resolve(), cpp.resolve()], d, "bench", defines=defines))
     return build_dir / "obj" / "bench"
 
 
-def run_systolic_bench(cfg: SystolicConfig, tiles: int = 2000) -> dict:
-    exe = build_systolic_bench(cfg, tiles)
+def _run(exe: Path) -> dict:
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def run_systolic_bench(cfg: SystolicConfig, tiles: int = 2000) -> dict:
+    return _run(build_systolic_bench(cfg, tiles))
 
 
 def build_tile_bench(cfg, mvms: int, batch: int) -> Path:
@@ -45,14 +53,8 @@ def build_tile_bench(cfg, mvms: int, batch: int) -> Path:
     defines = [f"BENCH_ROWS={cfg.rows}", f"BENCH_MVMS={mvms}", f"BENCH_BATCH={batch}",
                f"BENCH_CMD_PROGRAM={pack_tile_command(cfg, TileOp.PROGRAM, count=cfg.rows)}ULL",
                f"BENCH_CMD_MVM={pack_tile_command(cfg, TileOp.MVM, count=batch)}ULL"]
-    build_dir = BUILD_ROOT / "native" / cfg.name
-    stamp = digest([v_path, cpp], {"defines": defines, "flags": FAST_FLAGS})
-    cached_build(build_dir, stamp, lambda d: verilate_exe(
-        cfg.name, [v_path.resolve(), cpp.resolve()], d, "bench", defines=defines))
-    return build_dir / "obj" / "bench"
+    return _build(cfg.name, v_path, cpp, defines)
 
 
 def run_tile_bench(cfg, mvms: int = 200, batch: int = 20) -> dict:
-    exe = build_tile_bench(cfg, mvms, batch)
-    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return _run(build_tile_bench(cfg, mvms, batch))

@@ -250,6 +250,27 @@ class ReramModel:
         self.busy_cycles = self.total_pulses = self.mvms = 0
 
     # ---- conveniences ---------------------------------------------------------------------
+    def run_ops(self, ops) -> list:
+        """Execute ``(TileOp, addr, data)`` commands as the RTL would; returns, per command,
+        None, the output vectors (MVM/MVM_T) or the statistics (READ_STATS)."""
+        from hw.reram import TileOp
+        outs = []
+        for op, addr, payload in ops:
+            if op == TileOp.PROGRAM:
+                self.program(addr, payload)
+                outs.append(None)
+            elif op in (TileOp.MVM, TileOp.MVM_T):
+                outs.append(self.mvm(payload, transpose=op == TileOp.MVM_T))
+            elif op == TileOp.READ_STATS:
+                outs.append(self.read_stats())
+            elif op == TileOp.RESET_STATS:
+                self.reset_stats()
+                outs.append(None)
+            else:                                   # NOP (and an empty command): one cycle
+                self.cycles += 1
+                outs.append(None)
+        return outs
+
     def weights_ideal(self) -> np.ndarray:
         """Weights as the ideal integers they encode (reads the programmed levels back)."""
         c = self.cfg
