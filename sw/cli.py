@@ -4,7 +4,11 @@
     hpt verilog reram-tile --rows 128 --cols 128 --cell-bits 2 --adc-bits 8 --out build/verilog
     hpt sim systolic --rows 4 --cols 4 --in-width 8      # cocotb testbench under Verilator
     hpt sim reram-tile --rows 8 --cols 3 --ideal
-    hpt bench [--out build/bench.json]                    # native vs co-simulated throughput
+    hpt train --app wind --policy paper --backend functional --out build/runs/wind
+    hpt train --resume --out build/runs/wind               # after Ctrl-C or a crash
+    hpt quality [--backends torch functional]              # apps x policies x seeds table
+    hpt fidelity                                           # ReRAM MVM error vs ADC/cell bits
+    hpt bench [--only systolic|reram-tile|host]            # build/bench.json
 """
 
 from __future__ import annotations
