@@ -4,7 +4,9 @@ Every random quantity of the tile (programming error per cell and pulse, stuck-a
 read noise per conversion) is a pure function of the seed and of counters the hardware
 keeps, so the RTL (:mod:`hw.reram.tile`) and the numpy model (:mod:`sw.golden.reram`)
 produce the same values in any order. The mixer is ``lowbias32`` (C. Wellons, "Hash
-function prospector", 2018): two multiplies and three xor-shifts on 32 bits.
+function prospector", 2018): two multiplies and three xor-shifts on 32 bits; the
+gateware's version is :func:`hw.reram.tile.mix32`, the numpy one
+:func:`sw.golden.reram.mix32`, and the constants live here.
 """
 
 MIX_M1 = 0x7FEB352D
@@ -29,17 +31,6 @@ def mix32_int(x: int) -> int:
     x = (x * MIX_M2) & MASK32
     x ^= x >> 16
     return x
-
-
-def mix32_hdl(x):
-    """lowbias32 on a 32-bit Amaranth value."""
-    from amaranth import unsigned
-    x = x.as_unsigned()
-    x = x ^ (x >> 16)
-    x = (x * MIX_M1)[:32]
-    x = x ^ (x >> 15)
-    x = (x * MIX_M2)[:32]
-    return (x ^ (x >> 16))[:32].as_unsigned() if hasattr(x, "as_unsigned") else x
 
 
 def salt_int(seed: int, stream: int, a: int = 0, b: int = 0) -> int:
