@@ -43,9 +43,6 @@ class SystolicDriver:
             t.outputs["result"] = s.count
         return t
 
-    def stage(self, steps: list[Step]) -> None:
-        self.hw.stage([self._txn(s) for s in steps])
-
     def start_only(self, steps: list[Step]) -> None:
         self.hw.start_only([self._txn(s) for s in steps])
 

@@ -1,7 +1,7 @@
 """MVM fidelity of a ReRAM tile against the ideal float product (``hpt fidelity``).
 
-Gaussian weights and inputs are quantized symmetrically to the tile's widths (per-tensor
-scale), pushed through the bit-exact golden model (the RTL's numerics) and compared with
+Gaussian weights and inputs are quantized by :func:`sw.backends.quantize` (symmetric,
+per-tensor scale), pushed through the bit-exact golden model (the RTL's numerics) and compared with
 the float product ``x @ W``. The relative error ``||y_tile - y_float|| / ||y_float||``
 is measured for every ADC resolution and cell width, with device non-idealities off
 (ADC and quantization only) and at the configuration's defaults (programming variation
@@ -15,22 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
+import torch
+
 from hw.reram import TileConfig
+from sw.backends import quantize
 from sw.golden.reram import ReramModel
 
-__all__ = ["quantize", "relative_error", "sweep", "plot"]
-
-
-def quantize(x: np.ndarray, bits: int) -> tuple[np.ndarray, float]:
-    """Symmetric per-tensor quantization to signed ``bits``: (integers, scale)."""
-    scale = float(np.max(np.abs(x))) / ((1 << (bits - 1)) - 1) or 1.0
-    q = np.clip(np.round(x / scale), -(1 << (bits - 1)) + 1, (1 << (bits - 1)) - 1)
-    return q.astype(np.int64), scale
+__all__ = ["relative_error", "sweep", "plot"]
 
 
 def relative_error(cfg: TileConfig, W: np.ndarray, X: np.ndarray) -> float:
-    wq, sw = quantize(W, cfg.weight_bits)
-    xq, sx = quantize(X, cfg.input_bits)
+    wq, sw = quantize(torch.from_numpy(W), cfg.weight_bits)     # the host's one quantizer
+    xq, sx = quantize(torch.from_numpy(X), cfg.input_bits)
     model = ReramModel(cfg)
     model.program(0, wq)
     y = model.mvm(xq) * (sw * sx)

@@ -31,9 +31,10 @@ def build_systolic_bench(cfg: SystolicConfig, tiles: int) -> Path:
 def _build(name: str, v_path: Path, cpp: Path, defines: list[str]) -> Path:
     """Verilate ``v_path`` with the C++ harness ``cpp`` (cached per configuration)."""
     build_dir = BUILD_ROOT / "native" / name
-    stamp = digest([v_path, cpp], {"defines": defines, "flags": FAST_FLAGS})
+    stamp = digest([v_path, cpp, HERE / "bench_ports.h"], {"defines": defines, "flags": FAST_FLAGS})
     cached_build(build_dir, stamp, lambda d: verilate_exe(
-        name, [v_path.resolve(), cpp.resolve()], d, "bench", defines=defines))
+        name, [v_path.resolve(), cpp.resolve()], d, "bench", defines=defines,
+        cflags=[f"-I{HERE.resolve()}"]))
     return build_dir / "obj" / "bench"
 
 

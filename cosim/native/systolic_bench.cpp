@@ -13,23 +13,9 @@
 
 #include "Vcore.h"
 #include "verilated.h"
+#include "bench_ports.h"
 
 // Verilator escapes the double underscore of Amaranth's port names as ___05F.
-
-template <typename T>
-static void set_words(T& port, const uint32_t* w, int nw) {
-    uint64_t v = 0;
-    for (int i = 0; i < nw && i < 2; i++) v |= uint64_t(w[i]) << (32 * i);
-    port = T(v);
-}
-template <std::size_t N>
-static void set_words(VlWide<N>& port, const uint32_t* w, int nw) {
-    for (std::size_t i = 0; i < N; i++) port[i] = int(i) < nw ? w[i] : 0;
-}
-template <typename T>
-static uint32_t word0(const T& port) { return uint32_t(port); }
-template <std::size_t N>
-static uint32_t word0(const VlWide<N>& port) { return port[0]; }
 
 int main(int argc, char** argv) {
     auto ctx = std::make_unique<VerilatedContext>();

@@ -10,18 +10,9 @@
 
 #include "Vcore.h"
 #include "verilated.h"
+#include "bench_ports.h"
 
 // Verilator escapes the double underscore of Amaranth's port names as ___05F.
-template <typename T>
-static void randomize(T& port, std::mt19937& rng) { port = T(rng()); }
-template <std::size_t N>
-static void randomize(VlWide<N>& port, std::mt19937& rng) {
-    for (std::size_t i = 0; i < N; i++) port[i] = rng();
-}
-template <typename T>
-static uint32_t word0(const T& port) { return uint32_t(port); }
-template <std::size_t N>
-static uint32_t word0(const VlWide<N>& port) { return port[0]; }
 
 int main(int argc, char** argv) {
     auto ctx = std::make_unique<VerilatedContext>();

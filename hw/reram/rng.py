@@ -37,11 +37,6 @@ def salt_int(seed: int, stream: int, a: int = 0, b: int = 0) -> int:
     return mix32_int(seed ^ stream ^ ((a * GOLDEN + b * STRIDE) & MASK32))
 
 
-def bounded_int(h: int, bound: int) -> int:
-    """Map a 32-bit hash to an integer uniformly-ish in [-bound, bound]."""
-    return (((h & 0xFFFF) * (2 * bound + 1)) >> 16) - bound
-
-
 def ppm_threshold(ppm: int) -> int:
     """Hash values below this threshold occur with probability ppm / 1e6."""
     return (ppm * (1 << 32)) // 1_000_000

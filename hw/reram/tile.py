@@ -29,7 +29,7 @@ def mix32(m, x, name="mix"):
 
 
 def bounded(h, bound: int):
-    """Hash -> signed integer in [-bound, bound] (see :func:`hw.reram.rng.bounded_int`)."""
+    """Hash -> signed integer in [-bound, bound] (same map as :func:`sw.golden.reram.bounded`)."""
     if not bound:
         return Const(0, signed(2))
     scaled = (h[:16] * (2 * bound + 1)) >> 16                  # in [0, 2*bound], unsigned
