@@ -31,7 +31,7 @@ from sw.golden.reram import ReramModel
 from sw.golden.systolic import wrap
 
 __all__ = ["OpTrace", "Backend", "TorchBackend", "IntDevice", "FunctionalDevice",
-           "QuantizedBackend", "quantize", "HardwareConfig", "make_backend"]
+           "QuantizedBackend", "quantize", "quantize_values", "HardwareConfig", "make_backend"]
 
 
 @dataclass(frozen=True)
@@ -74,15 +74,26 @@ class OpTrace:
             json.dump(self.to_list(), f, indent=1)
 
 
-def quantize(x: torch.Tensor, bits: int) -> tuple[np.ndarray, float]:
-    """Symmetric per-tensor quantization to signed ``bits``: ``(integers, scale)``,
-    round half to even, computed in the tensor's own precision (deterministic)."""
+def quantize_values(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, float]:
+    """Symmetric per-tensor quantization to signed ``bits``: ``(q, scale)`` with ``q`` the
+    integers as a tensor of ``x``'s dtype and device, ``x ~ q * scale``. Round half to
+    even, computed in the tensor's own precision (deterministic). The one place where the
+    host's floats become the hardware's integers."""
     xd = x.detach()
     amax = float(xd.abs().max()) if xd.numel() else 0.0
     qmax = (1 << (bits - 1)) - 1
     scale = amax / qmax if amax > 0 else 1.0
-    q = torch.round(xd / scale).clamp_(-qmax, qmax)
-    return q.to(torch.int64).cpu().numpy(), scale
+    return torch.round(xd / scale).clamp_(-qmax, qmax), scale
+
+
+def quantize(x: torch.Tensor, bits: int) -> tuple[np.ndarray, float]:
+    """:func:`quantize_values` as an ``int64`` numpy array (what an :class:`IntDevice` takes)."""
+    q, scale = quantize_values(x, bits)
+    return _ints(q), scale
+
+
+def _ints(q: torch.Tensor) -> np.ndarray:
+    return q.to(torch.int64).cpu().numpy()
 
 
 class Backend:
@@ -156,7 +167,8 @@ class TorchBackend(Backend):
 
 
 class IntDevice:
-    """Integer interface of the accelerator (what the RTL implements)."""
+    """Integer interface of the accelerator (what the RTL implements): numpy integer
+    arrays in, numpy ``int64`` arrays out."""
 
     def matmul(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -175,6 +187,11 @@ class FunctionalDevice(IntDevice):
     not change a wrapped sum). A frozen matrix larger than one tile is cut into
     ``rows x cols`` tiles, zero-padded; tile ``(i, j)`` gets seed ``tile.seed + index`` so
     each has its own devices; partial sums over row tiles add digitally.
+
+    ``exact_matmul`` and ``exact_mvm`` give the same integers on integer-valued float
+    tensors without leaving floating point, where that is provably exact (no wrap, sums
+    below the float type's mantissa, :meth:`ReramModel.exact_plan`); they return None
+    otherwise and the caller uses the integer interface.
     """
 
     def __init__(self, hw: HardwareConfig):
@@ -182,14 +199,32 @@ class FunctionalDevice(IntDevice):
         self.tiles: dict[str, list[list[ReramModel]]] = {}
         self.shapes: dict[str, tuple[int, int]] = {}
 
+    def _float_type(self, k: int):
+        """Float type whose sums of ``k`` products of ``in_width`` integers are exact and
+        cannot wrap the accumulator, or None."""
+        s = self.hw.systolic
+        bound = k * (1 << (2 * (s.in_width - 1)))
+        if bound >= 1 << (s.acc_width - 1):
+            return None
+        return torch.float32 if bound < (1 << 24) else torch.float64 if bound < (1 << 53) else None
+
     def matmul(self, A, B):
         # integer products summed in floating point are exact while the largest possible
-        # sum stays below the mantissa: float32 to 2**24, float64 to 2**53
+        # sum stays below the mantissa: float32 to 2**24, float64 to 2**53; beyond that,
+        # int64 arithmetic wraps mod 2**64, which agrees with any acc_width <= 64
         k = A.shape[-1]
         bound = k * (1 << (2 * (self.hw.systolic.in_width - 1)))
-        ft = torch.float32 if bound < (1 << 24) else torch.float64
-        prod = torch.matmul(torch.from_numpy(A).to(ft), torch.from_numpy(B).to(ft))
-        return wrap(prod.to(torch.int64).numpy(), self.hw.systolic.acc_width)
+        if bound >= 1 << 53:
+            prod = np.matmul(np.asarray(A, np.int64), np.asarray(B, np.int64))
+        else:
+            ft = torch.float32 if bound < (1 << 24) else torch.float64
+            prod = torch.matmul(torch.from_numpy(A).to(ft), torch.from_numpy(B).to(ft))
+            prod = prod.to(torch.int64).numpy()
+        return wrap(prod, self.hw.systolic.acc_width)
+
+    def exact_matmul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
+        ft = self._float_type(a.shape[-1])
+        return None if ft is None else torch.matmul(a.to(ft), b.to(ft))
 
     def program(self, key, W):
         t = self.hw.tile
@@ -211,24 +246,45 @@ class FunctionalDevice(IntDevice):
         self.shapes[key] = (rows, cols)
         return {"write_pulses": pulses, "rows": tr * tc * t.rows}
 
-    def mvm(self, key, X, transpose):
+    def _blocks(self, key, transpose):
+        """Per tile: (model, input slice, output slice, (used inputs, used outputs))."""
         t = self.hw.tile
         grid = self.tiles[key]
         rows, cols = self.shapes[key]
-        tr, tc = len(grid), len(grid[0])
         n_in, n_out = (cols, rows) if transpose else (rows, cols)
         ti, to = (t.cols, t.rows) if transpose else (t.rows, t.cols)
-        xin = np.zeros((X.shape[0], (tc if transpose else tr) * ti), np.int64)
-        xin[:, :n_in] = X
-        out = np.zeros((X.shape[0], (tr if transpose else tc) * to), np.int64)
-        for i in range(tr):
-            for j in range(tc):
+        for i, line in enumerate(grid):
+            for j, model in enumerate(line):
                 a, b = (j, i) if transpose else (i, j)          # (input block, output block)
-                used_in = min(ti, n_in - a * ti)                # zero padding adds nothing
-                used_out = min(to, n_out - b * to)
-                out[:, b * to:b * to + used_out] += grid[i][j].mvm(
-                    xin[:, a * ti:(a + 1) * ti], transpose=transpose, active=(used_in, used_out))
-        return out[:, :n_out]
+                used = (min(ti, n_in - a * ti), min(to, n_out - b * to))
+                yield model, slice(a * ti, a * ti + used[0]), slice(b * to, b * to + used[1]), used
+
+    def mvm(self, key, X, transpose):
+        rows, cols = self.shapes[key]
+        out = np.zeros((X.shape[0], rows if transpose else cols), np.int64)
+        ti = self.hw.tile.cols if transpose else self.hw.tile.rows
+        for model, sin, sout, used in self._blocks(key, transpose):
+            xin = np.zeros((X.shape[0], ti), np.int64)             # zero padding adds nothing
+            xin[:, :used[0]] = X[:, sin]
+            out[:, sout] += model.mvm(xin, transpose=transpose, active=used)
+        return out
+
+    def exact_mvm(self, key: str, x: torch.Tensor, transpose: bool) -> torch.Tensor | None:
+        blocks = [(m, sin, sout, m.exact_plan(transpose, *used))
+                  for m, sin, sout, used in self._blocks(key, transpose)]
+        if any(plan is None for *_, plan in blocks):
+            return None
+        rows, cols = self.shapes[key]
+        if len(blocks) == 1:
+            model, _, _, plan = blocks[0]
+            model.account_mvm(x.shape[0], transpose)
+            return plan.run(x.detach().cpu())
+        xc = x.detach().cpu().to(torch.float64)             # exact sums over input blocks
+        out = torch.zeros((x.shape[0], rows if transpose else cols), dtype=torch.float64)
+        for model, sin, sout, plan in blocks:
+            out[:, sout] += plan.run(xc[:, sin]).to(torch.float64)
+            model.account_mvm(x.shape[0], transpose)
+        return out
 
 
 class QuantizedBackend(Backend):
@@ -243,10 +299,13 @@ class QuantizedBackend(Backend):
     def matmul(self, a, b, layer=""):
         self._trace_matmul(layer, a, b)
         bits = self.hw.systolic.in_width
-        qa, sa = quantize(a, bits)
-        qb, sb = quantize(b, bits)
-        out = torch.from_numpy(self.device.matmul(qa, qb)).to(a.dtype) * (sa * sb)
-        return out.to(a.device)
+        qa, sa = quantize_values(a, bits)
+        qb, sb = quantize_values(b, bits)
+        exact = getattr(self.device, "exact_matmul", None)
+        out = exact(qa, qb) if exact else None
+        if out is None:
+            out = torch.from_numpy(self.device.matmul(_ints(qa), _ints(qb)))
+        return (out.to(a.dtype) * (sa * sb)).to(a.device)
 
     def program(self, key, W):
         self.shapes[key] = tuple(W.shape)
@@ -257,9 +316,12 @@ class QuantizedBackend(Backend):
 
     def _mvm(self, key, x, transpose):
         self._trace_mvm(key, "mvm_t" if transpose else "mvm", x.shape[0], key)
-        q, s = quantize(x, self.hw.tile.input_bits)
-        out = torch.from_numpy(self.device.mvm(key, q, transpose)).to(x.dtype)
-        return (out * (s * self.scales[key])).to(x.device)
+        q, s = quantize_values(x, self.hw.tile.input_bits)
+        exact = getattr(self.device, "exact_mvm", None)
+        out = exact(key, q, transpose) if exact else None
+        if out is None:
+            out = torch.from_numpy(self.device.mvm(key, _ints(q), transpose))
+        return (out.to(x.dtype) * (s * self.scales[key])).to(x.device)
 
     def mvm(self, key, x):
         return self._mvm(key, x, False)

@@ -53,6 +53,49 @@ def test_functional_tile_uses_the_tile_model_bit_for_bit():
     np.testing.assert_array_equal(dev.mvm("w", X, False), ref.mvm(X))
 
 
+@pytest.mark.parametrize("tile,shape", [
+    (TileConfig(rows=16, cols=8, write_latency=1), (40, 19)),            # default devices, 3x3 tiles
+    (TileConfig(rows=16, cols=8, write_latency=1, g_frac_bits=2, prog_variation=3,
+                verify_iters=1, seed=5), (16, 8)),                        # rounding corrections
+    (TileConfig(rows=16, cols=8, write_latency=1, stuck_on_ppm=100_000, seed=2), (33, 9)),
+    (TileConfig(rows=8, cols=8, read_noise=2), (8, 8)),                   # no exact plan
+])
+def test_exact_float_paths_equal_the_integer_device(tile, shape):
+    """What the backend runs in training (exact_mvm / exact_matmul on integer-valued
+    floats) gives the integers of the device interface, and advances the same counters."""
+    hw = HardwareConfig(HW.systolic, tile)
+    fast, ref = FunctionalDevice(hw), FunctionalDevice(hw)
+    rng = np.random.default_rng(3)
+    W = rng.integers(-128, 127, shape, endpoint=True)
+    W[0] = -128
+    fast.program("w", W)
+    ref.program("w", W)
+    for transpose in (False, True):
+        X = rng.integers(-128, 127, (13, shape[1] if transpose else shape[0]), endpoint=True)
+        X[0], X[1] = -128, 127
+        got = fast.exact_mvm("w", torch.from_numpy(X).float(), transpose)
+        want = ref.mvm("w", X, transpose)
+        if tile.read_noise:
+            assert got is None
+            continue
+        assert got.dtype.is_floating_point
+        np.testing.assert_array_equal(got.to(torch.int64).numpy(), want)
+    for a, b in zip(sum(fast.tiles["w"], []), sum(ref.tiles["w"], [])):
+        if not tile.read_noise:
+            assert (a.mvms, a.cycles, a.noise_ctr) == (b.mvms, b.cycles, b.noise_ctr)
+    A = rng.integers(-128, 127, (2, 7, 300), endpoint=True)
+    B = rng.integers(-128, 127, (2, 300, 5), endpoint=True)
+    A[0], B[0] = -128, -128
+    got = fast.exact_matmul(torch.from_numpy(A).float(), torch.from_numpy(B).float())
+    np.testing.assert_array_equal(got.to(torch.int64).numpy(), ref.matmul(A, B))
+
+
+def test_exact_matmul_declines_when_the_accumulator_could_wrap():
+    hw = HardwareConfig(SystolicConfig(rows=4, cols=4, in_width=8, acc_width=16), HW.tile)
+    assert FunctionalDevice(hw).exact_matmul(torch.ones(2, 40), torch.ones(40, 2)) is None
+    assert FunctionalDevice(hw).exact_matmul(torch.ones(2, 1), torch.ones(1, 2)) is not None
+
+
 def test_quantize_is_symmetric_per_tensor():
     q, s = quantize(torch.tensor([-2.0, 0.5, 1.0]), 8)
     assert s == pytest.approx(2.0 / 127)

@@ -8,12 +8,13 @@ statistics. The encoding is documented on :class:`hw.reram.TileConfig`.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from hw.reram import TileConfig
 from hw.reram import rng as R
 from sw.golden.systolic import wrap
 
-__all__ = ["mix32", "ReramModel", "input_digits", "weight_levels"]
+__all__ = ["mix32", "ReramModel", "ExactPlan", "input_digits", "weight_levels"]
 
 M32 = np.uint64(0xFFFFFFFF)
 
@@ -55,8 +56,11 @@ def weight_levels(cfg: TileConfig, w) -> np.ndarray:
 
 
 def input_digits(cfg: TileConfig, x) -> list[tuple[np.ndarray, int]]:
-    """Bit-serial DAC schedule: ``[(digits, weight), ...]`` per input step."""
-    xu = np.asarray(x, np.int64) & ((1 << cfg.input_bits) - 1)
+    """Bit-serial DAC schedule: ``[(digits, weight), ...]`` per input step. ``x`` is a numpy
+    array or a torch tensor of integers (any dtype holding them); digits come back as the
+    same kind of array."""
+    xu = (x.to(torch.int64) if isinstance(x, torch.Tensor) else np.asarray(x, np.int64)) \
+        & ((1 << cfg.input_bits) - 1)
     out, lo, top = [], 0, cfg.input_bits - 1
     while lo < top:
         hi = min(lo + cfg.dac_bits, top)
@@ -86,7 +90,7 @@ class ReramModel:
         self.stuck_off = (hf >= np.uint64(on)) & (hf < np.uint64(on + off))
         self.cycles = 0
         self.fast = True        # tests set False to force the bit-serial path everywhere
-        self._linear_cache: dict = {}
+        self._plans: dict = {}
         self.reset()
 
     def reset(self) -> None:
@@ -121,7 +125,7 @@ class ReramModel:
                 passed = np.abs(value - target) <= c.verify_tol
                 pulses = np.where(mask, np.where(passed, 1, c.verify_iters), pulses)
             self.g[r] = g
-            self._linear_cache.clear()
+            self._plans.clear()
             old = self.wear[r].copy()
             new = old + pulses
             self.wear[r] = new
@@ -166,57 +170,70 @@ class ReramModel:
         if a_in < n_in and np.any(xs[:, a_in:]):
             raise ValueError("inputs beyond the active rows of the tile must be zero")
         x = xs[:, :a_in]
-        y = np.zeros((len(x), a_out), np.int64)
-        slow = np.arange(a_out)
-        if self.fast and c.read_noise == 0 and c.adc_shift == 0:
-            y, slow = self._linear_columns(x, transpose, a_in, a_out)
-        if len(slow):
-            y[:, slow] = self._bit_serial(x, transpose, a_in, slow)
-        y -= (1 << (c.weight_bits - 1)) * x.sum(axis=1, keepdims=True)
-        self.noise_ctr += len(xs)
-        self.mvms += len(xs)
-        lat = (c.mvm_t_latency if transpose else c.mvm_latency)(len(xs))
-        self.cycles += lat
-        self.busy_cycles += lat - 1
+        plan = self.exact_plan(transpose, a_in, a_out) if self.fast else None
+        if plan is not None:
+            y = plan.run(torch.from_numpy(x)).to(torch.int64).numpy()
+        else:
+            y = self._bit_serial(x, transpose, a_in, np.arange(a_out))
+            y -= (1 << (c.weight_bits - 1)) * x.sum(axis=1, keepdims=True)
+        self.account_mvm(len(xs), transpose)
         return wrap(y, c.out_width)
 
-    def _linear_columns(self, x, transpose, a_in, a_out):
-        """Exact shortcut for outputs whose conversions are all linear.
+    def account_mvm(self, n: int, transpose: bool) -> None:
+        """Advance the counters an MVM (or MVM_T) of ``n`` vectors advances."""
+        c = self.cfg
+        self.noise_ctr += n
+        self.mvms += n
+        lat = (c.mvm_t_latency if transpose else c.mvm_latency)(n)
+        self.cycles += lat
+        self.busy_cycles += lat - 1
+
+    def exact_plan(self, transpose: bool, a_in: int, a_out: int) -> "ExactPlan | None":
+        """The tile's MVM as one integer matrix plus sparse rounding corrections, or None
+        where that is not exact (read noise, an ADC LSB above one level, a column sum that
+        could clip, or an output that could wrap). Cached until the next PROGRAM.
 
         Split every conductance as ``g = lv * 2**F + d`` with ``lv`` the nearest level.
-        With no read noise and a unit ADC LSB, a column sum converts to
-        ``A + floor((E + 2**(F-1)) / 2**F)`` where ``A = sum(digit * lv)`` and
-        ``E = sum(digit * d)``; when ``|E|`` cannot reach half a level (bounded by
-        ``max digit * sum |d|`` over the lane) and ``A`` cannot clip, the code is exactly
-        ``A``, and summing over input steps and slices gives ``x @ sum_s lv_s 2**(s*cb)``.
-        Returns the outputs of such columns and the indices of the others.
+        With no read noise and a unit ADC LSB, a column sum ``S = 2**F A + E``
+        (``A = sum(digit * lv)``, ``E = sum(digit * d)``) converts to
+        ``A + floor((E + 2**(F-1)) / 2**F)`` as long as it cannot clip. The ``A`` parts
+        summed over input steps, slices and the offset are ``x @ w`` with
+        ``w = sum_s lv_s 2**(s*cell_bits) - 2**(weight_bits-1)``; the rounding term is
+        zero for a lane whose ``max digit * sum |d|`` stays below half a level, and is
+        computed per conversion, as the ADC does, for the few lanes where it may not.
         """
         key = (transpose, a_in, a_out)
-        if key not in self._linear_cache:
-            self._linear_cache[key] = self._linear_weights(transpose, a_in, a_out)
-        cols, weff, ft = self._linear_cache[key]
-        y = np.zeros((len(x), a_out), np.int64)
-        y[:, cols] = (x.astype(ft) @ weff).astype(np.int64)
-        return y, np.flatnonzero(~cols)
+        if key not in self._plans:
+            self._plans[key] = self._make_plan(transpose, a_in, a_out)
+        return self._plans[key]
 
-    def _linear_weights(self, transpose, a_in, a_out):
-        """(linear-column mask, their effective integer weights as floats, float type)."""
+    def _make_plan(self, transpose, a_in, a_out):
         c = self.cfg
+        if c.read_noise or c.adc_shift:
+            return None
         F, dmax = c.g_frac_bits, (1 << c.dac_bits) - 1
-        g = self.g.transpose(1, 0, 2) if transpose else self.g
-        g = g[:a_in, :a_out]
-        lv = (g + ((1 << F) >> 1)) >> F
+        rnd = (1 << F) >> 1
+        g = (self.g.transpose(1, 0, 2) if transpose else self.g)[:a_in, :a_out]
+        if (a_in * dmax * int(g.max(initial=0)) + rnd) >> F > (1 << c.adc_bits) - 1:
+            return None                                                 # could clip
+        lv = (g + rnd) >> F
         d = g - (lv << F)
-        emax = dmax * np.abs(d).sum(axis=0)                               # (out, slices)
-        ok = (emax <= (1 << F >> 1) - 1) if F else (emax == 0)
-        if a_in * dmax * int(lv.max(initial=0)) > (1 << c.adc_bits) - 1:
-            ok[:] = False                                               # could clip
-        cols = ok.all(axis=1)
         scale = np.int64(1) << (c.cell_bits * np.arange(c.slices, dtype=np.int64))
-        weff = (lv[:, cols] * scale).sum(axis=-1)                        # (in, linear cols)
-        bound = a_in * (1 << (c.input_bits - 1)) * (1 << c.weight_bits)
-        ft = np.float32 if bound < (1 << 24) else np.float64   # exact integer sums in BLAS
-        return cols, weff.astype(ft), ft
+        w = (lv * scale).sum(axis=-1) - (1 << (c.weight_bits - 1))     # (in, out)
+        emax = dmax * np.abs(d).sum(axis=0)                             # (out, slices)
+        cols = np.flatnonzero((emax > rnd - 1).any(axis=1)) if F else np.zeros(0, np.int64)
+        rows = np.flatnonzero((d[:, cols] != 0).any(axis=(1, 2)))
+        # |y| <= |x @ w| + |correction|: the correction per conversion is at most
+        # ceil((emax + rnd) / 2**F), weighted by the input steps (sum |step| = 2**ib - 1)
+        # and the slice scales
+        corr = ((emax.max(axis=0, initial=0) + rnd + (1 << F) - 1) >> F) * scale
+        bound = (a_in * (1 << (c.input_bits - 1)) * int(np.abs(w).max(initial=0))
+                 + ((1 << c.input_bits) - 1) * int(corr.sum()))
+        if bound >= 1 << (c.out_width - 1):
+            return None                                                 # could wrap
+        ft = np.float32 if bound < (1 << 24) else np.float64    # exact integer sums in BLAS
+        steps = np.array([wt for _, wt in input_digits(c, np.zeros(1, np.int64))], np.int64)
+        return ExactPlan(self.cfg, w.astype(ft), rows, cols, d[rows][:, cols], steps, scale)
 
     def _bit_serial(self, x, transpose, a_in, cols):
         """Outputs ``cols``: every input step and slice through the ADC, as the RTL does."""
@@ -277,3 +294,37 @@ class ReramModel:
         lv = (self.g + (1 << c.g_frac_bits >> 1)) >> c.g_frac_bits
         u = (lv << (c.cell_bits * np.arange(c.slices))).sum(-1)
         return u - (1 << (c.weight_bits - 1))
+
+
+class ExactPlan:
+    """One tile's MVM in one direction as ``x @ w`` plus rounding corrections on the lanes
+    that need them (see :meth:`ReramModel.exact_plan`), in torch on the CPU.
+
+    ``w`` is a float tensor whose integer sums are exact for every input the tile
+    accepts; the corrections work on integer digit x conductance-error sums (exact in
+    float32: a few hundred at most) and integer ADC codes.
+    """
+
+    def __init__(self, cfg, w, rows, cols, d, steps, scale):
+        self.cfg = cfg
+        self.w = torch.from_numpy(w)
+        self.rows, self.cols = torch.from_numpy(rows), torch.from_numpy(cols)
+        self.d = torch.from_numpy(d.reshape(len(rows), len(cols) * cfg.slices).astype(np.float32))
+        self.weights = torch.from_numpy(steps[:, None] * scale[None, :])          # (steps, S)
+
+    def correction(self, x: torch.Tensor) -> torch.Tensor:
+        """Rounding corrections ``(vectors, len(cols))`` (int64) for integer inputs ``x``."""
+        F = self.cfg.g_frac_bits
+        digits = torch.stack([dg for dg, _ in input_digits(self.cfg, x[:, self.rows])])
+        E = (digits.to(torch.float32) @ self.d).to(torch.int64)            # (steps, n, cols*S)
+        code = (E + ((1 << F) >> 1)) >> F                                     # floor, as the ADC
+        J, n = code.shape[:2]
+        code = code.view(J, n, len(self.cols), -1) * self.weights[:, None, None, :]
+        return code.sum(dim=(0, 3))
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` integer-valued (any numeric dtype, CPU) -> outputs in ``w``'s float type."""
+        y = x.to(self.w.dtype) @ self.w
+        if len(self.cols):
+            y[:, self.cols] += self.correction(x).to(y.dtype)
+        return y
