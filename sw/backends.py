@@ -124,6 +124,14 @@ class Backend:
                        crossbar_reads=n_vec * tr * tc * t.crossbar_reads(),
                        adc_conversions=n_vec * tr * tc * conv)
 
+    def state_dict(self) -> dict:
+        """Device state a checkpoint must keep beyond the programmed weights (which are
+        re-programmed from the frozen model on resume): counters that salt read noise."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
     def matmul(self, a: torch.Tensor, b: torch.Tensor, layer: str = "") -> torch.Tensor:
         raise NotImplementedError
 
@@ -246,6 +254,16 @@ class FunctionalDevice(IntDevice):
         self.shapes[key] = (rows, cols)
         return {"write_pulses": pulses, "rows": tr * tc * t.rows}
 
+    def state_dict(self) -> dict:
+        return {key: [[m.counters() for m in line] for line in grid]
+                for key, grid in self.tiles.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, grid in state.items():
+            for line, saved in zip(self.tiles[key], grid):
+                for model, counters in zip(line, saved):
+                    model.load_counters(counters)
+
     def _blocks(self, key, transpose):
         """Per tile: (model, input slice, output slice, (used inputs, used outputs))."""
         t = self.hw.tile
@@ -313,6 +331,13 @@ class QuantizedBackend(Backend):
         self.scales[key] = s
         info = self.device.program(key, q)
         self.trace.add("reram", "program", key, tuple(W.shape), **info)
+
+    def state_dict(self) -> dict:
+        return self.device.state_dict() if hasattr(self.device, "state_dict") else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state and hasattr(self.device, "load_state_dict"):
+            self.device.load_state_dict(state)
 
     def _mvm(self, key, x, transpose):
         self._trace_mvm(key, "mvm_t" if transpose else "mvm", x.shape[0], key)

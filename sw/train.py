@@ -38,7 +38,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     lr_step_epochs: int = 4       # StepLR: multiply the rate by lr_gamma every this many epochs
     lr_gamma: float = 0.3
-    low_lr: float = 1e-3          # the low-parameter phase's fresh optimizer
+    low_lr: float | None = None   # the low-parameter phase's fresh optimizer; None: the
+                                  # full phase's rate at the switch (where its schedule is)
     seed: int = 0
     backend: str = "torch"        # torch | functional: what runs the low-parameter phase
     device: str = "auto"          # auto: CUDA when available, else CPU
@@ -131,6 +132,10 @@ class Trainer:
         params = [p for p in (model or self.model).parameters() if p.requires_grad]
         return torch.optim.AdamW(params, lr=lr, weight_decay=self.cfg.train.weight_decay)
 
+    def _low_lr(self) -> float:
+        lr = self.cfg.train.low_lr
+        return lr if lr is not None else self.opt.param_groups[0]["lr"]
+
     def _lora(self, model, ranks):
         p = self.cfg.policy
         apply_lora(model, dict(enumerate(ranks)), alpha=p.lora_alpha, dropout=p.lora_dropout)
@@ -142,7 +147,7 @@ class Trainer:
         the frozen weights into ReRAM once, route products to the backend."""
         if model is None:
             self._lora(self.model, ranks)
-            opt = self._optimizer(self.cfg.train.low_lr)
+            opt = self._optimizer(self._low_lr())
         else:
             self.model = model
         self.ranks = list(ranks)
@@ -213,7 +218,7 @@ class Trainer:
             if self.cfg.policy.name == "paper":
                 tm = copy.deepcopy(self.model)
                 self._lora(tm, ranks)
-                self.trial = (tm, self._optimizer(self.cfg.train.low_lr, tm), [], [])
+                self.trial = (tm, self._optimizer(self._low_lr(), tm), [], [])
             else:
                 self._switch(ranks)
 
@@ -326,6 +331,7 @@ class Trainer:
                 "full": self.trial[2], "lora": self.trial[3],
                 "ranks": self.policy.ranks(self.model)},
             "rng_numpy": np.random.get_state(),
+            "backend": self.backend.state_dict() if self.backend is not None else None,
         }
         path = self.run_dir / "checkpoint.pt"
         tmp = path.with_suffix(".tmp")
@@ -347,6 +353,7 @@ class Trainer:
         if tr.backend is not None:            # re-program ReRAM from the restored weights
             tr.trace.rows.clear()
             set_backend(tr.model, tr.backend)
+            tr.backend.load_state_dict(s.get("backend") or {})
         tr.opt.load_state_dict(s["opt"])
         tr.sched.load_state_dict(s["sched"])
         for k in ("epoch", "step", "ranks", "switch_step", "low_steps", "window", "history",
@@ -362,7 +369,7 @@ class Trainer:
             tm = SpatialTransformer(tr.cfg.model, tr.data.n_features).to(tr.device)
             tr._lora(tm, s["trial"]["ranks"])
             tm.load_state_dict(s["trial"]["model"])
-            topt = tr._optimizer(tr.cfg.train.low_lr, tm)
+            topt = tr._optimizer(tr.cfg.train.low_lr or 1.0, tm)   # rate from its state
             topt.load_state_dict(s["trial"]["opt"])
             tr.trial = (tm, topt, s["trial"]["full"], s["trial"]["lora"])
         torch.set_rng_state(s["rng_torch"])

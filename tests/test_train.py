@@ -57,6 +57,23 @@ def test_same_seed_same_numbers_and_exact_resume(tmp_path):
     assert ha == hc
 
 
+def test_exact_resume_with_read_noise_on_the_functional_backend(tmp_path):
+    """Read noise is salted by the tiles' conversion counters: a resumed run must carry
+    them over, not restart them when it re-programs the frozen weights."""
+    noisy = dict(SMALL, hw=HardwareConfig(SMALL["hw"].systolic,
+                                          TileConfig(rows=16, cols=16, write_latency=1,
+                                                     read_noise=24, adc_bits=6)))
+    c = RunConfig(train=TrainConfig(epochs=3, batch=16, backend="functional"),
+                  policy=PolicyConfig(name="lora", lora_rank=2), **noisy)
+    a = Trainer(c, tmp_path / "a", quiet=True).fit()
+    assert Trainer(c, tmp_path / "b", quiet=True).fit(until_epoch=1) is None
+    b = Trainer.resume(tmp_path / "b", quiet=True).fit()
+    assert b["test_mse"] == a["test_mse"] and b["final_test_mse"] == a["final_test_mse"]
+    ha = json.loads((tmp_path / "a" / "history.json").read_text())["step_loss"]
+    hb = json.loads((tmp_path / "b" / "history.json").read_text())["step_loss"]
+    assert ha == hb
+
+
 @pytest.mark.parametrize("policy,switch", [("full", None), ("lora", 0)])
 def test_baselines(tmp_path, policy, switch):
     m = Trainer(cfg(PolicyConfig(name=policy, lora_rank=2), epochs=2), tmp_path, quiet=True).fit()

@@ -266,6 +266,17 @@ class ReramModel:
         self.cycles += self.cfg.reset_stats_latency()
         self.busy_cycles = self.total_pulses = self.mvms = 0
 
+    COUNTERS = ("epoch", "noise_ctr", "busy_cycles", "total_pulses", "mvms", "max_pulses",
+                "over_limit", "cycles")
+
+    def counters(self) -> dict:
+        """The register state that is not the crossbar (for checkpoints)."""
+        return {k: int(getattr(self, k)) for k in self.COUNTERS}
+
+    def load_counters(self, d: dict) -> None:
+        for k in self.COUNTERS:
+            setattr(self, k, int(d[k]))
+
     # ---- conveniences ---------------------------------------------------------------------
     def run_ops(self, ops) -> list:
         """Execute ``(TileOp, addr, data)`` commands as the RTL would; returns, per command,
