@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from amaranth.lib import data
 
-__all__ = ["Stream", "HarnessSpec", "render_harness"]
+__all__ = ["Stream", "HarnessSpec", "MultiSpec", "render_harness"]
 
 
 @dataclass(frozen=True)
@@ -69,106 +69,174 @@ class HarnessSpec:
         return next(s for s in self.streams if s.port == port)
 
 
-def render_harness(spec: HarnessSpec) -> str:
+@dataclass(frozen=True)
+class MultiSpec:
+    """Several blocks inside one module (a chip), each with its own command channel:
+    ``channels`` are ``(prefix, HarnessSpec)``; the block ``spec.core`` of a channel is
+    reached through ports ``<prefix>__cmd``, ``<prefix>__<stream>``, ``<prefix>__busy``."""
+    top: str
+    core: str
+    channels: tuple
+
+
+def render_harness(spec) -> str:
+    """The harness of a :class:`HarnessSpec` (one block) or a :class:`MultiSpec` (a chip).
+
+    Buffer header: channel ``c`` finds its program base at word ``2c`` and its number of
+    entries at ``2c + 1``. ``start`` runs every channel's program at once (the blocks work
+    concurrently); ``done`` toggles when all have finished. ``active`` counts the cycles
+    in which any block accepted or executed a command; a chip also reports that per
+    channel (``active_<prefix>``) and ``overlap``: cycles in which the first channel and
+    at least one other were active at the same time.
+    """
+    if isinstance(spec, HarnessSpec):
+        return _render(spec.top, spec.core, [("", spec)])
+    return _render(spec.top, spec.core, list(spec.channels))
+
+
+def _channel(c: int, prefix: str, spec: HarnessSpec) -> dict:
+    """SystemVerilog fragments of one command channel (names prefixed ``c<c>_``)."""
     fields = {name: (f.offset, f.width) for name, f in spec.command}
     op_lsb, op_w = fields["op"]
     cnt_lsb, cnt_w = fields["count"]
-    decl, ports, assigns, on_cmd, on_xfer, idle_terms, resets, holds = [], [], [], [], [], [], [], []
-    gos = []
+    q = f"c{c}_"                                   # harness-side names
+    port = (prefix + "__") if prefix else ""      # block-side port prefix
+    f = {k: [] for k in ("decl", "ports", "assigns", "on_xfer", "idle", "resets", "holds", "gos")}
+    f["decl"].append(f"    logic [{spec.cmd_words * 32 - 1}:0] {q}cmd_buf;\n"
+                     f"    logic {q}cmd_valid, {q}cmd_ready, {q}cmd_hold, {q}busy, {q}have_cmd;\n"
+                     f"    int {q}base, {q}n, {q}pc, {q}p0, {q}p1;")
+    f["ports"].append(f".{port}cmd__payload({q}cmd_buf[{spec.cmd_bits - 1}:0]), "
+                      f".{port}cmd__valid({q}cmd_valid), .{port}cmd__ready({q}cmd_ready), "
+                      f".{port}busy({q}busy)")
+    lane = (4 * c) % 8
+    f["gos"].append(f"    wire {q}go_cmd = rnd[{8 * lane + 7}:{8 * lane}] >= stall;")
+    f["assigns"].append(f"    assign {q}cmd_valid = {q}have_cmd & ({q}cmd_hold | {q}go_cmd);")
+    f["resets"].append(f"{q}have_cmd <= 1'b0; {q}cmd_hold <= 1'b0;")
+    f["holds"].append(f"            {q}cmd_hold <= {q}cmd_valid & !{q}cmd_ready;")
     for n, s in enumerate(spec.streams):
-        p = s.port
-        nw = s.words
-        gos.append(f"    wire go_{p} = rnd[{8 * (n + 1) + 7}:{8 * (n + 1)}] >= stall;")
-        decl.append(f"    logic [{nw * 32 - 1}:0] {p}_buf;\n"
-                    f"    logic {p}_valid, {p}_ready, {p}_hold;\n"
-                    f"    int {p}_ptr;\n"
-                    f"    logic [{cnt_w - 1}:0] {p}_left;")
+        p, nw = q + s.port, s.words
+        lane = (4 * c + n + 1) % 8
+        f["gos"].append(f"    wire go_{p} = rnd[{8 * lane + 7}:{8 * lane}] >= stall;")
+        f["decl"].append(f"    logic [{nw * 32 - 1}:0] {p}_buf;\n"
+                         f"    logic {p}_valid, {p}_ready, {p}_hold;\n"
+                         f"    int {p}_ptr;\n"
+                         f"    logic [{cnt_w - 1}:0] {p}_left;")
+        bp = port + s.port
         if s.inbound:
-            ports.append(f".{p}__payload({p}_buf[{s.bits - 1}:0]), .{p}__valid({p}_valid), "
-                         f".{p}__ready({p}_ready)")
-            assigns.append(f"    assign {p}_valid = ({p}_left != 0) & ({p}_hold | go_{p});")
-            holds.append(f"            {p}_hold <= {p}_valid & !{p}_ready;")
-            on_xfer.append(
+            f["ports"].append(f".{bp}__payload({p}_buf[{s.bits - 1}:0]), .{bp}__valid({p}_valid), "
+                              f".{bp}__ready({p}_ready)")
+            f["assigns"].append(f"    assign {p}_valid = ({p}_left != 0) & ({p}_hold | go_{p});")
+            f["holds"].append(f"            {p}_hold <= {p}_valid & !{p}_ready;")
+            f["on_xfer"].append(
                 f"            if ({p}_valid & {p}_ready) begin\n"
                 f"                {p}_left <= {p}_left - 1; {p}_ptr <= {p}_ptr + {nw};\n"
                 f"                for (int i = 0; i < {nw}; i++) {p}_buf[32*i +: 32] <= hpt_rd({p}_ptr + {nw} + i);\n"
                 f"            end")
         else:
-            decl.append(f"    logic [{s.bits - 1}:0] {p}_payload;")
-            ports.append(f".{p}__payload({p}_payload), .{p}__valid({p}_valid), "
-                         f".{p}__ready({p}_ready)")
+            f["decl"].append(f"    logic [{s.bits - 1}:0] {p}_payload;")
+            f["ports"].append(f".{bp}__payload({p}_payload), .{bp}__valid({p}_valid), "
+                              f".{bp}__ready({p}_ready)")
             pad = nw * 32 - s.bits
-            assigns.append(f"    assign {p}_buf = " + (f"{{{{{pad}{{1'b0}}}}, {p}_payload}};"
-                                                       if pad else f"{p}_payload;"))
-            assigns.append(f"    assign {p}_ready = ({p}_left != 0) & go_{p};")
-            holds.append(f"            {p}_hold <= 1'b0;")
-            on_xfer.append(
+            f["assigns"].append(f"    assign {p}_buf = " + (f"{{{{{pad}{{1'b0}}}}, {p}_payload}};"
+                                                            if pad else f"{p}_payload;"))
+            f["assigns"].append(f"    assign {p}_ready = ({p}_left != 0) & go_{p};")
+            f["holds"].append(f"            {p}_hold <= 1'b0;")
+            f["on_xfer"].append(
                 f"            if ({p}_valid & {p}_ready) begin\n"
                 f"                {p}_left <= {p}_left - 1; {p}_ptr <= {p}_ptr + {nw};\n"
                 f"                for (int i = 0; i < {nw}; i++) hpt_wr({p}_ptr + i, {p}_buf[32*i +: 32]);\n"
                 f"            end")
-        idle_terms.append(f"({p}_left == 0)")
-        resets.append(f"{p}_left <= '0; {p}_hold <= 1'b0;")
-    ops = sorted({op for s in spec.streams for op in s.uses})
-    for op in ops:
+        f["idle"].append(f"({p}_left == 0)")
+        f["resets"].append(f"{p}_left <= '0; {p}_hold <= 1'b0;")
+    on_cmd = []
+    for op in sorted({op for s in spec.streams for op in s.uses}):
         body = []
         for s in spec.streams:
             if op not in s.uses:
                 continue
             ptr, cnt = s.uses[op]
-            left = "cur_count" if cnt == "count" else f"{cnt_w}'d{cnt}"
-            body.append(f"{s.port}_ptr <= p{ptr}; {s.port}_left <= {left};")
+            left = f"{q}cur_count" if cnt == "count" else f"{cnt_w}'d{cnt}"
+            body.append(f"{q}{s.port}_ptr <= {q}p{ptr}; {q}{s.port}_left <= {left};")
             if s.inbound:
                 body.append(f"for (int i = 0; i < {s.words}; i++) "
-                            f"{s.port}_buf[32*i +: 32] <= hpt_rd(p{ptr} + i);")
+                            f"{q}{s.port}_buf[32*i +: 32] <= hpt_rd({q}p{ptr} + i);")
         on_cmd.append(f"                    {op_w}'d{op}: begin\n                        "
                       + "\n                        ".join(body) + "\n                    end")
+    ncmd, entry = spec.cmd_words, spec.entry_words
+    f["decl"].append(
+        f"    wire [{op_w - 1}:0] {q}cur_op = {q}cmd_buf[{op_lsb + op_w - 1}:{op_lsb}];\n"
+        f"    wire [{cnt_w - 1}:0] {q}cur_count = {q}cmd_buf[{cnt_lsb + cnt_w - 1}:{cnt_lsb}];\n"
+        f"    wire {q}idle = ({q}pc == {q}n) & !{q}have_cmd & !{q}busy"
+        + "".join(f" & {t}" for t in f["idle"]) + ";\n"
+        f"    wire {q}active = ({q}cmd_valid & {q}cmd_ready) | {q}busy;\n"
+        f"    task automatic {q}fetch(input int index);\n"
+        f"        for (int i = 0; i < {ncmd}; i++) {q}cmd_buf[32*i +: 32] <= hpt_rd({q}base + index*{entry} + i);\n"
+        f"        {q}p0 <= hpt_rd({q}base + index*{entry} + {ncmd});\n"
+        f"        {q}p1 <= hpt_rd({q}base + index*{entry} + {ncmd} + 1);\n"
+        f"    endtask")
+    f["start"] = (f"                {q}base = hpt_rd({2 * c});\n"
+                  f"                {q}n = hpt_rd({2 * c + 1});\n"
+                  f"                {q}pc <= ({q}n > 0) ? 1 : 0;\n"
+                  f"                {q}have_cmd <= {q}n > 0;\n"
+                  f"                if ({q}n > 0) {q}fetch(0);")
+    f["issue"] = (f"            if ({q}cmd_valid & {q}cmd_ready) begin\n"
+                  f"                case ({q}cur_op)\n" + "\n".join(on_cmd) + "\n"
+                  f"                    default: ;\n"
+                  f"                endcase\n"
+                  f"                {q}have_cmd <= {q}pc < {q}n;\n"
+                  f"                if ({q}pc < {q}n) begin {q}fetch({q}pc); {q}pc <= {q}pc + 1; end\n"
+                  f"            end")
+    return f
+
+
+def _render(top: str, core: str, channels: list) -> str:
+    parts = [_channel(c, prefix, spec) for c, (prefix, spec) in enumerate(channels)]
+    cat = lambda k, sep="\n": sep.join(x for p in parts for x in p[k])   # noqa: E731
     nl = "\n"
+    multi = len(channels) > 1
+    extra_ports = "".join(f",\n    output logic [63:0] active_{prefix}" for prefix, _ in channels) \
+        + ",\n    output logic [63:0] overlap" if multi else ""
+    any_active = " | ".join(f"c{c}_active" for c in range(len(channels)))
+    others = " | ".join(f"c{c}_active" for c in range(1, len(channels))) or "1'b0"
+    per_channel = "".join(
+        f"            if (c{c}_active) active_{prefix} <= active_{prefix} + 1;\n"
+        for c, (prefix, _) in enumerate(channels)) + \
+        f"            if (c0_active & ({others})) overlap <= overlap + 1;\n" if multi else ""
+    clear = "".join(f" active_{prefix} <= 0;" for prefix, _ in channels) + " overlap <= 0;" \
+        if multi else ""
     return f"""\
-// Generated by cosim/harness.py for {spec.core}; do not edit.
+// Generated by cosim/harness.py for {core}; do not edit.
 // See the module docstring there for the buffer layout and the start/done protocol.
 `timescale 1ns/1ps
-module {spec.top} (
+module {top} (
     input  logic        rst,
-    input  logic        start,   // toggle to run the program in the shared buffer
+    input  logic        start,   // toggle to run the programs in the shared buffer
     input  logic [7:0]  stall,   // per-stream stall probability, in 1/256
     input  logic [31:0] seed,    // stall generator seed, taken at start
-    output logic        done,    // toggles when the program has finished
-    output logic [63:0] cycles,  // cycles of the last program, start to finish
-    output logic [63:0] active   // of which the block accepted or executed a command
+    output logic        done,    // toggles when every program has finished
+    output logic [63:0] cycles,  // cycles of the last run, start to finish
+    output logic [63:0] active{extra_ports}   // cycles in which any block was active
 );
     import "DPI-C" function int hpt_rd(input int addr);
     import "DPI-C" function void hpt_wr(input int addr, input int data);
 
-    localparam int NCMD = {spec.cmd_words}, ENTRY = {spec.entry_words};
-
     logic clk = 1'b0;
     always #5 clk = ~clk;
 
-    logic [NCMD*32-1:0] cmd_buf;
-    logic cmd_valid, cmd_ready, cmd_hold, busy;
-{nl.join(decl)}
+{cat("decl")}
 
-    {spec.core} core (
-        .clk(clk), .rst(rst), .busy(busy),
-        .cmd__payload(cmd_buf[{spec.cmd_bits - 1}:0]), .cmd__valid(cmd_valid), .cmd__ready(cmd_ready),
-        {(","+nl+"        ").join(ports)});
+    {core} core (
+        .clk(clk), .rst(rst),
+        {("," + nl + "        ").join(x for p in parts for x in p["ports"])});
 
     // ---- stall generator (xorshift64) ---------------------------------------------------
     logic [63:0] rnd;
-    wire go_cmd = rnd[7:0] >= stall;
-{nl.join(gos)}
+{cat("gos")}
 
-    // ---- sequencer ----------------------------------------------------------------------
-    logic running, start_seen, have_cmd;
-    int base, n, pc, p0, p1;
-
-    assign cmd_valid = have_cmd & (cmd_hold | go_cmd);
-{nl.join(assigns)}
-
-    wire [{op_w - 1}:0] cur_op = cmd_buf[{op_lsb + op_w - 1}:{op_lsb}];
-    wire [{cnt_w - 1}:0] cur_count = cmd_buf[{cnt_lsb + cnt_w - 1}:{cnt_lsb}];
-    wire finished = running & (pc == n) & !have_cmd & !busy & {" & ".join(idle_terms)};
+    // ---- sequencers, one per channel ----------------------------------------------------
+    logic running, start_seen;
+{cat("assigns")}
+    wire finished = running & {" & ".join(f"c{c}_idle" for c in range(len(channels)))};
 
     function automatic logic [63:0] xorshift64(input logic [63:0] x);
         x = x ^ (x << 13);
@@ -176,43 +244,25 @@ module {spec.top} (
         return x ^ (x << 17);
     endfunction
 
-    task automatic fetch(input int index);
-        for (int i = 0; i < NCMD; i++) cmd_buf[32*i +: 32] <= hpt_rd(base + index*ENTRY + i);
-        p0 <= hpt_rd(base + index*ENTRY + NCMD);
-        p1 <= hpt_rd(base + index*ENTRY + NCMD + 1);
-    endtask
-
     always_ff @(posedge clk) begin
         if (rst) begin
-            running <= 1'b0; have_cmd <= 1'b0; cmd_hold <= 1'b0;
-            {" ".join(resets)}
+            running <= 1'b0;
+            {cat("resets", " ")}
             start_seen <= start;
         end else if (!running) begin
             if (start != start_seen) begin
                 start_seen <= start;
-                base = hpt_rd(0);
-                n = hpt_rd(1);
-                pc <= (n > 0) ? 1 : 0;
-                have_cmd <= n > 0;
-                if (n > 0) fetch(0);
-                cycles <= 0; active <= 0; running <= 1'b1;
+{nl.join(p["start"] for p in parts)}
+                cycles <= 0; active <= 0;{clear} running <= 1'b1;
                 rnd <= {{32'h9E3779B9, (seed == 0) ? 32'h1 : seed}};
             end
         end else begin
             cycles <= cycles + 1;
-            if ((cmd_valid & cmd_ready) | busy) active <= active + 1;
-            rnd <= xorshift64(rnd);
-            cmd_hold <= cmd_valid & !cmd_ready;
-{nl.join(holds)}
-            if (cmd_valid & cmd_ready) begin
-                case (cur_op)
-{nl.join(on_cmd)}
-                    default: ;
-                endcase
-                have_cmd <= pc < n;
-                if (pc < n) begin fetch(pc); pc <= pc + 1; end
-            end
-{nl.join(on_xfer)}
+            if ({any_active}) active <= active + 1;
+{per_channel}            rnd <= xorshift64(rnd);
+{cat("holds")}
+{nl.join(p["issue"] for p in parts)}
+{cat("on_xfer")}
             if (finished) running <= 1'b0;
         end
     end

@@ -36,16 +36,36 @@ __all__ = ["OpTrace", "Backend", "TorchBackend", "IntDevice", "FunctionalDevice"
 
 @dataclass(frozen=True)
 class HardwareConfig:
-    """The accelerator the low-parameter phase runs on."""
+    """The accelerator the low-parameter phase runs on: one systolic core and ``tiles``
+    ReRAM tiles (None: as many as the frozen weights need). Physical tile ``k`` has the
+    device seed ``tile.seed + k``; frozen matrices take tiles in the order they are
+    programmed, each cut into a grid of ``tile.rows x tile.cols`` blocks."""
     systolic: SystolicConfig = field(default_factory=SystolicConfig)
     tile: TileConfig = field(default_factory=TileConfig)
+    tiles: int | None = None
+
+    def __post_init__(self):
+        if self.tiles is not None and (isinstance(self.tiles, bool) or not isinstance(self.tiles, int)
+                                       or self.tiles < 1):
+            raise ValueError(f"HardwareConfig.tiles must be a positive integer or None, "
+                             f"not {self.tiles!r}")
+
+    def tile_grid(self, shape) -> tuple[int, int]:
+        """Tiles a frozen ``[in, out]`` matrix needs: (row blocks, column blocks)."""
+        return -(-shape[0] // self.tile.rows), -(-shape[1] // self.tile.cols)
+
+    def physical_tile(self, k: int) -> TileConfig:
+        """The configuration of physical tile ``k`` (its own device seed)."""
+        return dataclasses.replace(self.tile, seed=(self.tile.seed + k) & 0xFFFFFFFF)
 
     def to_dict(self) -> dict:
-        return {"systolic": self.systolic.to_dict(), "tile": self.tile.to_dict()}
+        return {"systolic": self.systolic.to_dict(), "tile": self.tile.to_dict(),
+                "tiles": self.tiles}
 
     @classmethod
     def from_dict(cls, d: dict) -> "HardwareConfig":
-        return cls(SystolicConfig.from_dict(d["systolic"]), TileConfig.from_dict(d["tile"]))
+        return cls(SystolicConfig.from_dict(d["systolic"]), TileConfig.from_dict(d["tile"]),
+                   d.get("tiles"))
 
 
 class OpTrace:
@@ -112,9 +132,7 @@ class Backend:
                        cycles_model=batch * self.hw.systolic.matmul_cycles(m, k, n))
 
     def _tiles(self, key):
-        rows, cols = self.shapes[key]
-        t = self.hw.tile
-        return -(-rows // t.rows), -(-cols // t.cols)
+        return self.hw.tile_grid(self.shapes[key])
 
     def _trace_mvm(self, layer, op, n_vec, key):
         tr, tc = self._tiles(key)
@@ -193,8 +211,8 @@ class FunctionalDevice(IntDevice):
 
     Systolic products are exact integer products wrapped to ``acc_width`` (tiling does
     not change a wrapped sum). A frozen matrix larger than one tile is cut into
-    ``rows x cols`` tiles, zero-padded; tile ``(i, j)`` gets seed ``tile.seed + index`` so
-    each has its own devices; partial sums over row tiles add digitally.
+    ``rows x cols`` blocks, zero-padded, on consecutive physical tiles (see
+    :class:`HardwareConfig`); partial sums over row blocks add digitally.
 
     ``exact_matmul`` and ``exact_mvm`` give the same integers on integer-valued float
     tensors without leaving floating point, where that is provably exact (no wrap, sums
@@ -237,14 +255,20 @@ class FunctionalDevice(IntDevice):
     def program(self, key, W):
         t = self.hw.tile
         rows, cols = W.shape
-        tr, tc = -(-rows // t.rows), -(-cols // t.cols)
+        tr, tc = self.hw.tile_grid(W.shape)
+        first = sum(len(g) * len(g[0]) for k, g in self.tiles.items() if k != key)
+        if key in self.tiles:
+            raise ValueError(f"{key!r} is already programmed (frozen weights are written once)")
+        if self.hw.tiles is not None and first + tr * tc > self.hw.tiles:
+            raise ValueError(f"programming {key!r} ({rows}x{cols}) needs tiles {first}.."
+                             f"{first + tr * tc - 1}; HardwareConfig.tiles is {self.hw.tiles}")
         pad = np.zeros((tr * t.rows, tc * t.cols), np.int64)
         pad[:rows, :cols] = W
         grid, pulses = [], 0
         for i in range(tr):
             line = []
             for j in range(tc):
-                cfg = dataclasses.replace(t, seed=(t.seed + i * tc + j) & 0xFFFFFFFF)
+                cfg = self.hw.physical_tile(first + i * tc + j)
                 model = ReramModel(cfg)
                 model.program(0, pad[i * t.rows:(i + 1) * t.rows, j * t.cols:(j + 1) * t.cols])
                 pulses += model.total_pulses

@@ -352,6 +352,7 @@ class Trainer:
         tr.model.load_state_dict(s["model"])
         if tr.backend is not None:            # re-program ReRAM from the restored weights
             tr.trace.rows.clear()
+            tr.backend = make_backend(tr.cfg.train.backend, tr.cfg.hw, tr.trace)
             set_backend(tr.model, tr.backend)
             tr.backend.load_state_dict(s.get("backend") or {})
         tr.opt.load_state_dict(s["opt"])

@@ -133,3 +133,18 @@ def test_trace_counts_work():
     assert mm["macs"] == 3 * 4 * 6 * 2 and mm["phase"] == "low"
     assert mm["cycles_model"] == 3 * HW.systolic.matmul_cycles(4, 6, 2)
     assert isinstance(QuantizedBackend(HW).device, FunctionalDevice)
+
+
+def test_frozen_matrices_take_consecutive_physical_tiles():
+    hw = HardwareConfig(HW.systolic, TileConfig(rows=16, cols=8, write_latency=1, seed=7), tiles=3)
+    dev = FunctionalDevice(hw)
+    dev.program("a", np.ones((20, 8), np.int64))             # 2 x 1 blocks: tiles 0, 1
+    assert [m.cfg.seed for line in dev.tiles["a"] for m in line] == [7, 8]
+    with pytest.raises(ValueError, match="already programmed"):
+        dev.program("a", np.ones((20, 8), np.int64))
+    with pytest.raises(ValueError, match="HardwareConfig.tiles is 3"):
+        dev.program("b", np.ones((16, 9), np.int64))         # would need tiles 2..3
+    dev.program("c", np.ones((16, 8), np.int64))
+    assert dev.tiles["c"][0][0].cfg.seed == 9
+    with pytest.raises(ValueError, match="HardwareConfig.tiles"):
+        HardwareConfig(tiles=0)
