@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .harness import HarnessSpec
+from .harness import HarnessSpec, MultiSpec  # noqa: F401 (MultiSpec: see HarnessDriver)
 
-__all__ = ["SharedBuffer", "Transaction", "RunResult", "HarnessDriver"]
+__all__ = ["SharedBuffer", "Transaction", "RunResult", "MultiResult", "HarnessDriver"]
 
 PROGRAM_BASE = 16
 
@@ -43,64 +43,108 @@ class RunResult:
     active: int                  # cycles the block accepted or executed commands
 
 
+@dataclass
+class MultiResult:
+    outputs: list[list[dict]]    # per channel, per transaction (as RunResult.outputs)
+    cycles: int
+    active: int                  # cycles in which any channel was active
+    channel_active: list[int]    # per channel
+    overlap: int                 # cycles with channel 0 and another channel active
+
+
 class HarnessDriver:
-    def __init__(self, dut, spec: HarnessSpec, buffer: SharedBuffer | None = None):
+    """Drives a harness of :mod:`cosim.harness`: a :class:`HarnessSpec` (one block, one
+    channel) or a :class:`MultiSpec` (a chip, one channel per unit)."""
+
+    def __init__(self, dut, spec, buffer: SharedBuffer | None = None):
         self.dut, self.spec = dut, spec
+        self.channels = [("", spec)] if isinstance(spec, HarnessSpec) else list(spec.channels)
         self.buf = buffer or SharedBuffer()
-        off, width = next((f.offset, f.width) for n, f in spec.command if n == "op")
-        self._op = (off, (1 << width) - 1)
+        self._ops = []
+        for _, cs in self.channels:
+            off, width = next((f.offset, f.width) for n, f in cs.command if n == "op")
+            self._ops.append((off, (1 << width) - 1))
         dut.stall.value = 0
         dut.seed.value = 1
         dut.start.value = 0
         dut.rst.value = 0
 
     def stage(self, txns: list[Transaction]) -> list[dict]:
-        """Write ``txns`` into the buffer; return where each output stream will land."""
-        spec, buf = self.spec, self.buf.words
-        n = len(txns)
-        entries = np.zeros((n, spec.entry_words), np.uint32)
-        ptr = PROGRAM_BASE + n * spec.entry_words
-        writes, places = [], []
-        for e, t in enumerate(txns):
-            for w in range(spec.cmd_words):
-                entries[e, w] = (t.cmd >> (32 * w)) & 0xFFFFFFFF
-            op = (t.cmd >> self._op[0]) & self._op[1]
-            place = {}
-            for s in spec.streams:
-                if op not in s.uses:
-                    continue
-                idx = s.uses[op][0]
-                entries[e, spec.cmd_words + idx] = ptr
-                if s.inbound:
-                    words = np.ascontiguousarray(t.inputs[s.port], np.uint32)
-                    writes.append((ptr, words))
-                    ptr += words.size
-                else:
-                    count = t.outputs.get(s.port, 0)
-                    place[s.port] = (ptr, count, s.words)
-                    ptr += count * s.words
-            places.append(place)
+        """Write one block's ``txns`` into the buffer; return where its outputs will land."""
+        return self.stage_channels([txns])[0]
+
+    def stage_channels(self, per_channel: list[list[Transaction]]) -> list[list[dict]]:
+        """Write each channel's program; channels without one get an empty program."""
+        buf = self.buf.words
+        if len(per_channel) > len(self.channels):
+            raise ValueError(f"{len(per_channel)} programs for {len(self.channels)} channels")
+        per_channel = list(per_channel) + [[] for _ in range(len(self.channels) - len(per_channel))]
+        ptr = PROGRAM_BASE
+        writes, places_all = [], []
+        for c, ((_, spec), txns) in enumerate(zip(self.channels, per_channel)):
+            n = len(txns)
+            entries = np.zeros((n, spec.entry_words), np.uint32)
+            base = ptr
+            ptr += entries.size
+            places = []
+            for e, t in enumerate(txns):
+                for w in range(spec.cmd_words):
+                    entries[e, w] = (t.cmd >> (32 * w)) & 0xFFFFFFFF
+                op = (t.cmd >> self._ops[c][0]) & self._ops[c][1]
+                place = {}
+                for s in spec.streams:
+                    if op not in s.uses:
+                        continue
+                    idx = s.uses[op][0]
+                    entries[e, spec.cmd_words + idx] = ptr
+                    if s.inbound:
+                        words = np.ascontiguousarray(t.inputs[s.port], np.uint32)
+                        writes.append((ptr, words))
+                        ptr += words.size
+                    else:
+                        count = t.outputs.get(s.port, 0)
+                        place[s.port] = (ptr, count, s.words)
+                        ptr += count * s.words
+                places.append(place)
+            writes.append((base, entries))
+            writes.append((2 * c, np.array([base, n], np.uint32)))
+            places_all.append(places)
         if ptr > len(buf):
             raise ValueError(f"program needs {ptr} buffer words; the simulator has {len(buf)} "
                              "(split it into smaller calls)")
-        buf[0], buf[1] = PROGRAM_BASE, n
-        buf[PROGRAM_BASE:PROGRAM_BASE + entries.size] = entries.ravel()
         for at, words in writes:
             buf[at:at + words.size] = words.ravel()
-        return places
+        return places_all
 
-    async def run(self, txns: list[Transaction], *, stall: int = 0, seed: int = 1) -> RunResult:
-        """Stage ``txns``, toggle ``start``, await ``done``: one Python wake-up per call."""
-        places = self.stage(txns)
+    def _collect(self, places) -> list[dict]:
+        buf = self.buf.words
+        return [{p: buf[at:at + cnt * nw].reshape(cnt, nw).copy()
+                 for p, (at, cnt, nw) in place.items()} for place in places]
+
+    async def _go(self, stall: int, seed: int) -> None:
         dut = self.dut
         dut.stall.value = stall
         dut.seed.value = seed
         dut.start.value = 1 - int(dut.start.value)
         await dut.done.value_change
-        buf = self.buf.words
-        outs = [{p: buf[at:at + cnt * nw].reshape(cnt, nw).copy()
-                 for p, (at, cnt, nw) in place.items()} for place in places]
-        return RunResult(outs, int(dut.cycles.value), int(dut.active.value))
+
+    async def run(self, txns: list[Transaction], *, stall: int = 0, seed: int = 1) -> RunResult:
+        """Stage ``txns``, toggle ``start``, await ``done``: one Python wake-up per call."""
+        places = self.stage(txns)
+        await self._go(stall, seed)
+        return RunResult(self._collect(places), int(self.dut.cycles.value),
+                         int(self.dut.active.value))
+
+    async def run_channels(self, per_channel: list[list[Transaction]], *, stall: int = 0,
+                           seed: int = 1) -> MultiResult:
+        """Every channel's program at once (the units run concurrently), one wake-up."""
+        places = self.stage_channels(per_channel)
+        await self._go(stall, seed)
+        dut = self.dut
+        return MultiResult([self._collect(p) for p in places], int(dut.cycles.value),
+                           int(dut.active.value),
+                           [int(getattr(dut, f"active_{prefix}").value) for prefix, _ in self.channels],
+                           int(dut.overlap.value))
 
     def start_only(self, txns: list[Transaction]) -> None:
         """Start a program without waiting for it (to reset in the middle of it)."""

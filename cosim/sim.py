@@ -19,7 +19,8 @@ from .build import BUILD_ROOT, FAST_FLAGS, cached_build, digest
 from .harness import render_harness
 from .systolic_harness import systolic_harness_spec
 
-__all__ = ["SimBuild", "build_block_sim", "build_systolic_sim", "build_tile_sim", "run_cocotb"]
+__all__ = ["SimBuild", "build_block_sim", "build_sources_sim", "build_systolic_sim",
+           "build_tile_sim", "build_chip_sim", "chip_harness_spec", "run_cocotb"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,8 +54,15 @@ def _runner():
 
 def build_block_sim(component, name: str, config: dict, spec, *, waves: bool = False) -> SimBuild:
     """Generate a block's Verilog and its harness (``spec``), and build (or reuse) the model."""
+    v_path, _ = generate(component, name, BUILD_ROOT / "verilog", config=config)
+    return build_sources_sim([v_path], name, config, spec, waves=waves)
+
+
+def build_sources_sim(sources: list[Path], name: str, config: dict, spec, *,
+                      waves: bool = False) -> SimBuild:
+    """Build (or reuse) the model of Verilog ``sources`` under the harness of ``spec``."""
     src_dir = BUILD_ROOT / "verilog"
-    v_path, _ = generate(component, name, src_dir, config=config)
+    src_dir.mkdir(parents=True, exist_ok=True)
     sv_path = src_dir / f"{spec.top}.sv"
     text = render_harness(spec)
     if not sv_path.is_file() or sv_path.read_text() != text:
@@ -62,7 +70,7 @@ def build_block_sim(component, name: str, config: dict, spec, *, waves: bool = F
     shim = HERE / "shim.cpp"
     flags = SIM_FLAGS + (["--trace-fst", "--trace-structs"] if waves else [])
     build_dir = BUILD_ROOT / "sim" / (name + ("_waves" if waves else ""))
-    stamp = digest([v_path, sv_path, shim], {"flags": flags, "top": spec.top})
+    stamp = digest([*sources, sv_path, shim], {"flags": flags, "top": spec.top})
 
     def build(d: Path):
         from cocotb_tools.runner import Verilog
@@ -70,7 +78,8 @@ def build_block_sim(component, name: str, config: dict, spec, *, waves: bool = F
         log = d / "build.log"
         with _toolchain_env():
             try:
-                runner.build(sources=[v_path.resolve(), sv_path.resolve(), Verilog(str(shim))],
+                runner.build(sources=[*(Path(v).resolve() for v in sources), sv_path.resolve(),
+                                      Verilog(str(shim))],
                              hdl_toplevel=spec.top, build_dir=d, build_args=flags,
                              timescale=("1ns", "1ps"), waves=False, log_file=log, always=True)
             except (Exception, SystemExit) as exc:
@@ -121,3 +130,19 @@ def run_cocotb(sim: SimBuild, test_module: str, *, testcase=None, extra_env=None
         raise ToolchainError(f"simulation of {sim.top} died before writing results; "
                              f"full log: {log}") from None
     return tests, failed, log
+
+
+def chip_harness_spec(cfg):
+    """The chip's harness: channel 0 is the systolic core, channel ``1 + k`` tile ``k``."""
+    from .harness import MultiSpec
+    from .tile_harness import tile_harness_spec
+    channels = [("sa", systolic_harness_spec(cfg.systolic))]
+    channels += [(f"t{k}", tile_harness_spec(cfg.tile_config(k))) for k in range(cfg.tiles)]
+    return MultiSpec(top=f"{cfg.name}_harness", core=cfg.name, channels=tuple(channels))
+
+
+def build_chip_sim(cfg, *, waves: bool = False) -> SimBuild:
+    """Generate the chip (:func:`hw.chip.generate_chip`) and its harness; build or reuse."""
+    from hw.chip import generate_chip
+    return build_sources_sim(generate_chip(cfg, BUILD_ROOT / "verilog"), cfg.name, cfg.to_dict(),
+                             chip_harness_spec(cfg), waves=waves)

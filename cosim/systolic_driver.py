@@ -18,7 +18,7 @@ from sw.packing import pack_vectors, unpack_vectors
 from .driver import HarnessDriver, SharedBuffer, Transaction
 from .systolic_harness import systolic_harness_spec
 
-__all__ = ["StepResult", "SystolicDriver"]
+__all__ = ["StepResult", "SystolicDriver", "step_transaction", "place_results"]
 
 
 @dataclass
@@ -28,20 +28,34 @@ class StepResult:
     active: int                 # cycles the core accepted or executed commands
 
 
+def step_transaction(cfg: SystolicConfig, s: Step) -> Transaction:
+    """One golden-model :class:`Step` as a harness transaction."""
+    t = Transaction(s.cmd)
+    if s.op in (Op.LOAD_A, Op.LOAD_AB):
+        t.inputs["a"] = pack_vectors(s.a, cfg.in_width)
+    if s.op in (Op.LOAD_B, Op.LOAD_AB):
+        t.inputs["b"] = pack_vectors(s.b, cfg.in_width)
+    if s.op == Op.READ:
+        t.outputs["result"] = s.count
+    return t
+
+
+def place_results(cfg: SystolicConfig, steps: list[Step], outputs: list[dict], out: np.ndarray) -> None:
+    """Write the rows each READ of ``steps`` returned into the output matrix ``out``."""
+    for s, o in zip(steps, outputs):
+        if s.op == Op.READ and s.out:
+            i0, j0, mr, nc = s.out
+            rows = unpack_vectors(o["result"], cfg.cols, cfg.acc_width)
+            out[i0:i0 + mr, j0:j0 + nc] = rows[:, :nc]
+
+
 class SystolicDriver:
     def __init__(self, dut, cfg: SystolicConfig, buffer: SharedBuffer | None = None):
         self.cfg = cfg
         self.hw = HarnessDriver(dut, systolic_harness_spec(cfg), buffer)
 
     def _txn(self, s: Step) -> Transaction:
-        t = Transaction(s.cmd)
-        if s.op in (Op.LOAD_A, Op.LOAD_AB):
-            t.inputs["a"] = pack_vectors(s.a, self.cfg.in_width)
-        if s.op in (Op.LOAD_B, Op.LOAD_AB):
-            t.inputs["b"] = pack_vectors(s.b, self.cfg.in_width)
-        if s.op == Op.READ:
-            t.outputs["result"] = s.count
-        return t
+        return step_transaction(self.cfg, s)
 
     def start_only(self, steps: list[Step]) -> None:
         self.hw.start_only([self._txn(s) for s in steps])

@@ -13,7 +13,7 @@ from sw.packing import pack_vectors, unpack_vectors
 from .driver import HarnessDriver, SharedBuffer, Transaction
 from .harness import HarnessSpec, Stream
 
-__all__ = ["tile_harness_spec", "TileDriver", "TileResult"]
+__all__ = ["tile_harness_spec", "TileDriver", "TileResult", "tile_transaction", "tile_outputs"]
 
 
 def tile_harness_spec(cfg: TileConfig) -> HarnessSpec:
@@ -31,6 +31,40 @@ def tile_harness_spec(cfg: TileConfig) -> HarnessSpec:
         ))
 
 
+def tile_transaction(cfg: TileConfig, op, addr, payload) -> Transaction:
+    """One ``(TileOp, addr, data)`` command (as the golden model takes) as a transaction."""
+    n = max(cfg.rows, cfg.cols)
+    count = 0 if payload is None else len(payload)
+    t = Transaction(pack_tile_command(cfg, op, addr=addr, count=count))
+    if op == TileOp.PROGRAM:
+        t.inputs["w"] = pack_vectors(np.asarray(payload).reshape(count, cfg.cols), cfg.weight_bits)
+    elif op in (TileOp.MVM, TileOp.MVM_T):
+        v = np.zeros((count, n), np.int64)
+        p = np.asarray(payload, np.int64).reshape(count, -1)
+        v[:, :p.shape[1]] = p
+        t.inputs["vin"] = pack_vectors(v, cfg.input_bits)
+        t.outputs["vout"] = count
+    elif op == TileOp.READ_STATS:
+        t.outputs["stats"] = 1
+    return t
+
+
+def tile_outputs(cfg: TileConfig, ops, outputs: list[dict]) -> list:
+    """Per op: None, the output vectors (MVM/MVM_T) or the statistics (READ_STATS)."""
+    n = max(cfg.rows, cfg.cols)
+    outs = []
+    for (op, _, _), o in zip(ops, outputs):
+        if "vout" in o:
+            width = cfg.rows if op == TileOp.MVM_T else cfg.cols
+            outs.append(unpack_vectors(o["vout"], n, cfg.out_width)[:, :width])
+        elif "stats" in o:
+            bits = sum(int(w) << (32 * i) for i, w in enumerate(o["stats"][0]))
+            outs.append(unpack_stats(bits))
+        else:
+            outs.append(None)
+    return outs
+
+
 @dataclass
 class TileResult:
     outputs: list            # per op: None, an (n, width) int64 array, or a stats dict
@@ -46,38 +80,14 @@ class TileDriver:
         self.hw = HarnessDriver(dut, tile_harness_spec(cfg), buffer)
 
     def _txn(self, op, addr, payload) -> Transaction:
-        c, n = self.cfg, max(self.cfg.rows, self.cfg.cols)
-        count = 0 if payload is None else len(payload)
-        t = Transaction(pack_tile_command(c, op, addr=addr, count=count))
-        if op == TileOp.PROGRAM:
-            t.inputs["w"] = pack_vectors(np.asarray(payload).reshape(count, c.cols), c.weight_bits)
-        elif op in (TileOp.MVM, TileOp.MVM_T):
-            v = np.zeros((count, n), np.int64)
-            p = np.asarray(payload, np.int64).reshape(count, -1)
-            v[:, :p.shape[1]] = p
-            t.inputs["vin"] = pack_vectors(v, c.input_bits)
-            t.outputs["vout"] = count
-        elif op == TileOp.READ_STATS:
-            t.outputs["stats"] = 1
-        return t
+        return tile_transaction(self.cfg, op, addr, payload)
 
     def start_only(self, ops) -> None:
         self.hw.start_only([self._txn(*o) for o in ops])
 
     async def run(self, ops, *, stall: int = 0, seed: int = 1) -> TileResult:
-        c, n = self.cfg, max(self.cfg.rows, self.cfg.cols)
         res = await self.hw.run([self._txn(*o) for o in ops], stall=stall, seed=seed)
-        outs = []
-        for (op, _, _), o in zip(ops, res.outputs):
-            if "vout" in o:
-                width = c.rows if op == TileOp.MVM_T else c.cols
-                outs.append(unpack_vectors(o["vout"], n, c.out_width)[:, :width])
-            elif "stats" in o:
-                bits = sum(int(w) << (32 * i) for i, w in enumerate(o["stats"][0]))
-                outs.append(unpack_stats(bits))
-            else:
-                outs.append(None)
-        return TileResult(outs, res.cycles, res.active)
+        return TileResult(tile_outputs(self.cfg, ops, res.outputs), res.cycles, res.active)
 
     async def reset(self, cycles: int = 2) -> None:
         await self.hw.reset(cycles)

@@ -125,22 +125,24 @@ class Backend:
         self.shapes: dict[str, tuple[int, int]] = {}
 
     # Work each op stands for, recorded the same way for every backend.
-    def _trace_matmul(self, layer, a, b):
+    def _trace_matmul(self, layer, a, b, **extra):
         m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
         batch = int(np.prod(a.shape[:-2])) if a.dim() > 2 else 1
         self.trace.add("systolic", "matmul", layer, (batch, m, k, n), macs=batch * m * k * n,
-                       cycles_model=batch * self.hw.systolic.matmul_cycles(m, k, n))
+                       cycles_model=batch * self.hw.systolic.matmul_cycles(m, k, n), **extra)
 
     def _tiles(self, key):
         return self.hw.tile_grid(self.shapes[key])
 
-    def _trace_mvm(self, layer, op, n_vec, key):
+    def _trace_mvm(self, layer, op, n_vec, key, **extra):
         tr, tc = self._tiles(key)
         t = self.hw.tile
         conv = t.mvm_adc_conversions(transpose=op == "mvm_t")
         self.trace.add("reram", op, layer, (n_vec, *self.shapes[key]), vectors=n_vec * tr * tc,
                        crossbar_reads=n_vec * tr * tc * t.crossbar_reads(),
-                       adc_conversions=n_vec * tr * tc * conv)
+                       adc_conversions=n_vec * tr * tc * conv,
+                       cycles_model=tr * tc * (t.mvm_t_latency if op == "mvm_t" else t.mvm_latency)(n_vec),
+                       **extra)
 
     def state_dict(self) -> dict:
         """Device state a checkpoint must keep beyond the programmed weights (which are
@@ -338,8 +340,12 @@ class QuantizedBackend(Backend):
         self.device = device or FunctionalDevice(hw)
         self.scales: dict[str, float] = {}
 
+    def _device_work(self) -> dict:
+        """What the device measured for the op it just ran (RTL cycles), for the trace."""
+        take = getattr(self.device, "take_stats", None)
+        return take() if take else {}
+
     def matmul(self, a, b, layer=""):
-        self._trace_matmul(layer, a, b)
         bits = self.hw.systolic.in_width
         qa, sa = quantize_values(a, bits)
         qb, sb = quantize_values(b, bits)
@@ -347,6 +353,7 @@ class QuantizedBackend(Backend):
         out = exact(qa, qb) if exact else None
         if out is None:
             out = torch.from_numpy(self.device.matmul(_ints(qa), _ints(qb)))
+        self._trace_matmul(layer, a, b, **self._device_work())
         return (out.to(a.dtype) * (sa * sb)).to(a.device)
 
     def program(self, key, W):
@@ -354,7 +361,7 @@ class QuantizedBackend(Backend):
         q, s = quantize(W, self.hw.tile.weight_bits)
         self.scales[key] = s
         info = self.device.program(key, q)
-        self.trace.add("reram", "program", key, tuple(W.shape), **info)
+        self.trace.add("reram", "program", key, tuple(W.shape), **info, **self._device_work())
 
     def state_dict(self) -> dict:
         return self.device.state_dict() if hasattr(self.device, "state_dict") else {}
@@ -364,12 +371,13 @@ class QuantizedBackend(Backend):
             self.device.load_state_dict(state)
 
     def _mvm(self, key, x, transpose):
-        self._trace_mvm(key, "mvm_t" if transpose else "mvm", x.shape[0], key)
         q, s = quantize_values(x, self.hw.tile.input_bits)
         exact = getattr(self.device, "exact_mvm", None)
         out = exact(key, q, transpose) if exact else None
         if out is None:
             out = torch.from_numpy(self.device.mvm(key, _ints(q), transpose))
+        self._trace_mvm(key, "mvm_t" if transpose else "mvm", x.shape[0], key,
+                        **self._device_work())
         return (out.to(x.dtype) * (s * self.scales[key])).to(x.device)
 
     def mvm(self, key, x):

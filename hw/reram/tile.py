@@ -59,19 +59,25 @@ class ReramTile(wiring.Component):
     busy : Out(1)
     """
 
-    def __init__(self, cfg: TileConfig):
+    def __init__(self, cfg: TileConfig, *, seed_port: bool = False):
         if not isinstance(cfg, TileConfig):
             raise TypeError(f"cfg must be a TileConfig, not {cfg!r}")
         self.cfg = cfg
+        self.seed_port = seed_port
         n = max(cfg.rows, cfg.cols)
-        super().__init__({
+        members = {
             "cmd": In(stream.Signature(tile_command_layout(cfg))),
             "w": In(stream.Signature(data.ArrayLayout(signed(cfg.weight_bits), cfg.cols))),
             "vin": In(stream.Signature(data.ArrayLayout(signed(cfg.input_bits), n))),
             "vout": Out(stream.Signature(data.ArrayLayout(signed(cfg.out_width), n))),
             "stats": Out(stream.Signature(STATS_LAYOUT)),
             "busy": Out(1),
-        })
+        }
+        if seed_port:
+            # the device seed as an input held constant (instead of ``cfg.seed`` built in),
+            # so that several tiles of a chip are one module with different seeds
+            members["seed"] = In(32)
+        super().__init__(members)
 
     def program_latency(self, count):
         return self.cfg.program_latency(count)
@@ -178,9 +184,11 @@ class ReramTile(wiring.Component):
             code = Mux(q < 0, 0, Mux(q > code_max, code_max, q[:c.adc_bits]))
             return code << (c.adc_shift + cb * s)
 
+        seed = self.seed if self.seed_port else Const(c.seed, 32)
+
         def noise_salt(conv_step):
             mixed = (noise_ctr * R.GOLDEN + conv_step * R.STRIDE)[:32]
-            return mix32(m, mixed ^ (c.seed ^ R.STREAM_NOISE), "noise_salt")
+            return mix32(m, mixed ^ seed ^ R.STREAM_NOISE, "noise_salt")
 
         # ---- control ----------------------------------------------------------------------
         with m.FSM(name="ctrl"):
@@ -232,7 +240,7 @@ class ReramTile(wiring.Component):
                     # one program-and-verify round for every cell of the row, in lockstep
                     t = it + 1
                     salt = mix32(m, (epoch * R.GOLDEN + t * R.STRIDE)[:32]
-                                 ^ (c.seed ^ R.STREAM_VARIATION), "var_salt")
+                                 ^ seed ^ R.STREAM_VARIATION, "var_salt")
                     row_salt = mix32(m, row ^ salt, "var_row_salt")
                     for k in range(cells):
                         if c.prog_variation:
@@ -255,7 +263,10 @@ class ReramTile(wiring.Component):
                 full = ((1 << cb) - 1) << F
                 on_thr, off_thr = R.ppm_threshold(c.stuck_on_ppm), R.ppm_threshold(c.stuck_off_ppm)
                 if on_thr or off_thr:
-                    fault_row = mix32(m, row ^ R.salt_int(c.seed, R.STREAM_FAULT), "fault_row")
+                    fault_row = mix32(m, row ^ (R.salt_int(c.seed, R.STREAM_FAULT)
+                                                if not self.seed_port else
+                                                mix32(m, seed ^ R.STREAM_FAULT, "fault_salt")),
+                                      "fault_row")
                 g_words, wear_words, new_wear = [], [], []
                 crossings, pulse_sum = [], []
                 for k in range(cells):

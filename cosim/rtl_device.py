@@ -1,0 +1,293 @@
+"""The accelerator's RTL behind the host's integer device interface.
+
+:class:`ChipDriver` (async, in cocotb) turns numpy-level work into one harness run of
+the chip: systolic programs (:func:`sw.golden.systolic.build_program`) on channel 0 and
+tile commands on channel ``1 + k``, all started together so the units work at the same
+time. :class:`RtlDevice` is the :class:`sw.backends.IntDevice` the training loop calls
+from cocotb's bridge thread; each call blocks that thread while the simulator runs.
+:class:`CheckedDevice` sends each op to the RTL (all of them, or a sampled fraction) and
+checks it against the functional golden models, stopping at the first difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hw.chip import ChipConfig
+from hw.reram import TileOp
+from sw.backends import FunctionalDevice, HardwareConfig, IntDevice
+from sw.golden.systolic import build_program
+
+from .driver import HarnessDriver, SharedBuffer
+from .sim import chip_harness_spec
+from .systolic_driver import place_results, step_transaction
+from .tile_harness import tile_outputs, tile_transaction
+
+__all__ = ["ChipDriver", "ChipRun", "RtlDevice", "CheckedDevice", "OpMismatch"]
+
+MAX_COUNT = (1 << 16) - 1           # vectors per tile command (COUNT_WIDTH)
+BUFFER_BUDGET = 1 << 23             # words staged per harness run (half the shared buffer)
+
+
+@dataclass
+class ChipRun:
+    sa_outputs: list[dict]                    # raw systolic READ outputs, per step
+    tile_results: dict[int, list]             # tile k -> per op: None / vectors / stats
+    cycles: int
+    active: list[int]                         # per channel: systolic, tile 0, tile 1, ...
+    overlap: int                              # cycles with the core and a tile both active
+
+
+class ChipDriver:
+    def __init__(self, dut, cfg: ChipConfig, buffer: SharedBuffer | None = None):
+        self.cfg = cfg
+        self.hw = HarnessDriver(dut, chip_harness_spec(cfg), buffer)
+
+    async def run(self, sa_steps=(), tile_ops: dict | None = None, *, stall: int = 0,
+                  seed: int = 1) -> ChipRun:
+        cfg, tile_ops = self.cfg, tile_ops or {}
+        per_channel = [[step_transaction(cfg.systolic, s) for s in sa_steps]]
+        for k in range(cfg.tiles):
+            per_channel.append([tile_transaction(cfg.tile_config(k), *o)
+                                for o in tile_ops.get(k, [])])
+        res = await self.hw.run_channels(per_channel, stall=stall, seed=seed)
+        tiles = {k: tile_outputs(cfg.tile_config(k), ops, res.outputs[1 + k])
+                 for k, ops in tile_ops.items()}
+        return ChipRun(res.outputs[0], tiles, res.cycles, res.channel_active, res.overlap)
+
+    async def reset(self, cycles: int = 2) -> None:
+        await self.hw.reset(cycles)
+
+
+@dataclass
+class RunStats:
+    """What the RTL reported for the last op (summed over its harness runs)."""
+    runs: int = 0
+    cycles: int = 0
+    systolic_active: int = 0
+    tiles_active: int = 0
+    overlap: int = 0
+
+    def add(self, r: ChipRun) -> None:
+        self.runs += 1
+        self.cycles += r.cycles
+        self.systolic_active += r.active[0]
+        self.tiles_active += sum(r.active[1:])
+        self.overlap += r.overlap
+
+    def work(self) -> dict:
+        return {"rtl_ops": 1, "rtl_runs": self.runs, "rtl_cycles": self.cycles,
+                "rtl_systolic_active": self.systolic_active,
+                "rtl_tiles_active": self.tiles_active, "rtl_overlap": self.overlap}
+
+
+class RtlDevice(IntDevice):
+    """:class:`IntDevice` on the chip. ``call(async_fn, *args)`` runs a coroutine function
+    on the simulator and returns its result (``cocotb.task.resume`` from the bridge
+    thread, or ``asyncio``-style awaiting in tests). Frozen matrices take physical tiles
+    in the order they are programmed, as in :class:`FunctionalDevice`."""
+
+    def __init__(self, driver: ChipDriver, call):
+        self.driver, self.call = driver, call
+        self.cfg = driver.cfg
+        self.tiles: dict[str, list[list[int]]] = {}         # key -> grid of physical tiles
+        self.shapes: dict[str, tuple[int, int]] = {}
+        self.last = RunStats()
+        self.total = RunStats()
+
+    def _run(self, sa_steps=(), tile_ops=None) -> ChipRun:
+        r = self.call(self.driver.run, list(sa_steps), tile_ops or {})
+        self.last.add(r)
+        self.total.add(r)
+        return r
+
+    def take_stats(self) -> dict:
+        work, self.last = self.last.work(), RunStats()
+        return work
+
+    # ---- systolic ------------------------------------------------------------------------
+    def matmul(self, A, B):
+        A, B = np.asarray(A, np.int64), np.asarray(B, np.int64)
+        batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+        A = np.broadcast_to(A, (*batch, *A.shape[-2:])).reshape(-1, *A.shape[-2:])
+        B = np.broadcast_to(B, (*batch, *B.shape[-2:])).reshape(-1, *B.shape[-2:])
+        m, n = A.shape[1], B.shape[2]
+        out = np.zeros((len(A), m, n), np.int64)
+        cfg = self.cfg.systolic
+        pending, spans, words = [], [], 0
+        per_vec = (max(cfg.rows, cfg.cols) * cfg.in_width + 31) // 32 + 2
+
+        def flush():
+            nonlocal pending, spans, words
+            if not pending:
+                return
+            r = self._run(pending)
+            at = 0
+            for b, count in spans:
+                place_results(cfg, pending[at:at + count], r.sa_outputs[at:at + count], out[b])
+                at += count
+            pending, spans, words = [], [], 0
+
+        for b in range(len(A)):
+            steps = build_program(cfg, A[b], B[b]).steps
+            cost = sum(per_vec * max(1, s.count) for s in steps)
+            if words + cost > BUFFER_BUDGET:
+                flush()
+            pending += steps
+            spans.append((b, len(steps)))
+            words += cost
+        flush()
+        return out.reshape(*batch, m, n)
+
+    # ---- ReRAM -----------------------------------------------------------------------------
+    def _allocate(self, key, shape):
+        hw = HardwareConfig(self.cfg.systolic, self.cfg.tile, self.cfg.tiles)
+        tr, tc = hw.tile_grid(shape)
+        first = sum(len(g) * len(g[0]) for g in self.tiles.values())
+        if key in self.tiles:
+            raise ValueError(f"{key!r} is already programmed (frozen weights are written once)")
+        if first + tr * tc > self.cfg.tiles:
+            raise ValueError(f"programming {key!r} {shape} needs tiles {first}..{first + tr * tc - 1}; "
+                             f"the chip has {self.cfg.tiles}")
+        self.tiles[key] = [[first + i * tc + j for j in range(tc)] for i in range(tr)]
+        self.shapes[key] = tuple(shape)
+        return tr, tc
+
+    def program(self, key, W):
+        t = self.cfg.tile
+        W = np.asarray(W, np.int64)
+        tr, tc = self._allocate(key, W.shape)
+        pad = np.zeros((tr * t.rows, tc * t.cols), np.int64)
+        pad[:W.shape[0], :W.shape[1]] = W
+        ops = {}
+        for i, line in enumerate(self.tiles[key]):
+            for j, k in enumerate(line):
+                block = pad[i * t.rows:(i + 1) * t.rows, j * t.cols:(j + 1) * t.cols]
+                ops[k] = [(TileOp.PROGRAM, 0, block), (TileOp.READ_STATS, 0, None)]
+        r = self._run(tile_ops=ops)
+        pulses = sum(r.tile_results[k][1]["total_pulses"] for k in ops)
+        return {"write_pulses": pulses, "rows": len(ops) * t.rows}
+
+    def mvm(self, key, X, transpose):
+        t = self.cfg.tile
+        X = np.asarray(X, np.int64)
+        rows, cols = self.shapes[key]
+        n_in, n_out = (cols, rows) if transpose else (rows, cols)
+        ti, to = (t.cols, t.rows) if transpose else (t.rows, t.cols)
+        op = TileOp.MVM_T if transpose else TileOp.MVM
+        out = np.zeros((len(X), n_out), np.int64)
+        vec_words = (max(t.rows, t.cols) * max(t.input_bits, t.out_width) + 31) // 32
+        chunk = max(1, min(MAX_COUNT, BUFFER_BUDGET // (2 * vec_words * max(1, len(self.tiles[key]) * len(self.tiles[key][0])))))
+        for v0 in range(0, len(X), chunk):
+            xs = X[v0:v0 + chunk]
+            ops, where = {}, {}
+            for i, line in enumerate(self.tiles[key]):
+                for j, k in enumerate(line):
+                    a, b = (j, i) if transpose else (i, j)       # (input block, output block)
+                    ops[k] = [(op, 0, xs[:, a * ti:min((a + 1) * ti, n_in)])]
+                    where[k] = (b * to, min(to, n_out - b * to))
+            r = self._run(tile_ops=ops)
+            for k, (o0, used) in where.items():
+                out[v0:v0 + len(xs), o0:o0 + used] += r.tile_results[k][0][:, :used]
+        return out
+
+
+class OpMismatch(RuntimeError):
+    """The RTL and the functional model disagree on an op."""
+
+
+@dataclass
+class CheckCounts:
+    rtl: int = 0            # ops executed on the RTL
+    checked: int = 0        # ... of which compared with the functional model
+    functional: int = 0     # ops executed on the functional model only (sampling)
+    mismatches: int = 0
+    by_op: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"rtl": self.rtl, "checked": self.checked, "functional_only": self.functional,
+                "mismatches": self.mismatches, "by_op": self.by_op}
+
+
+class CheckedDevice(IntDevice):
+    """Lockstep RTL + functional device. Programming always goes to both (the weights are
+    written once, and either may serve a later op). Every other op goes to the RTL with
+    probability ``sample`` (a seeded generator: the same run samples the same ops) and
+    then, with ``check``, is compared with the functional model; the rest run on the
+    functional model alone. The first difference raises :class:`OpMismatch`."""
+
+    def __init__(self, rtl: RtlDevice, ref: FunctionalDevice, *, sample: float = 1.0,
+                 check: bool = True, seed: int = 0):
+        if not 0.0 <= sample <= 1.0:
+            raise ValueError(f"rtl sample fraction must be in [0, 1], not {sample}")
+        if sample < 1.0 and ref.hw.tile.read_noise:
+            raise ValueError("--rtl-sample below 1 needs read_noise = 0: a tile's noise "
+                             "counter advances only with the conversions it executes")
+        self.rtl, self.ref, self.sample, self.check = rtl, ref, sample, check
+        self.rng = np.random.default_rng(seed)
+        self.counts = CheckCounts()
+        self._stats: dict = {}
+
+    def take_stats(self) -> dict:
+        s, self._stats = self._stats, {}
+        return s
+
+    def _count(self, name, on_rtl):
+        d = self.counts.by_op.setdefault(name, {"rtl": 0, "functional_only": 0})
+        d["rtl" if on_rtl else "functional_only"] += 1
+
+    def _compare(self, name, what, got, want):
+        self.counts.checked += 1
+        if got.shape != want.shape:
+            self.counts.mismatches += 1
+            raise OpMismatch(f"{name} {what}: RTL output shape {got.shape} != functional {want.shape}")
+        diff = np.argwhere(got != want)
+        if len(diff):
+            self.counts.mismatches += 1
+            idx = tuple(int(i) for i in diff[0])
+            raise OpMismatch(f"{name} {what}: {len(diff)} of {got.size} elements differ; first at "
+                             f"{idx}: RTL {int(got[idx])}, functional {int(want[idx])}")
+
+    def _dispatch(self, name, what, run_rtl, run_ref):
+        on_rtl = self.sample >= 1.0 or self.rng.random() < self.sample
+        self._count(name, on_rtl)
+        if not on_rtl:
+            self.counts.functional += 1
+            return run_ref()
+        self.counts.rtl += 1
+        got = run_rtl()
+        self._stats = self.rtl.take_stats()
+        if self.check:
+            self._compare(name, what, got, run_ref())
+        else:
+            self._advance_ref(run_ref)
+        return got
+
+    def _advance_ref(self, run_ref):
+        # the reference keeps the same tile counters even when it is not compared
+        run_ref()
+
+    def matmul(self, A, B):
+        return self._dispatch("matmul", f"A{tuple(np.shape(A))} B{tuple(np.shape(B))}",
+                              lambda: self.rtl.matmul(A, B), lambda: self.ref.matmul(A, B))
+
+    def program(self, key, W):
+        got = self.rtl.program(key, W)
+        self._stats = self.rtl.take_stats()
+        want = self.ref.program(key, W)
+        self._count("program", True)
+        self.counts.rtl += 1
+        if self.check:
+            self.counts.checked += 1
+            if got != want:
+                self.counts.mismatches += 1
+                raise OpMismatch(f"program {key} W{tuple(np.shape(W))}: RTL {got}, functional {want}")
+        return got
+
+    def mvm(self, key, X, transpose):
+        name = "mvm_t" if transpose else "mvm"
+        return self._dispatch(name, f"{key} X{tuple(np.shape(X))}",
+                              lambda: self.rtl.mvm(key, X, transpose),
+                              lambda: self.ref.mvm(key, X, transpose))

@@ -1,0 +1,35 @@
+"""Simulator tier: the chip (systolic core + K ReRAM tiles) under cocotb + Verilator."""
+
+import pytest
+
+from cosim.sim import build_chip_sim, run_cocotb
+from hw.chip import ChipConfig
+from hw.reram import TileConfig
+from hw.systolic import SystolicConfig
+
+GRID = [
+    # non-ideal tiles (programming error, faults, read noise) on three physical tiles
+    ChipConfig(SystolicConfig(rows=4, cols=3, k_depth=16),
+               TileConfig(rows=8, cols=6, write_latency=2, verify_iters=3, prog_variation=6,
+                          verify_tol=1, read_noise=5, stuck_on_ppm=20_000, adc_bits=6, seed=3),
+               tiles=3),
+]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("cfg", GRID, ids=lambda c: c.name)
+def test_chip_rtl_matches_functional_device(cfg):
+    sim = build_chip_sim(cfg)
+    tests, failed, log = run_cocotb(sim, "cosim.tb_chip")
+    assert tests == 2, f"expected 2 cocotb tests, ran {tests}; log: {log}"
+    assert failed == 0, f"{failed} of {tests} cocotb tests failed; log: {log}"
+
+
+def test_chip_config_errors_name_the_field():
+    s, t = SystolicConfig(rows=2, cols=2), TileConfig(rows=4, cols=4)
+    with pytest.raises(ValueError, match="ChipConfig.tiles"):
+        ChipConfig(s, t, tiles=0)
+    with pytest.raises(ValueError, match="ChipConfig.tiles"):
+        ChipConfig(s, t, tiles=8)
+    with pytest.raises(TypeError, match="ChipConfig.tile "):
+        ChipConfig(s, s, tiles=1)
