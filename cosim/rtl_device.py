@@ -11,6 +11,7 @@ checks it against the functional golden models, stopping at the first difference
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,9 +97,12 @@ class RtlDevice(IntDevice):
         self.shapes: dict[str, tuple[int, int]] = {}
         self.last = RunStats()
         self.total = RunStats()
+        self.sim_seconds = 0.0          # wall time spent in harness runs (staging included)
 
     def _run(self, sa_steps=(), tile_ops=None) -> ChipRun:
+        t0 = time.perf_counter()
         r = self.call(self.driver.run, list(sa_steps), tile_ops or {})
+        self.sim_seconds += time.perf_counter() - t0
         self.last.add(r)
         self.total.add(r)
         return r
@@ -233,6 +237,22 @@ class CheckedDevice(IntDevice):
     def take_stats(self) -> dict:
         s, self._stats = self._stats, {}
         return s
+
+    def progress(self) -> str:
+        """ops done, simulated cycles and simulation rate, for the progress bar."""
+        total = self.rtl.total
+        wall = max(self.rtl.sim_seconds, 1e-9)
+        return (f"rtl ops {self.counts.rtl} (checked {self.counts.checked}, functional-only "
+                f"{self.counts.functional}) {total.cycles / 1e6:.2f} M cycles "
+                f"{total.cycles / wall / 1e3:.0f} k cycles/s")
+
+    def state_dict(self) -> dict:
+        return self.ref.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        # the reference follows the checkpoint; the RTL starts fresh in a new simulation
+        # (exact only without read noise, whose salts count the tile's conversions)
+        self.ref.load_state_dict(state)
 
     def _count(self, name, on_rtl):
         d = self.counts.by_op.setdefault(name, {"rtl": 0, "functional_only": 0})

@@ -31,7 +31,7 @@ from sw.golden.reram import ReramModel
 from sw.golden.systolic import wrap
 
 __all__ = ["OpTrace", "Backend", "TorchBackend", "IntDevice", "FunctionalDevice",
-           "QuantizedBackend", "quantize", "quantize_values", "HardwareConfig", "make_backend"]
+           "QuantizedBackend", "quantize", "quantize_values", "register_device", "HardwareConfig", "make_backend"]
 
 
 @dataclass(frozen=True)
@@ -387,9 +387,25 @@ class QuantizedBackend(Backend):
         return self._mvm(key, y, True)
 
 
+#: Integer devices provided from outside the host (the co-simulation registers "rtl").
+DEVICES: dict = {}
+
+
+def register_device(name: str, factory) -> None:
+    """Make ``make_backend(name, hw)`` use ``factory(hw)`` as its :class:`IntDevice`."""
+    DEVICES[name] = factory
+
+
 def make_backend(name: str, hw: HardwareConfig, trace: OpTrace | None = None) -> Backend:
     if name == "torch":
         return TorchBackend(hw, trace)
     if name == "functional":
         return QuantizedBackend(hw, FunctionalDevice(hw), trace)
-    raise ValueError(f"unknown backend {name!r}; choose torch or functional")
+    if name in DEVICES:
+        backend = QuantizedBackend(hw, DEVICES[name](hw), trace)
+        backend.name = name
+        return backend
+    if name == "rtl":
+        raise ValueError("the rtl backend runs inside the co-simulation: use "
+                         "`hpt train --backend rtl`, which builds the chip and starts it")
+    raise ValueError(f"unknown backend {name!r}; choose torch, functional or rtl")

@@ -51,8 +51,6 @@ TILE_FLAGS = {   # CLI flag -> TileConfig field (all integers)
 
 
 def _add_tile_args(p: argparse.ArgumentParser) -> None:
-    import dataclasses
-
     from hw.reram import TileConfig
     defaults = {f.name: f.default for f in dataclasses.fields(TileConfig)}
     for flag, field in TILE_FLAGS.items():
@@ -145,6 +143,8 @@ def cmd_fidelity(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from hw.reram import TileConfig
+    from hw.systolic import SystolicConfig
     from sw.backends import HardwareConfig
     from sw.data import DataConfig
     from sw.model import ModelConfig
@@ -152,23 +152,49 @@ def cmd_train(args) -> int:
     from sw.train import RunConfig, TrainConfig, Trainer
 
     if args.resume:
-        trainer = Trainer.resume(args.out, quiet=args.quiet)
+        import torch
+        ckpt = args.out / "checkpoint.pt"
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"{ckpt}: no checkpoint to resume from")
+        cfg = RunConfig.from_dict(torch.load(ckpt, weights_only=False)["config"])
     else:
         if (args.app is None) == (args.data is None):
             raise ValueError("give exactly one of --app and --data")
         data = DataConfig(app=args.app or "wind", path=str(args.data) if args.data else None,
-                          window=args.window, seed=args.seed)
-        cfg = RunConfig(model=ModelConfig.preset(args.preset), data=data,
-                        train=TrainConfig(epochs=args.epochs, seed=args.seed, backend=args.backend),
-                        policy=PolicyConfig(name=args.policy, k=args.k), hw=HardwareConfig())
-        trainer = Trainer(cfg, args.out, quiet=args.quiet)
-    try:
-        m = trainer.fit()
-    except KeyboardInterrupt:
-        path = trainer.save_checkpoint()
-        print(f"\ninterrupted at step {trainer.step}; resume with: hpt train --resume --out "
-              f"{args.out}  (checkpoint {path})", file=sys.stderr)
-        return 130
+                          window=args.window, seed=args.seed,
+                          **{k: v for k, v in (("steps", args.steps), ("stations", args.stations))
+                             if v is not None})
+        d = HardwareConfig()
+        hw = HardwareConfig(
+            SystolicConfig(**{**d.systolic.to_dict(), "rows": args.sa_rows or d.systolic.rows,
+                              "cols": args.sa_cols or d.systolic.cols}),
+            TileConfig(**{**d.tile.to_dict(), "rows": args.tile_rows or d.tile.rows,
+                          "cols": args.tile_cols or d.tile.cols}),
+            args.tiles)
+        train = TrainConfig(epochs=args.epochs, seed=args.seed, backend=args.backend,
+                            batch=args.batch, rtl_sample=args.rtl_sample, check=not args.no_check)
+        cfg = RunConfig(model=ModelConfig.preset(args.preset), data=data, train=train,
+                        policy=PolicyConfig(name=args.policy, k=args.k), hw=hw)
+    if cfg.train.backend == "rtl":
+        from cosim.cotrain import cotrain
+        try:
+            m = cotrain(cfg, args.out, resume=args.resume, quiet=args.quiet, waves=args.waves)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted; the last epoch's checkpoint is in {args.out}; resume with: "
+                  f"hpt train --resume --out {args.out}", file=sys.stderr)
+            return 130
+        rtl = json.loads((args.out / "rtl.json").read_text())
+        print(json.dumps({"op_checks": rtl["op_checks"], "rtl_cycles": rtl["rtl_cycles"]}, indent=1))
+    else:
+        trainer = Trainer.resume(args.out, quiet=args.quiet) if args.resume \
+            else Trainer(cfg, args.out, quiet=args.quiet)
+        try:
+            m = trainer.fit()
+        except KeyboardInterrupt:
+            path = trainer.save_checkpoint()
+            print(f"\ninterrupted at step {trainer.step}; resume with: hpt train --resume --out "
+                  f"{args.out}  (checkpoint {path})", file=sys.stderr)
+            return 130
     print(json.dumps({k: m[k] for k in ("test_mse", "test_mae", "final_test_mse", "switch_step",
                                         "low_param_fraction", "ranks")}, indent=1))
     print(f"wrote {args.out}/metrics.json, trace.json, history.json, loss.png, checkpoint.pt")
@@ -224,12 +250,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", choices=["swe", "weather", "wind", "epidemic"], default=None)
     p.add_argument("--data", type=Path, default=None, help="CSV/text matrix or NPZ (X, y)")
     p.add_argument("--policy", choices=["paper", "intrinsic-dim", "full", "lora"], default="paper")
-    p.add_argument("--backend", choices=["torch", "functional"], default="torch")
+    p.add_argument("--backend", choices=["torch", "functional", "rtl"], default="torch",
+                   help="what runs the low-parameter phase (rtl: the Verilated chip)")
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny")
     p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch", type=int, default=32, help="time steps per minibatch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window", type=int, default=12, help="history steps per station")
+    p.add_argument("--steps", type=int, default=None, help="time steps of a built-in app")
+    p.add_argument("--stations", type=int, default=None, help="stations of a built-in app")
     p.add_argument("--k", type=int, default=20, help="iterations between switch checks")
+    g = p.add_argument_group("hardware (functional and rtl backends)")
+    g.add_argument("--sa-rows", type=int, default=None, help="systolic PE rows (default 16)")
+    g.add_argument("--sa-cols", type=int, default=None, help="systolic PE columns (default 16)")
+    g.add_argument("--tile-rows", type=int, default=None, help="ReRAM tile rows (default 128)")
+    g.add_argument("--tile-cols", type=int, default=None, help="ReRAM tile columns (default 128)")
+    g.add_argument("--tiles", type=int, default=None,
+                   help="ReRAM tiles (default: as many as the frozen Q/V weights need)")
+    g = p.add_argument_group("co-simulation (rtl backend)")
+    g.add_argument("--rtl-sample", type=float, default=1.0,
+                   help="share of hardware ops run on the RTL, the rest functional (default 1)")
+    g.add_argument("--no-check", action="store_true",
+                   help="do not compare RTL ops with the functional models")
+    g.add_argument("--waves", action="store_true", help="build with FST tracing (see README)")
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--quiet", action="store_true")
@@ -269,7 +312,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, ToolchainError, LintError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, ToolchainError, LintError,
+            RuntimeError) as exc:
         print(f"hpt: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, (ValueError, TypeError, FileNotFoundError)) else 1
 

@@ -41,12 +41,17 @@ class TrainConfig:
     low_lr: float | None = None   # the low-parameter phase's fresh optimizer; None: the
                                   # full phase's rate at the switch (where its schedule is)
     seed: int = 0
-    backend: str = "torch"        # torch | functional: what runs the low-parameter phase
+    backend: str = "torch"        # torch | functional | rtl: what runs the low-parameter phase
     device: str = "auto"          # auto: CUDA when available, else CPU
+    rtl_sample: float = 1.0       # rtl: share of hardware ops sent to the RTL (rest: functional)
+    check: bool = True            # rtl: compare every RTL op with the functional models
 
     def __post_init__(self):
-        if self.backend not in ("torch", "functional"):
-            raise ValueError(f"TrainConfig.backend must be torch or functional, not {self.backend!r}")
+        if self.backend not in ("torch", "functional", "rtl"):
+            raise ValueError(f"TrainConfig.backend must be torch, functional or rtl, "
+                             f"not {self.backend!r}")
+        if not 0.0 <= self.rtl_sample <= 1.0:
+            raise ValueError(f"TrainConfig.rtl_sample must be in [0, 1], not {self.rtl_sample}")
         for n in ("epochs", "batch", "lr_step_epochs"):
             if getattr(self, n) < 1:
                 raise ValueError(f"TrainConfig.{n} must be positive")
@@ -80,12 +85,12 @@ def _device(name: str) -> torch.device:
 class _Progress:
     """One status line on stderr, rewritten in place (a plain log line when not a TTY)."""
 
-    def __init__(self, total: int, quiet: bool):
-        self.total, self.quiet, self.t0 = total, quiet, time.time()
+    def __init__(self, total: int, quiet: bool, every: int = 50):
+        self.total, self.quiet, self.t0, self.every = total, quiet, time.time(), every
         self.tty = sys.stderr.isatty()
 
     def show(self, step: int, text: str, force: bool = False) -> None:
-        if self.quiet or not (force or self.tty or step % 50 == 0):
+        if self.quiet or not (force or self.tty or step % self.every == 0):
             return
         frac = step / max(self.total, 1)
         bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
@@ -186,6 +191,10 @@ class Trainer:
         model.train()
         return {"mse": se / n, "mae": ae / n}
 
+    def _device_progress(self) -> str:
+        progress = getattr(getattr(self.backend, "device", None), "progress", None)
+        return (" | " + progress()) if progress else ""
+
     # ---- one iteration --------------------------------------------------------------------
     def _iteration(self, X, y) -> float:
         loss = torch.nn.functional.mse_loss(self.model(X), y)
@@ -228,7 +237,7 @@ class Trainer:
         ``until_epoch``, returning None) and write the run's results."""
         t = self.cfg.train
         per_epoch = math.ceil(len(self.data.train.X) / t.batch)
-        bar = _Progress(t.epochs * per_epoch, self.quiet)
+        bar = _Progress(t.epochs * per_epoch, self.quiet, every=1 if t.backend == "rtl" else 50)
         while self.epoch < t.epochs:
             for X, y in self._batches(self.data.train, shuffle=True):
                 t0 = time.perf_counter()
@@ -240,7 +249,8 @@ class Trainer:
                 self.window = self.window[-self.cfg.policy.k:]
                 self.history["step_loss"].append([self.step, loss, self.phase])
                 self._policy_step()
-                bar.show(self.step, f"epoch {self.epoch + 1} loss {loss:.4f} {self.phase}")
+                bar.show(self.step, f"epoch {self.epoch + 1} loss {loss:.4f} {self.phase}"
+                         + self._device_progress())
             self.sched.step()
             self.epoch += 1
             val = self.evaluate(self.data.val)

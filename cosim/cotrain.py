@@ -1,0 +1,120 @@
+"""``hpt train --backend rtl``: build the chip for the run, then train inside the simulator.
+
+The chip gets the tiles the frozen weights need (``HardwareConfig.tiles`` if set): Q and
+V of every layer, each cut into tile-sized blocks. The training loop runs in the
+simulator process (:mod:`cosim.tb_train`); its progress lines are copied from the
+simulator log to this terminal as they appear.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+from hw.chip import MAX_TILES, ChipConfig
+from hw.toolchain import ToolchainError
+
+__all__ = ["chip_for", "needed_tiles", "cotrain"]
+
+
+def needed_tiles(cfg) -> int:
+    """Physical tiles holding every LoRA-adapted frozen matrix of ``cfg`` (a RunConfig)."""
+    d = cfg.model.d_model
+    tr, tc = cfg.hw.tile_grid((d, d))
+    return cfg.model.layers * 2 * tr * tc
+
+
+def chip_for(cfg) -> ChipConfig:
+    need = needed_tiles(cfg)
+    k = cfg.hw.tiles if cfg.hw.tiles is not None else need
+    if k < need:
+        raise ValueError(f"the frozen Q/V weights need {need} tiles of {cfg.hw.tile.rows}x"
+                         f"{cfg.hw.tile.cols}; HardwareConfig.tiles is {k}")
+    if k > MAX_TILES:
+        raise ValueError(f"the frozen Q/V weights need {need} tiles of {cfg.hw.tile.rows}x"
+                         f"{cfg.hw.tile.cols}; a simulated chip holds at most {MAX_TILES} "
+                         "(use larger tiles or a smaller model)")
+    return ChipConfig(cfg.hw.systolic, cfg.hw.tile, k)
+
+
+def _follow(log: Path, stop: threading.Event, out) -> None:
+    """Copy progress lines (those the trainer prints) from the simulator log."""
+    while not log.exists() and not stop.is_set():
+        time.sleep(0.2)
+    if not log.exists():
+        return
+    with open(log, errors="replace") as f:
+        while True:
+            line = f.readline()
+            if not line:
+                if stop.is_set():
+                    break
+                time.sleep(0.2)
+                continue
+            if line.startswith("[") and "/" in line[:60] or line.startswith("building"):
+                out.write(line)
+                out.flush()
+
+
+def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False,
+            waves: bool = False) -> dict:
+    """Run (or resume) a co-simulated training; returns the metrics."""
+    from cocotb_tools.check_results import get_results
+
+    from .sim import _runner, _toolchain_env, build_chip_sim
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    chip = chip_for(cfg)
+    if not quiet:
+        print(f"building the chip {chip.name} (1 systolic {chip.systolic.rows}x"
+              f"{chip.systolic.cols}, {chip.tiles} tiles {chip.tile.rows}x{chip.tile.cols}); "
+              "reused when built before", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    sim = build_chip_sim(chip, waves=waves)
+    build_s = time.perf_counter() - t0
+    for stale in ("error.txt", "sim.log"):
+        (run_dir / stale).unlink(missing_ok=True)
+    job = {"run_dir": str(run_dir.resolve()), "config": cfg.to_dict(), "resume": resume,
+           "quiet": quiet, "train": {"rtl_sample": cfg.train.rtl_sample,
+                                     "check": cfg.train.check, "seed": cfg.train.seed}}
+    log = run_dir / "sim.log"
+    xml = run_dir / "results.xml"
+    env = {"HPT_CONFIG": json.dumps(chip.to_dict()), "HPT_TRAIN": json.dumps(job)}
+    stop = threading.Event()
+    follower = threading.Thread(target=_follow, args=(log, stop, sys.stderr), daemon=True)
+    if not quiet:
+        follower.start()
+    t0 = time.perf_counter()
+    try:
+        with _toolchain_env():
+            try:
+                _runner().test(test_module="cosim.tb_train", hdl_toplevel=sim.top,
+                               hdl_toplevel_lang="verilog", build_dir=sim.build_dir,
+                               test_dir=run_dir.resolve(), extra_env=env,
+                               results_xml=str(xml.resolve()), log_file=log, waves=waves)
+            except SystemExit:
+                pass
+    finally:
+        stop.set()
+        if follower.is_alive():
+            follower.join(timeout=2)
+    err = run_dir / "error.txt"
+    if err.is_file():
+        first = err.read_text().split("\n\n")[0]
+        raise RuntimeError(f"co-simulated training stopped: {first}\n(details: {err}; "
+                           f"simulator log: {log})")
+    try:
+        tests, failed = get_results(xml)
+    except RuntimeError:
+        raise ToolchainError(f"the simulator died before finishing; full log: {log}") from None
+    if failed or not (run_dir / "metrics.json").is_file():
+        raise ToolchainError(f"co-simulated training failed; full log: {log}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    rtl = json.loads((run_dir / "rtl.json").read_text())
+    rtl.update(build_seconds=build_s, simulation_wall_seconds=time.perf_counter() - t0)
+    (run_dir / "rtl.json").write_text(json.dumps(rtl, indent=1) + "\n")
+    return metrics

@@ -1,0 +1,70 @@
+"""cocotb entry of a co-simulated training run (started by :mod:`cosim.cotrain`).
+
+The training loop (:class:`sw.train.Trainer`) runs in cocotb's bridge thread; the
+``rtl`` backend's device is a :class:`cosim.rtl_device.CheckedDevice` over the chip, so
+every hardware op of the low-parameter phase is a transaction on the Verilated chip that
+blocks the loop while the simulator runs. Errors are written to ``RUN_DIR/error.txt``
+for the launching process to report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from pathlib import Path
+
+import cocotb
+from cocotb.task import bridge, resume
+
+from hw.chip import ChipConfig
+from sw.backends import FunctionalDevice, register_device
+
+from .rtl_device import CheckedDevice, ChipDriver, RtlDevice
+
+CHIP = ChipConfig.from_dict(json.loads(os.environ["HPT_CONFIG"]))
+JOB = json.loads(os.environ["HPT_TRAIN"])
+
+
+@cocotb.test()
+async def train(dut):
+    from sw.train import RunConfig, Trainer
+
+    run_dir = Path(JOB["run_dir"])
+    driver = ChipDriver(dut, CHIP)
+    await driver.reset()
+    devices = []
+
+    def factory(hw):
+        if (hw.systolic, hw.tile) != (CHIP.systolic, CHIP.tile):
+            raise ValueError("the run's hardware config differs from the simulated chip")
+        tc = JOB["train"]
+        dev = CheckedDevice(RtlDevice(driver, call=lambda fn, *a: resume(fn)(*a)),
+                            FunctionalDevice(hw), sample=tc["rtl_sample"], check=tc["check"],
+                            seed=tc["seed"])
+        devices.append(dev)
+        return dev
+
+    register_device("rtl", factory)
+
+    def work():
+        if JOB["resume"]:
+            trainer = Trainer.resume(run_dir, quiet=JOB["quiet"])
+        else:
+            trainer = Trainer(RunConfig.from_dict(JOB["config"]), run_dir, quiet=JOB["quiet"])
+        metrics = trainer.fit()
+        counts = [d.counts.to_dict() for d in devices]
+        rtl = {"op_checks": counts[-1] if counts else None,
+               "rtl_cycles": sum(d.rtl.total.cycles for d in devices),
+               "rtl_overlap_cycles": sum(d.rtl.total.overlap for d in devices),
+               "rtl_sim_seconds": sum(d.rtl.sim_seconds for d in devices),
+               "chip": CHIP.to_dict()}
+        (run_dir / "rtl.json").write_text(json.dumps(rtl, indent=1) + "\n")
+        return metrics
+
+    try:
+        await bridge(work)()
+    except BaseException as exc:
+        (run_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n\n"
+                                           + traceback.format_exc())
+        raise

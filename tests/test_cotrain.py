@@ -1,0 +1,57 @@
+"""End-to-end co-simulated training: the training loop drives the Verilated chip."""
+
+import dataclasses
+import json
+
+import pytest
+
+from cosim.cotrain import chip_for, cotrain, needed_tiles
+from hw.reram import TileConfig
+from hw.systolic import SystolicConfig
+from sw.backends import HardwareConfig
+from sw.data import DataConfig
+from sw.model import ModelConfig
+from sw.policy import PolicyConfig
+from sw.train import RunConfig, TrainConfig, Trainer
+
+CFG = RunConfig(
+    model=ModelConfig(d_model=16, layers=2, heads=2, ffn=16, reduce=8, dropout=0.1),
+    data=DataConfig(app="wind", steps=90, stations=4, window=4),
+    train=TrainConfig(epochs=2, batch=8, backend="rtl", lr_step_epochs=1),
+    policy=PolicyConfig(name="paper", k=3, loss_tol=2.0, weight_tol=1.0, alpha=1e-12,
+                        lora_rank=2),
+    hw=HardwareConfig(SystolicConfig(rows=4, cols=4, k_depth=16),
+                      TileConfig(rows=16, cols=16, write_latency=2, verify_iters=3)))
+
+
+@pytest.mark.sim
+def test_rtl_training_equals_functional_training_bit_for_bit(tmp_path):
+    """Same seed, same integers: the co-simulated run (every op on the RTL and checked)
+    ends with exactly the functional backend's numbers, and records RTL cycles."""
+    m_rtl = cotrain(CFG, tmp_path / "rtl", quiet=True)
+    func = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, backend="functional"))
+    m_fn = Trainer(func, tmp_path / "fn", quiet=True).fit()
+    assert m_rtl["switch_step"] is not None and m_rtl["low_param_fraction"] > 0
+    for key in ("test_mse", "final_test_mse", "switch_step", "low_param_fraction"):
+        assert m_rtl[key] == m_fn[key], key
+    rtl = json.loads((tmp_path / "rtl" / "rtl.json").read_text())
+    checks = rtl["op_checks"]
+    assert checks["mismatches"] == 0 and checks["rtl"] == checks["checked"] > 0
+    trace = json.loads((tmp_path / "rtl" / "trace.json").read_text())
+    low = [r for r in trace if r["phase"] == "low"]
+    assert all(r.get("rtl_cycles", 0) > 0 for r in low)
+    assert sum(r["count"] for r in low) == checks["checked"]
+    # a tile's MVM on the RTL takes what the cycle model says (plus the harness's cycle)
+    for r in low:
+        if r["unit"] == "reram" and r["op"] != "program":
+            assert r["rtl_cycles"] == r["cycles_model"] + r["rtl_runs"], r
+
+
+def test_chip_is_sized_for_the_frozen_weights():
+    assert needed_tiles(CFG) == 4 and chip_for(CFG).tiles == 4
+    too_few = dataclasses.replace(CFG, hw=dataclasses.replace(CFG.hw, tiles=3))
+    with pytest.raises(ValueError, match="need 4 tiles of 16x16; HardwareConfig.tiles is 3"):
+        chip_for(too_few)
+    big = dataclasses.replace(CFG, model=ModelConfig.preset("paper"))
+    with pytest.raises(ValueError, match="at most 7"):
+        chip_for(big)
