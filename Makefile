@@ -6,12 +6,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test verilog bench lint clean distclean
+.PHONY: demo test verilog bench lint clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
 	touch $(STAMP)
+
+## A co-simulated training run (tiny preset, wind): the low-parameter phase runs every
+## hardware op on the Verilated chip, checked against the golden models -> build/demo/.
+demo: $(STAMP)
+	$(BIN)/hpt demo --out build/demo
 
 ## Run every test tier: fast (amaranth.sim, golden models) and simulator (cocotb + Verilator).
 test: $(STAMP)

@@ -59,7 +59,7 @@ def build_block_sim(component, name: str, config: dict, spec, *, waves: bool = F
 
 
 def build_sources_sim(sources: list[Path], name: str, config: dict, spec, *,
-                      waves: bool = False) -> SimBuild:
+                      waves: bool = False, extra_flags: tuple = ()) -> SimBuild:
     """Build (or reuse) the model of Verilog ``sources`` under the harness of ``spec``."""
     src_dir = BUILD_ROOT / "verilog"
     src_dir.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ def build_sources_sim(sources: list[Path], name: str, config: dict, spec, *,
     if not sv_path.is_file() or sv_path.read_text() != text:
         sv_path.write_text(text)
     shim = HERE / "shim.cpp"
-    flags = SIM_FLAGS + (["--trace-fst", "--trace-structs"] if waves else [])
+    flags = SIM_FLAGS + list(extra_flags) + (["--trace-fst", "--trace-structs"] if waves else [])
     build_dir = BUILD_ROOT / "sim" / (name + ("_waves" if waves else ""))
     stamp = digest([*sources, sv_path, shim], {"flags": flags, "top": spec.top})
 
@@ -144,5 +144,6 @@ def chip_harness_spec(cfg):
 def build_chip_sim(cfg, *, waves: bool = False) -> SimBuild:
     """Generate the chip (:func:`hw.chip.generate_chip`) and its harness; build or reuse."""
     from hw.chip import generate_chip
+    # no module inlining: the K tiles stay instances of one C++ class, compiled once
     return build_sources_sim(generate_chip(cfg, BUILD_ROOT / "verilog"), cfg.name, cfg.to_dict(),
-                             chip_harness_spec(cfg), waves=waves)
+                             chip_harness_spec(cfg), waves=waves, extra_flags=("--hierarchical",))

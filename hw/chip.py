@@ -123,6 +123,16 @@ class Chip(wiring.Component):
         return m
 
 
+def _mark_hier_block(path, module: str) -> None:
+    """Tag the tile as a Verilator hierarchical block: with ``--hierarchical`` it is
+    verilated and compiled once, however many instances the chip has."""
+    text = path.read_text()
+    head = text.index(f"module {module}(")
+    end = text.index(");", head) + 2
+    if "verilator hier_block" not in text[end:end + 40]:
+        path.write_text(text[:end] + " /*verilator hier_block*/" + text[end:])
+
+
 def generate_chip(cfg: ChipConfig, out_dir) -> list:
     """Write the chip's three modules (systolic core, tile, chip top) as ``.v`` + ``.json``
     under ``out_dir``; return the Verilog paths, top last."""
@@ -132,5 +142,6 @@ def generate_chip(cfg: ChipConfig, out_dir) -> list:
                      config=cfg.systolic.to_dict())
     tile, _ = generate(ReramTile(cfg.tile, seed_port=True), tile_module(cfg), out_dir,
                        config={**cfg.tile.to_dict(), "seed": "port"})
+    _mark_hier_block(tile, tile_module(cfg))
     top, _ = generate(Chip(cfg), cfg.name, out_dir, config=cfg.to_dict())
     return [sa, tile, top]

@@ -51,6 +51,8 @@ TILE_FLAGS = {   # CLI flag -> TileConfig field (all integers)
 
 
 def _add_tile_args(p: argparse.ArgumentParser) -> None:
+    import dataclasses
+
     from hw.reram import TileConfig
     defaults = {f.name: f.default for f in dataclasses.fields(TileConfig)}
     for flag, field in TILE_FLAGS.items():
@@ -168,8 +170,7 @@ def cmd_train(args) -> int:
         hw = HardwareConfig(
             SystolicConfig(**{**d.systolic.to_dict(), "rows": args.sa_rows or d.systolic.rows,
                               "cols": args.sa_cols or d.systolic.cols}),
-            TileConfig(**{**d.tile.to_dict(), "rows": args.tile_rows or d.tile.rows,
-                          "cols": args.tile_cols or d.tile.cols}),
+            TileConfig(rows=args.tile_rows or d.tile.rows, cols=args.tile_cols or d.tile.cols),
             args.tiles)
         train = TrainConfig(epochs=args.epochs, seed=args.seed, backend=args.backend,
                             batch=args.batch, rtl_sample=args.rtl_sample, check=not args.no_check)
@@ -199,6 +200,19 @@ def cmd_train(args) -> int:
                                         "low_param_fraction", "ranks")}, indent=1))
     print(f"wrote {args.out}/metrics.json, trace.json, history.json, loss.png, checkpoint.pt")
     return 0
+
+
+def cmd_demo(args) -> int:
+    import time
+
+    from cosim.cotrain import cotrain, demo_config, write_report
+    t0 = time.perf_counter()
+    cfg = demo_config()
+    m = cotrain(cfg, args.out, quiet=args.quiet)
+    report = write_report(args.out, wall_s=time.perf_counter() - t0)
+    print(report.read_text())
+    print(f"wrote {report}")
+    return 0 if m is not None else 1
 
 
 def cmd_quality(args) -> int:
@@ -277,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("demo", help="a co-simulated training run of the tiny preset (make demo)")
+    p.add_argument("--out", type=Path, default=Path("build/demo"), help="run directory")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("quality", help="apps x policies x backends x seeds quality table")
     p.add_argument("--apps", nargs="+", default=["swe", "weather", "wind", "epidemic"])

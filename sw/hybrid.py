@@ -126,13 +126,14 @@ def lora_layers(model) -> list[LoRALinear]:
     return [m for m in model.modules() if isinstance(m, LoRALinear)]
 
 
-def set_backend(model, backend: Backend | None) -> None:
+def set_backend(model, backend: Backend | None, program: bool = True) -> None:
     """Route the low-parameter phase's products through ``backend`` (None: plain torch).
-    Programs every LoRA layer's frozen weight into ReRAM."""
+    Programs every LoRA layer's frozen weight into ReRAM, unless ``program`` is False
+    (the backend already holds them under the layers' names)."""
     for layer in model.layers:
         layer.attn.backend = backend
     for lora in lora_layers(model):
-        if backend is None:
-            lora.backend = None
+        if backend is None or not program:
+            lora.backend = backend
         else:
             lora.program(backend)

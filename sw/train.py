@@ -45,6 +45,8 @@ class TrainConfig:
     device: str = "auto"          # auto: CUDA when available, else CPU
     rtl_sample: float = 1.0       # rtl: share of hardware ops sent to the RTL (rest: functional)
     check: bool = True            # rtl: compare every RTL op with the functional models
+    rtl_eval: bool = False        # rtl: validation/test passes on the RTL too (else on the
+                                  # functional models, bit-identical and checked in training)
 
     def __post_init__(self):
         if self.backend not in ("torch", "functional", "rtl"):
@@ -103,7 +105,8 @@ class _Progress:
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, run_dir: Path, quiet: bool = False):
+    def __init__(self, cfg: RunConfig, run_dir: Path, quiet: bool = False, *,
+                 _program: bool = True):
         self.cfg, self.run_dir, self.quiet = cfg, Path(run_dir), quiet
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.device = _device(cfg.train.device)
@@ -127,7 +130,7 @@ class Trainer:
         self.best = {"val": math.inf, "state": None, "epoch": None}
         self.phase_time = {"full": 0.0, "low": 0.0}
         if cfg.policy.name == "lora":
-            self._switch(ranks=[cfg.policy.lora_rank] * cfg.model.layers)
+            self._switch(ranks=[cfg.policy.lora_rank] * cfg.model.layers, program=_program)
         else:
             self.sched = torch.optim.lr_scheduler.StepLR(
                 self.opt, step_size=cfg.train.lr_step_epochs, gamma=cfg.train.lr_gamma)
@@ -147,7 +150,7 @@ class Trainer:
         for lora in lora_layers(model):
             lora.to(self.device)
 
-    def _switch(self, ranks, model=None, opt=None):
+    def _switch(self, ranks, model=None, opt=None, program: bool = True):
         """Enter the low-parameter phase: LoRA on Q/V (or adopt a trained copy), program
         the frozen weights into ReRAM once, route products to the backend."""
         if model is None:
@@ -160,7 +163,8 @@ class Trainer:
         self.switch_step = self.step
         self.trace.phase = "low"
         self.backend = make_backend(self.cfg.train.backend, self.cfg.hw, self.trace)
-        set_backend(self.model, self.backend)
+        if program:
+            set_backend(self.model, self.backend)
         self.opt = opt
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=1, gamma=1.0)
 
@@ -182,6 +186,11 @@ class Trainer:
     def evaluate(self, split, model=None) -> dict:
         model = model or self.model
         model.eval()
+        phase, self.trace.phase = self.trace.phase, "eval"     # inference: not training work
+        dev = getattr(self.backend, "device", None)
+        rtl_enabled = getattr(dev, "rtl_enabled", None)
+        if rtl_enabled is not None:
+            dev.rtl_enabled = self.cfg.train.rtl_eval
         se = ae = n = 0.0
         for X, y in self._batches(split, shuffle=False):
             err = model(X) - y
@@ -189,6 +198,9 @@ class Trainer:
             ae += float(err.abs().sum())
             n += err.numel()
         model.train()
+        self.trace.phase = phase
+        if rtl_enabled is not None:
+            dev.rtl_enabled = rtl_enabled
         return {"mse": se / n, "mae": ae / n}
 
     def _device_progress(self) -> str:
@@ -276,7 +288,8 @@ class Trainer:
             self._lora(m, ranks)
         m.load_state_dict(state)
         if ranks is not None:
-            set_backend(m, make_backend(self.cfg.train.backend, self.cfg.hw, OpTrace()))
+            # the frozen weights are the ones already in ReRAM: attach, do not re-program
+            set_backend(m, self.backend, program=False)
         return m
 
     def finish(self) -> dict:
@@ -355,14 +368,12 @@ class Trainer:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no checkpoint to resume from")
         s = torch.load(path, weights_only=False)
-        tr = cls(RunConfig.from_dict(s["config"]), run_dir, quiet)
+        tr = cls(RunConfig.from_dict(s["config"]), run_dir, quiet, _program=False)
         if s["phase"] == "low" and tr.phase != "low":
             tr.step = s["switch_step"]
-            tr._switch(s["ranks"])
+            tr._switch(s["ranks"], program=False)
         tr.model.load_state_dict(s["model"])
-        if tr.backend is not None:            # re-program ReRAM from the restored weights
-            tr.trace.rows.clear()
-            tr.backend = make_backend(tr.cfg.train.backend, tr.cfg.hw, tr.trace)
+        if tr.backend is not None:            # program ReRAM (once) from the restored weights
             set_backend(tr.model, tr.backend)
             tr.backend.load_state_dict(s.get("backend") or {})
         tr.opt.load_state_dict(s["opt"])

@@ -38,7 +38,8 @@ def test_rtl_training_equals_functional_training_bit_for_bit(tmp_path):
     checks = rtl["op_checks"]
     assert checks["mismatches"] == 0 and checks["rtl"] == checks["checked"] > 0
     trace = json.loads((tmp_path / "rtl" / "trace.json").read_text())
-    low = [r for r in trace if r["phase"] == "low"]
+    low = [r for r in trace if r["phase"] in ("low", "eval")]   # training and validation
+    assert {r["phase"] for r in low} == {"low", "eval"}
     assert all(r.get("rtl_cycles", 0) > 0 for r in low)
     assert sum(r["count"] for r in low) == checks["checked"]
     # a tile's MVM on the RTL takes what the cycle model says (plus the harness's cycle)
