@@ -121,7 +121,7 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False,
 
 
 def demo_config():
-    """``make demo``: the tiny preset on the built-in wind app (8 stations), intrinsic-dim
+    """``make demo``: the tiny preset on the built-in wind app (4 stations), intrinsic-dim
     switch, every low-parameter op on the RTL and checked. Ideal 64x64 tiles keep the
     chip's build within the demo's budget (see the README)."""
     from hw.reram import TileConfig
@@ -132,9 +132,9 @@ def demo_config():
     from sw.policy import PolicyConfig
     from sw.train import RunConfig, TrainConfig
     return RunConfig(model=ModelConfig.preset("tiny"),
-                     data=DataConfig(app="wind", steps=400, stations=8),
-                     train=TrainConfig(epochs=3, batch=4, backend="rtl"),
-                     policy=PolicyConfig(name="intrinsic-dim", k=5),
+                     data=DataConfig(app="wind", steps=240, stations=4),
+                     train=TrainConfig(epochs=2, batch=4, backend="rtl"),
+                     policy=PolicyConfig(name="intrinsic-dim", k=3),
                      hw=HardwareConfig(SystolicConfig(), TileConfig(rows=64, cols=64).ideal()))
 
 

@@ -194,8 +194,9 @@ def _render(top: str, core: str, channels: list) -> str:
     cat = lambda k, sep="\n": sep.join(x for p in parts for x in p[k])   # noqa: E731
     nl = "\n"
     multi = len(channels) > 1
-    extra_ports = "".join(f",\n    output logic [63:0] active_{prefix}" for prefix, _ in channels) \
-        + ",\n    output logic [63:0] overlap" if multi else ""
+    PUB = "/*verilator public_flat_rw*/"
+    extra_ports = "".join(f",\n    output logic [63:0] active_{prefix} {PUB}" for prefix, _ in channels) \
+        + f",\n    output logic [63:0] overlap {PUB}" if multi else ""
     any_active = " | ".join(f"c{c}_active" for c in range(len(channels)))
     others = " | ".join(f"c{c}_active" for c in range(1, len(channels))) or "1'b0"
     per_channel = "".join(
@@ -209,13 +210,15 @@ def _render(top: str, core: str, channels: list) -> str:
 // See the module docstring there for the buffer layout and the start/done protocol.
 `timescale 1ns/1ps
 module {top} (
-    input  logic        rst,
-    input  logic        start,   // toggle to run the programs in the shared buffer
-    input  logic [7:0]  stall,   // per-stream stall probability, in 1/256
-    input  logic [31:0] seed,    // stall generator seed, taken at start
-    output logic        done,    // toggles when every program has finished
-    output logic [63:0] cycles,  // cycles of the last run, start to finish
-    output logic [63:0] active{extra_ports}   // cycles in which any block was active
+    // ports carry public_flat_rw so that cocotb reaches them however the build limits
+    // public signals (--public-depth 1, or hierarchical blocks below)
+    input  logic        rst {PUB},
+    input  logic        start {PUB},   // toggle to run the programs in the shared buffer
+    input  logic [7:0]  stall {PUB},   // per-stream stall probability, in 1/256
+    input  logic [31:0] seed {PUB},    // stall generator seed, taken at start
+    output logic        done {PUB},    // toggles when every program has finished
+    output logic [63:0] cycles {PUB},  // cycles of the last run, start to finish
+    output logic [63:0] active {PUB}{extra_ports}   // cycles in which any block was active
 );
     import "DPI-C" function int hpt_rd(input int addr);
     import "DPI-C" function void hpt_wr(input int addr, input int data);

@@ -69,6 +69,11 @@ def build_sources_sim(sources: list[Path], name: str, config: dict, spec, *,
         sv_path.write_text(text)
     shim = HERE / "shim.cpp"
     flags = SIM_FLAGS + list(extra_flags) + (["--trace-fst", "--trace-structs"] if waves else [])
+    if "--hierarchical" in flags:
+        # --public-depth would make every signal of a hierarchical block public (its own
+        # top level): the harness marks its ports public_flat_rw instead
+        i = flags.index("--public-depth")
+        flags = flags[:i] + flags[i + 2:]
     build_dir = BUILD_ROOT / "sim" / (name + ("_waves" if waves else ""))
     stamp = digest([*sources, sv_path, shim], {"flags": flags, "top": spec.top})
 

@@ -6,6 +6,8 @@
     hpt sim reram-tile --rows 8 --cols 3 --ideal
     hpt train --app wind --policy paper --backend functional --out build/runs/wind
     hpt train --resume --out build/runs/wind               # after Ctrl-C or a crash
+    hpt train --app wind --stations 4 --backend rtl --tile-rows 64 --tile-cols 64 --out DIR
+    hpt demo                                               # co-simulated run -> build/demo
     hpt quality [--backends torch functional]              # apps x policies x seeds table
     hpt fidelity                                           # ReRAM MVM error vs ADC/cell bits
     hpt bench [--only systolic|reram-tile|host]            # build/bench.json
