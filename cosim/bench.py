@@ -12,6 +12,8 @@ import platform
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from hw.systolic import SystolicConfig
 
 from .build import BUILD_ROOT
@@ -96,6 +98,68 @@ def bench_tile(cfg=None, mvms: int = 200, batch: int = 20, repeats: int = 3) -> 
          f"(commands of {batch} vectors, one Python call)", **cosim,
          "native_mvm_per_s": native["mvm_per_s"], "ratio": cosim["mvm_per_s"] / native["mvm_per_s"],
          "target_ratio": 0.5, **common},
+    ]
+
+
+def op_mix(cfg, vectors: int = 16, seed: int = 0):
+    """``(systolic steps, products [(A, B, first step, step count)], tile ops, tile data)``."""
+    rng = np.random.default_rng(seed)
+    t, s = cfg.tile, cfg.systolic
+    w = lambda bits, shape: rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), shape)  # noqa: E731
+    tile_ops, tile_data = {}, {}
+    for k in range(cfg.tiles):
+        W, X, Y = w(t.weight_bits, (t.rows, t.cols)), w(t.input_bits, (vectors, t.rows)), \
+            w(t.input_bits, (vectors, t.cols))
+        tile_ops[k] = [(TileOp.PROGRAM, 0, W), (TileOp.MVM, 0, X), (TileOp.MVM_T, 0, Y)]
+        tile_data[k] = (W, X, Y)
+    d, r = t.rows, 8
+    shapes = [((vectors, d), (d, r)), ((vectors, r), (r, d))] * 2 + [((4, 16), (16, 4))] * 16
+    steps, products = [], []
+    for sa, sb in shapes:
+        A, B = w(s.in_width, sa), w(s.in_width, sb)
+        prog = build_program(s, A, B).steps
+        products.append((A, B, len(steps), len(prog)))
+        steps += prog
+    return steps, products, tile_ops, tile_data
+
+
+def bench_chip(cfg=None, repeats: int = 3) -> list[dict]:
+    """Native vs co-simulated cycles per second of the demo's chip on :func:`op_mix`:
+    the same Verilated model, harness and staged program, driven by a C++ main or by
+    cocotb from numpy (packing and unpacking included)."""
+    from hw.chip import ChipConfig
+    from hw.reram import TileConfig
+
+    from .driver import ArrayBuffer
+    from .native import run_harness_bench
+    from .rtl_device import ChipDriver
+    from .sim import build_chip_sim
+
+    cfg = cfg or ChipConfig(SystolicConfig(), TileConfig(rows=64, cols=64).ideal(), 4)
+    sim = build_chip_sim(cfg)
+    cosim = _cocotb_json(sim, "cosim.bench_chip", "bench", {"HPT_BENCH_REPEATS": str(repeats)})
+    steps, _, tile_ops, _ = op_mix(cfg)
+    stager = ChipDriver(None, cfg, ArrayBuffer())
+    stager.hw.stage_channels(stager.transactions(steps, tile_ops))
+    image = BUILD_ROOT / "native" / f"{cfg.name}_op_mix.bin"
+    image.parent.mkdir(parents=True, exist_ok=True)
+    stager.hw.buf.words[:stager.hw.staged_words].tofile(image)
+    native = run_harness_bench(cfg, image, repeats)
+    if native["cycles"] != cosim["rtl_cycles"]:
+        raise RuntimeError(f"native run took {native['cycles']} cycles, co-simulated "
+                           f"{cosim['rtl_cycles']}: not the same program")
+    common = {"config": cfg.to_dict(), "host": _host(), "best_of": repeats,
+              "op_mix": "every tile: PROGRAM + MVM + MVM_T of 16 vectors; systolic: LoRA-"
+                        "shaped products (16x64 @ 64x8, 16x8 @ 8x64, twice) and 16 attention "
+                        "products 4x16 @ 16x4; all units started together"}
+    return [
+        {"name": "chip_native_verilator", "what": "the chip's harness with a C++ main "
+         "(cosim/native/harness_bench.cpp), staged program loaded from a file", **native,
+         **common},
+        {"name": "chip_cosim", "what": "the same program from numpy through cocotb "
+         "(transactions packed, outputs unpacked), one Python call", **cosim,
+         "native_cycles_per_s": native["cycles_per_s"],
+         "ratio": cosim["cycles_per_s"] / native["cycles_per_s"], "target_ratio": 0.5, **common},
     ]
 
 

@@ -61,9 +61,10 @@ def cached_build(build_dir: Path, stamp: str, build) -> Path:
     return build_dir
 
 
-def verilate_exe(top: str, sources, build_dir: Path, exe: str, *, defines=(), cflags=()) -> Path:
+def verilate_exe(top: str, sources, build_dir: Path, exe: str, *, defines=(), cflags=(),
+                 flags=()) -> Path:
     """Build a standalone C++ harness with ``verilator --cc --exe --build``."""
-    cmd = [verilator_exe(), "--cc", "--exe", "--build", "-j", "2", *FAST_FLAGS,
+    cmd = [verilator_exe(), "--cc", "--exe", "--build", "-j", "2", *FAST_FLAGS, *flags,
            "-Wno-fatal", "--top-module", top, "--prefix", "Vcore", "-Mdir", build_dir / "obj",
            "-o", exe, "-CFLAGS", " ".join(["-O2", *cflags, *(f"-D{d}" for d in defines)]),
            *sources]

@@ -59,8 +59,7 @@ def _follow(log: Path, stop: threading.Event, out) -> None:
                 out.flush()
 
 
-def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False,
-            waves: bool = False) -> dict:
+def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False) -> dict:
     """Run (or resume) a co-simulated training; returns the metrics."""
     from cocotb_tools.check_results import get_results
 
@@ -74,7 +73,7 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False,
               f"{chip.systolic.cols}, {chip.tiles} tiles {chip.tile.rows}x{chip.tile.cols}); "
               "reused when built before", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    sim = build_chip_sim(chip, waves=waves)
+    sim = build_chip_sim(chip)
     build_s = time.perf_counter() - t0
     for stale in ("error.txt", "sim.log"):
         (run_dir / stale).unlink(missing_ok=True)
@@ -95,7 +94,7 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False,
                 _runner().test(test_module="cosim.tb_train", hdl_toplevel=sim.top,
                                hdl_toplevel_lang="verilog", build_dir=sim.build_dir,
                                test_dir=run_dir.resolve(), extra_env=env,
-                               results_xml=str(xml.resolve()), log_file=log, waves=waves)
+                               results_xml=str(xml.resolve()), log_file=log)
             except SystemExit:
                 pass
     finally:

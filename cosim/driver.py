@@ -9,7 +9,8 @@ import numpy as np
 
 from .harness import HarnessSpec, MultiSpec  # noqa: F401 (MultiSpec: see HarnessDriver)
 
-__all__ = ["SharedBuffer", "Transaction", "RunResult", "MultiResult", "HarnessDriver"]
+__all__ = ["SharedBuffer", "ArrayBuffer", "Transaction", "RunResult", "MultiResult",
+           "HarnessDriver"]
 
 PROGRAM_BASE = 16
 
@@ -52,11 +53,20 @@ class MultiResult:
     overlap: int                 # cycles with channel 0 and another channel active
 
 
+class ArrayBuffer:
+    """A plain numpy buffer with the shared buffer's interface: stages a program without a
+    simulator (the native benchmark loads it from a file)."""
+
+    def __init__(self, words: int = 1 << 24):
+        self.words = np.zeros(words, np.uint32)
+
+
 class HarnessDriver:
     """Drives a harness of :mod:`cosim.harness`: a :class:`HarnessSpec` (one block, one
-    channel) or a :class:`MultiSpec` (a chip, one channel per unit)."""
+    channel) or a :class:`MultiSpec` (a chip, one channel per unit). With ``dut=None`` it
+    only stages programs (into ``buffer``)."""
 
-    def __init__(self, dut, spec, buffer: SharedBuffer | None = None):
+    def __init__(self, dut, spec, buffer: SharedBuffer | ArrayBuffer | None = None):
         self.dut, self.spec = dut, spec
         self.channels = [("", spec)] if isinstance(spec, HarnessSpec) else list(spec.channels)
         self.buf = buffer or SharedBuffer()
@@ -64,10 +74,11 @@ class HarnessDriver:
         for _, cs in self.channels:
             off, width = next((f.offset, f.width) for n, f in cs.command if n == "op")
             self._ops.append((off, (1 << width) - 1))
-        dut.stall.value = 0
-        dut.seed.value = 1
-        dut.start.value = 0
-        dut.rst.value = 0
+        if dut is not None:
+            dut.stall.value = 0
+            dut.seed.value = 1
+            dut.start.value = 0
+            dut.rst.value = 0
 
     def stage(self, txns: list[Transaction]) -> list[dict]:
         """Write one block's ``txns`` into the buffer; return where its outputs will land."""
@@ -114,6 +125,7 @@ class HarnessDriver:
                              "(split it into smaller calls)")
         for at, words in writes:
             buf[at:at + words.size] = words.ravel()
+        self.staged_words = ptr
         return places_all
 
     def _collect(self, places) -> list[dict]:

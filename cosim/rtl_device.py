@@ -46,13 +46,19 @@ class ChipDriver:
         self.cfg = cfg
         self.hw = HarnessDriver(dut, chip_harness_spec(cfg), buffer)
 
-    async def run(self, sa_steps=(), tile_ops: dict | None = None, *, stall: int = 0,
-                  seed: int = 1) -> ChipRun:
+    def transactions(self, sa_steps=(), tile_ops: dict | None = None) -> list[list]:
+        """Per channel: the harness transactions of systolic steps and tile ops."""
         cfg, tile_ops = self.cfg, tile_ops or {}
         per_channel = [[step_transaction(cfg.systolic, s) for s in sa_steps]]
         for k in range(cfg.tiles):
             per_channel.append([tile_transaction(cfg.tile_config(k), *o)
                                 for o in tile_ops.get(k, [])])
+        return per_channel
+
+    async def run(self, sa_steps=(), tile_ops: dict | None = None, *, stall: int = 0,
+                  seed: int = 1) -> ChipRun:
+        cfg, tile_ops = self.cfg, tile_ops or {}
+        per_channel = self.transactions(sa_steps, tile_ops)
         res = await self.hw.run_channels(per_channel, stall=stall, seed=seed)
         tiles = {k: tile_outputs(cfg.tile_config(k), ops, res.outputs[1 + k])
                  for k, ops in tile_ops.items()}

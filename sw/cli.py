@@ -10,7 +10,7 @@
     hpt demo                                               # co-simulated run -> build/demo
     hpt quality [--backends torch functional]              # apps x policies x seeds table
     hpt fidelity                                           # ReRAM MVM error vs ADC/cell bits
-    hpt bench [--only systolic|reram-tile|host]            # build/bench.json
+    hpt bench [--only systolic|reram-tile|chip|host]       # build/bench.json
 """
 
 from __future__ import annotations
@@ -110,13 +110,15 @@ def cmd_sim(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from cosim.bench import bench_systolic, bench_tile, merge_results
+    from cosim.bench import bench_chip, bench_systolic, bench_tile, merge_results
 
     results = []
     if args.only in (None, "systolic"):
         results += bench_systolic(repeats=args.repeats)
     if args.only in (None, "reram-tile"):
         results += bench_tile(repeats=args.repeats)
+    if args.only in (None, "chip"):
+        results += bench_chip(repeats=args.repeats)
     if args.only in (None, "host"):
         from sw.quality import step_time_benchmark
         results.append(step_time_benchmark())
@@ -181,7 +183,7 @@ def cmd_train(args) -> int:
     if cfg.train.backend == "rtl":
         from cosim.cotrain import cotrain
         try:
-            m = cotrain(cfg, args.out, resume=args.resume, quiet=args.quiet, waves=args.waves)
+            m = cotrain(cfg, args.out, resume=args.resume, quiet=args.quiet)
         except KeyboardInterrupt:
             print(f"\ninterrupted; the last epoch's checkpoint is in {args.out}; resume with: "
                   f"hpt train --resume --out {args.out}", file=sys.stderr)
@@ -288,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of hardware ops run on the RTL, the rest functional (default 1)")
     g.add_argument("--no-check", action="store_true",
                    help="do not compare RTL ops with the functional models")
-    g.add_argument("--waves", action="store_true", help="build with FST tracing (see README)")
+
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--quiet", action="store_true")
@@ -320,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks; results merged into build/bench.json")
     p.add_argument("--out", type=Path, default=None, help="JSON file (default build/bench.json)")
     p.add_argument("--repeats", type=int, default=3, help="best of N runs (default %(default)s)")
-    p.add_argument("--only", choices=["systolic", "reram-tile", "host"], default=None,
+    p.add_argument("--only", choices=["systolic", "reram-tile", "chip", "host"], default=None,
                    help="run one block's benchmarks only")
     p.set_defaults(func=cmd_bench)
     return parser
