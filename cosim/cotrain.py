@@ -66,8 +66,8 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False) ->
     from .sim import _runner, _toolchain_env, build_chip_sim
 
     run_dir = Path(run_dir)
+    chip = chip_for(cfg)                     # a chip that cannot hold the weights: no run dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    chip = chip_for(cfg)
     if not quiet:
         print(f"building the chip {chip.name} (1 systolic {chip.systolic.rows}x"
               f"{chip.systolic.cols}, {chip.tiles} tiles {chip.tile.rows}x{chip.tile.cols}); "
