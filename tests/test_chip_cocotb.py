@@ -7,13 +7,13 @@ from hw.chip import ChipConfig
 from hw.reram import TileConfig
 from hw.systolic import SystolicConfig
 
-GRID = [
-    # non-ideal tiles (programming error, faults, read noise) on three physical tiles
-    ChipConfig(SystolicConfig(rows=4, cols=3, k_depth=16),
-               TileConfig(rows=8, cols=6, write_latency=2, verify_iters=3, prog_variation=6,
-                          verify_tol=1, read_noise=5, stuck_on_ppm=20_000, adc_bits=6, seed=3),
-               tiles=3),
-]
+# the chip of tests/test_cotrain.py (one build serves both): non-ideal tiles with
+# programming error, faults and read noise on four physical tiles
+CHIP = ChipConfig(SystolicConfig(rows=4, cols=4, k_depth=16),
+                  TileConfig(rows=16, cols=16, write_latency=2, verify_iters=3, prog_variation=6,
+                             verify_tol=1, read_noise=5, stuck_on_ppm=20_000, adc_bits=6, seed=3),
+                  tiles=4)
+GRID = [CHIP]
 
 
 @pytest.mark.sim

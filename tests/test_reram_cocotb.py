@@ -13,8 +13,7 @@ GRID = [
     TileConfig(rows=4, cols=4, cell_bits=2, adc_bits=4, **FAST, **NONIDEAL),
     TileConfig(rows=8, cols=3, cell_bits=4, dac_bits=2, adc_bits=10, **FAST).ideal(),
     TileConfig(rows=8, cols=3, cell_bits=1, input_bits=6, adc_bits=5, **FAST, **NONIDEAL),
-    TileConfig(rows=32, cols=32, cell_bits=2, adc_bits=6, **FAST, **NONIDEAL),
-    TileConfig(rows=32, cols=32, cell_bits=4, weight_bits=8, adc_bits=8, **FAST).ideal(),
+    TileConfig(rows=16, cols=24, cell_bits=2, adc_bits=6, **FAST, **NONIDEAL),
     TileConfig(rows=128, cols=128, cell_bits=2, adc_bits=10, **FAST).ideal(),
 ]
 

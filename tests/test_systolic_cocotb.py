@@ -5,10 +5,12 @@ import pytest
 from hw.systolic import SystolicConfig
 from cosim.sim import build_systolic_sim, run_cocotb
 
+# one, non-power-of-two, asymmetric, square and large arrays at both input widths, plus a
+# narrow accumulator that wraps (the chip tests add a 4x4 and a 4x3 core)
 GRID = [
     SystolicConfig(rows=r, cols=c, in_width=w, k_depth=d)
-    for (r, c, d) in [(1, 1, 4), (2, 3, 8), (4, 4, 16), (3, 5, 7), (8, 8, 32), (16, 16, 64)]
-    for w in (8, 16)
+    for (r, c, d, w) in [(1, 1, 4, 8), (1, 1, 4, 16), (2, 3, 8, 8), (3, 5, 7, 16), (4, 4, 16, 8),
+                         (8, 8, 32, 16), (16, 16, 64, 8), (16, 16, 64, 16)]
 ] + [SystolicConfig(rows=4, cols=3, in_width=8, acc_width=16, k_depth=5)]   # wrap-around
 
 
