@@ -14,7 +14,7 @@ GRID = [
     TileConfig(rows=8, cols=3, cell_bits=4, dac_bits=2, adc_bits=10, **FAST).ideal(),
     TileConfig(rows=8, cols=3, cell_bits=1, input_bits=6, adc_bits=5, **FAST, **NONIDEAL),
     TileConfig(rows=16, cols=24, cell_bits=2, adc_bits=6, **FAST, **NONIDEAL),
-    TileConfig(rows=128, cols=128, cell_bits=2, adc_bits=10, **FAST).ideal(),
+    TileConfig(rows=128, cols=40, cell_bits=2, adc_bits=10, **FAST).ideal(),   # 128-deep sums
 ]
 
 
