@@ -102,7 +102,13 @@ def bench_tile(cfg=None, mvms: int = 200, batch: int = 20, repeats: int = 3) -> 
 
 
 def op_mix(cfg, vectors: int = 16, seed: int = 0):
-    """``(systolic steps, products [(A, B, first step, step count)], tile ops, tile data)``."""
+    """One low-parameter step's worth of work for every unit of the chip ``cfg``: each tile
+    programs its weights and runs an MVM and an MVM_T of ``vectors`` vectors; the systolic
+    core runs LoRA-shaped products and a batch of attention products. Returns
+    ``(systolic steps, products [(A, B, first step, step count)], tile ops, tile data)``."""
+    from hw.reram import TileOp
+    from sw.golden.systolic import build_program
+
     rng = np.random.default_rng(seed)
     t, s = cfg.tile, cfg.systolic
     w = lambda bits, shape: rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), shape)  # noqa: E731
