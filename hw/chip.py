@@ -47,7 +47,7 @@ class ChipConfig:
                              f"not {self.tiles!r}")
 
     def tile_config(self, k: int) -> TileConfig:
-        return dataclasses.replace(self.tile, seed=(self.tile.seed + k) & 0xFFFFFFFF)
+        return self.tile.physical(k)
 
     @property
     def name(self) -> str:

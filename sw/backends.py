@@ -17,7 +17,6 @@ integer work, write pulses) that the cost model reads.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -56,7 +55,7 @@ class HardwareConfig:
 
     def physical_tile(self, k: int) -> TileConfig:
         """The configuration of physical tile ``k`` (its own device seed)."""
-        return dataclasses.replace(self.tile, seed=(self.tile.seed + k) & 0xFFFFFFFF)
+        return self.tile.physical(k)
 
     def to_dict(self) -> dict:
         return {"systolic": self.systolic.to_dict(), "tile": self.tile.to_dict(),

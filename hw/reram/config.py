@@ -171,6 +171,11 @@ class TileConfig:
             raise ValueError(f"TileConfig has no field(s) {sorted(unknown)}")
         return cls(**d)
 
+    def physical(self, k: int) -> "TileConfig":
+        """Physical tile ``k`` of a group built from this configuration: its own device
+        seed ``seed + k`` (the chip and the functional device place tiles this way)."""
+        return dataclasses.replace(self, seed=(self.seed + k) & 0xFFFFFFFF)
+
     def ideal(self, **overrides) -> "TileConfig":
         """The same tile with no variation, faults or noise and a lossless ADC."""
         kw = dict(self.to_dict(), prog_variation=0, verify_tol=0, stuck_on_ppm=0,
