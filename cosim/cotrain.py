@@ -59,11 +59,19 @@ def _follow(log: Path, stop: threading.Event, out) -> None:
                 out.flush()
 
 
-def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False) -> dict:
-    """Run (or resume) a co-simulated training; returns the metrics."""
+def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False,
+            waves=None) -> dict:
+    """Run (or resume) a co-simulated training; returns the metrics.
+
+    ``waves = (file, from_cycle, cycles)`` dumps that window of the chip into an FST (a
+    second build of the chip, with tracing). Ctrl-C stops the run after the current step
+    with a checkpoint and raises :class:`sw.train.Interrupted`.
+    """
     from cocotb_tools.check_results import get_results
 
-    from .sim import _runner, _toolchain_env, build_chip_sim
+    from sw.train import Interrupted, stop_on_sigint
+
+    from .sim import _runner, _toolchain_env, build_chip_sim, wave_plusargs
 
     run_dir = Path(run_dir)
     chip = chip_for(cfg)                     # a chip that cannot hold the weights: no run dir
@@ -73,9 +81,10 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False) ->
               f"{chip.systolic.cols}, {chip.tiles} tiles {chip.tile.rows}x{chip.tile.cols}); "
               "reused when built before", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    sim = build_chip_sim(chip)
+    sim = build_chip_sim(chip, waves=waves is not None)
+    plusargs = wave_plusargs(sim, waves) if waves is not None else []
     build_s = time.perf_counter() - t0
-    for stale in ("error.txt", "sim.log"):
+    for stale in ("error.txt", "sim.log", "interrupted.json"):
         (run_dir / stale).unlink(missing_ok=True)
     job = {"run_dir": str(run_dir.resolve()), "config": cfg.to_dict(), "resume": resume,
            "quiet": quiet, "train": {"rtl_sample": cfg.train.rtl_sample,
@@ -89,11 +98,13 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False) ->
         follower.start()
     t0 = time.perf_counter()
     try:
-        with _toolchain_env():
+        # Ctrl-C reaches the simulator too (same process group): both ask the trainer to
+        # stop after its step (the simulator's handler, and the STOP file from here)
+        with _toolchain_env(), stop_on_sigint(lambda: (run_dir / "STOP").touch()):
             try:
                 _runner().test(test_module="cosim.tb_train", hdl_toplevel=sim.top,
                                hdl_toplevel_lang="verilog", build_dir=sim.build_dir,
-                               test_dir=run_dir.resolve(), extra_env=env,
+                               test_dir=run_dir.resolve(), extra_env=env, plusargs=plusargs,
                                results_xml=str(xml.resolve()), log_file=log)
             except SystemExit:
                 pass
@@ -101,6 +112,9 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False) ->
         stop.set()
         if follower.is_alive():
             follower.join(timeout=2)
+    stopped = run_dir / "interrupted.json"
+    if stopped.is_file():
+        raise Interrupted(json.loads(stopped.read_text())["step"], run_dir)
     err = run_dir / "error.txt"
     if err.is_file():
         first = err.read_text().split("\n\n")[0]

@@ -274,5 +274,35 @@ module {top} (
         if (rst) done <= 1'b0;
         else if (finished) done <= ~done;
     end
+`ifdef HPT_WAVES
+    // ---- bounded wave window (models built with waves, cosim/waves.cpp) -----------------
+    // +hpt_wave_file=F +hpt_wave_from=C +hpt_wave_cycles=N: dump the whole design into F
+    // from the C-th cycle in which a program ran (the count the progress line shows, summed
+    // over runs) until N more such cycles have passed, then close F (idle cycles between
+    // runs inside the window are dumped too; a window open at exit is closed by the model).
+    import "DPI-C" context function void hpt_trace_stop();
+    longint unsigned run_cycle = 0, wave_from = 0, wave_cycles = 0, wave_end = 0;
+    string wave_file = "";
+    logic wave_on = 1'b0, wave_done = 1'b0;
+    initial begin
+        void'($value$plusargs("hpt_wave_file=%s", wave_file));
+        void'($value$plusargs("hpt_wave_from=%d", wave_from));
+        void'($value$plusargs("hpt_wave_cycles=%d", wave_cycles));
+    end
+    always @(posedge clk) begin
+        if (running) run_cycle <= run_cycle + 1;
+        if (wave_file != "" && wave_cycles != 0 && !wave_done) begin
+            if (!wave_on && running && run_cycle >= wave_from) begin
+                $dumpfile(wave_file);
+                $dumpvars(0, {top});
+                wave_on <= 1'b1;
+                wave_end <= run_cycle + wave_cycles;
+            end else if (wave_on && run_cycle >= wave_end) begin
+                hpt_trace_stop();
+                wave_done <= 1'b1;
+            end
+        end
+    end
+`endif
 endmodule
 """

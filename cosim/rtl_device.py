@@ -118,16 +118,25 @@ class RtlDevice(IntDevice):
         return work
 
     # ---- systolic ------------------------------------------------------------------------
-    def matmul(self, A, B):
+    @staticmethod
+    def _batched(A, B):
         A, B = np.asarray(A, np.int64), np.asarray(B, np.int64)
         batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
         A = np.broadcast_to(A, (*batch, *A.shape[-2:])).reshape(-1, *A.shape[-2:])
         B = np.broadcast_to(B, (*batch, *B.shape[-2:])).reshape(-1, *B.shape[-2:])
+        return A, B, batch
+
+    def _steps_words(self, steps) -> int:
+        cfg = self.cfg.systolic
+        per_vec = (max(cfg.rows, cfg.cols) * cfg.in_width + 31) // 32 + 2
+        return sum(per_vec * max(1, s.count) for s in steps)
+
+    def matmul(self, A, B):
+        A, B, batch = self._batched(A, B)
         m, n = A.shape[1], B.shape[2]
         out = np.zeros((len(A), m, n), np.int64)
         cfg = self.cfg.systolic
         pending, spans, words = [], [], 0
-        per_vec = (max(cfg.rows, cfg.cols) * cfg.in_width + 31) // 32 + 2
 
         def flush():
             nonlocal pending, spans, words
@@ -142,7 +151,7 @@ class RtlDevice(IntDevice):
 
         for b in range(len(A)):
             steps = build_program(cfg, A[b], B[b]).steps
-            cost = sum(per_vec * max(1, s.count) for s in steps)
+            cost = self._steps_words(steps)
             if words + cost > BUFFER_BUDGET:
                 flush()
             pending += steps
@@ -150,6 +159,55 @@ class RtlDevice(IntDevice):
             words += cost
         flush()
         return out.reshape(*batch, m, n)
+
+    # ---- both at once ----------------------------------------------------------------------
+    def parallel(self, calls) -> list[np.ndarray]:
+        """Run ``("matmul", A, B)`` and ``("mvm", key, X, transpose)`` calls in one harness
+        run: the systolic core works through the products while the tiles run the MVMs.
+        Falls back to one run per call when the group does not fit one run."""
+        cfg = self.cfg.systolic
+        steps, tile_ops, plans, words = [], {}, [], 0
+        for c in calls:
+            if c[0] == "matmul":
+                A, B, batch = self._batched(c[1], c[2])
+                spans = []
+                for b in range(len(A)):
+                    prog = build_program(cfg, A[b], B[b]).steps
+                    spans.append((len(steps), len(prog)))
+                    steps += prog
+                    words += self._steps_words(prog)
+                plans.append(("matmul", A, B, batch, spans))
+            else:
+                key, X, transpose = c[1], np.asarray(c[2], np.int64), c[3]
+                if len(X) > self._mvm_chunk(key):
+                    words = BUFFER_BUDGET + 1
+                    break
+                ops, where = self._mvm_ops(key, X, transpose)
+                pos = {}
+                for k, op in ops.items():
+                    pos[k] = len(tile_ops.setdefault(k, []))
+                    tile_ops[k].append(op)
+                words += 2 * len(X) * self._vec_words() * len(ops)
+                plans.append(("mvm", len(X), self._mvm_out(key, transpose), where, pos))
+        if words > BUFFER_BUDGET:
+            return [self.matmul(c[1], c[2]) if c[0] == "matmul" else self.mvm(*c[1:])
+                    for c in calls]
+        r = self._run(steps, tile_ops)
+        outs = []
+        for plan in plans:
+            if plan[0] == "matmul":
+                _, A, B, batch, spans = plan
+                out = np.zeros((len(A), A.shape[1], B.shape[2]), np.int64)
+                for b, (at, count) in enumerate(spans):
+                    place_results(cfg, steps[at:at + count], r.sa_outputs[at:at + count], out[b])
+                outs.append(out.reshape(*batch, A.shape[1], B.shape[2]))
+            else:
+                _, n_vec, n_out, where, pos = plan
+                out = np.zeros((n_vec, n_out), np.int64)
+                for k, (o0, used) in where.items():
+                    out[:, o0:o0 + used] += r.tile_results[k][pos[k]][:, :used]
+                outs.append(out)
+        return outs
 
     # ---- ReRAM -----------------------------------------------------------------------------
     def _allocate(self, key, shape):
@@ -180,27 +238,43 @@ class RtlDevice(IntDevice):
         pulses = sum(r.tile_results[k][1]["total_pulses"] for k in ops)
         return {"write_pulses": pulses, "rows": len(ops) * t.rows}
 
-    def mvm(self, key, X, transpose):
+    def _vec_words(self) -> int:
         t = self.cfg.tile
-        X = np.asarray(X, np.int64)
+        return (max(t.rows, t.cols) * max(t.input_bits, t.out_width) + 31) // 32
+
+    def _mvm_chunk(self, key) -> int:
+        """Vectors per run: within a command's count and half the shared buffer (in + out)."""
+        n_tiles = len(self.tiles[key]) * len(self.tiles[key][0])
+        return max(1, min(MAX_COUNT, BUFFER_BUDGET // (2 * self._vec_words() * n_tiles)))
+
+    def _mvm_out(self, key, transpose) -> int:
+        rows, cols = self.shapes[key]
+        return rows if transpose else cols
+
+    def _mvm_ops(self, key, xs, transpose):
+        """Per physical tile: its MVM (or MVM_T) command on ``xs``, and where its outputs
+        add into the result (first column, columns used)."""
+        t = self.cfg.tile
         rows, cols = self.shapes[key]
         n_in, n_out = (cols, rows) if transpose else (rows, cols)
         ti, to = (t.cols, t.rows) if transpose else (t.rows, t.cols)
         op = TileOp.MVM_T if transpose else TileOp.MVM
-        out = np.zeros((len(X), n_out), np.int64)
-        n_tiles = len(self.tiles[key]) * len(self.tiles[key][0])
-        vec_words = (max(t.rows, t.cols) * max(t.input_bits, t.out_width) + 31) // 32
-        # vectors per run: within a command's count and half the shared buffer (in + out)
-        chunk = max(1, min(MAX_COUNT, BUFFER_BUDGET // (2 * vec_words * n_tiles)))
+        ops, where = {}, {}
+        for i, line in enumerate(self.tiles[key]):
+            for j, k in enumerate(line):
+                a, b = (j, i) if transpose else (i, j)       # (input block, output block)
+                ops[k] = (op, 0, xs[:, a * ti:min((a + 1) * ti, n_in)])
+                where[k] = (b * to, min(to, n_out - b * to))
+        return ops, where
+
+    def mvm(self, key, X, transpose):
+        X = np.asarray(X, np.int64)
+        out = np.zeros((len(X), self._mvm_out(key, transpose)), np.int64)
+        chunk = self._mvm_chunk(key)
         for v0 in range(0, len(X), chunk):
             xs = X[v0:v0 + chunk]
-            ops, where = {}, {}
-            for i, line in enumerate(self.tiles[key]):
-                for j, k in enumerate(line):
-                    a, b = (j, i) if transpose else (i, j)       # (input block, output block)
-                    ops[k] = [(op, 0, xs[:, a * ti:min((a + 1) * ti, n_in)])]
-                    where[k] = (b * to, min(to, n_out - b * to))
-            r = self._run(tile_ops=ops)
+            ops, where = self._mvm_ops(key, xs, transpose)
+            r = self._run(tile_ops={k: [op] for k, op in ops.items()})
             for k, (o0, used) in where.items():
                 out[v0:v0 + len(xs), o0:o0 + used] += r.tile_results[k][0][:, :used]
         return out
@@ -312,6 +386,32 @@ class CheckedDevice(IntDevice):
             if got != want:
                 self.counts.mismatches += 1
                 raise OpMismatch(f"program {key} W{tuple(np.shape(W))}: RTL {got}, functional {want}")
+        return got
+
+    def parallel(self, calls):
+        """A concurrent group (:meth:`RtlDevice.parallel`): one sampling draw for the
+        group, every op checked on its own."""
+        def ref():
+            return [self.ref.matmul(c[1], c[2]) if c[0] == "matmul" else self.ref.mvm(*c[1:])
+                    for c in calls]
+        names = [c[0] if c[0] == "matmul" else ("mvm_t" if c[3] else "mvm") for c in calls]
+        if not self.rtl_enabled and not self.ref.hw.tile.read_noise or \
+                not (self.sample >= 1.0 or self.rng.random() < self.sample):
+            for name in names:
+                self._count(name, False)
+            self.counts.functional += len(calls)
+            return ref()
+        for name in names:
+            self._count(name, True)
+        self.counts.rtl += len(calls)
+        got = self.rtl.parallel(calls)
+        self._stats = self.rtl.take_stats()
+        want = ref()
+        if self.check:
+            for name, c, g, w in zip(names, calls, got, want):
+                what = (f"A{tuple(np.shape(c[1]))} B{tuple(np.shape(c[2]))}" if name == "matmul"
+                        else f"{c[1]} X{tuple(np.shape(c[2]))}")
+                self._compare(name + " (concurrent group)", what, g, w)
         return got
 
     def mvm(self, key, X, transpose):

@@ -20,7 +20,8 @@ from .harness import render_harness
 from .systolic_harness import systolic_harness_spec
 
 __all__ = ["SimBuild", "build_block_sim", "build_sources_sim", "build_systolic_sim",
-           "build_tile_sim", "build_chip_sim", "chip_harness_spec", "run_cocotb"]
+           "build_tile_sim", "build_chip_sim", "chip_harness_spec", "run_cocotb",
+           "wave_plusargs"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -68,14 +69,19 @@ def build_sources_sim(sources: list[Path], name: str, config: dict, spec, *,
     if not sv_path.is_file() or sv_path.read_text() != text:
         sv_path.write_text(text)
     shim = HERE / "shim.cpp"
-    flags = SIM_FLAGS + list(extra_flags) + (["--trace-fst", "--trace-structs"] if waves else [])
+    flags = SIM_FLAGS + list(extra_flags)
+    extra_src = []
+    if waves:               # FST with a bounded window: see the harness's HPT_WAVES block
+        from hw.toolchain import fst_flags
+        flags += [*fst_flags(BUILD_ROOT), "--trace-structs", "-DHPT_WAVES"]
+        extra_src = [HERE / "waves.cpp"]
     if "--hierarchical" in flags:
         # --public-depth would make every signal of a hierarchical block public (its own
         # top level): the harness marks its ports public_flat_rw instead
         i = flags.index("--public-depth")
         flags = flags[:i] + flags[i + 2:]
     build_dir = BUILD_ROOT / "sim" / (name + ("_waves" if waves else ""))
-    stamp = digest([*sources, sv_path, shim], {"flags": flags, "top": spec.top})
+    stamp = digest([*sources, sv_path, shim, *extra_src], {"flags": flags, "top": spec.top})
 
     def build(d: Path):
         from cocotb_tools.runner import Verilog
@@ -83,10 +89,11 @@ def build_sources_sim(sources: list[Path], name: str, config: dict, spec, *,
         log = d / "build.log"
         with _toolchain_env():
             try:
+                # waves=True only sets VM_TRACE for make (the format is --trace-fst above)
                 runner.build(sources=[*(Path(v).resolve() for v in sources), sv_path.resolve(),
-                                      Verilog(str(shim))],
+                                      *(Verilog(str(f)) for f in (shim, *extra_src))],
                              hdl_toplevel=spec.top, build_dir=d, build_args=flags,
-                             timescale=("1ns", "1ps"), waves=False, log_file=log, always=True)
+                             timescale=("1ns", "1ps"), waves=waves, log_file=log, always=True)
             except (Exception, SystemExit) as exc:
                 raise ToolchainError(f"Verilator build of {spec.top} failed ({exc}); "
                                      f"full log: {log}") from None
@@ -108,12 +115,14 @@ def build_tile_sim(cfg, *, waves: bool = False) -> SimBuild:
 
 
 def run_cocotb(sim: SimBuild, test_module: str, *, testcase=None, extra_env=None,
-               name: str = "run", seed: int = 1) -> tuple[int, int, Path]:
+               name: str = "run", seed: int = 1, waves=None) -> tuple[int, int, Path]:
     """Run cocotb tests from ``test_module`` on a built model.
 
-    Returns ``(tests, failures, log)``. A simulator that dies raises ToolchainError
-    naming its log.
+    ``waves = (file, from_cycle, cycles)`` dumps that window into an FST ``file`` (the
+    model must be built with ``waves=True``). Returns ``(tests, failures, log)``. A
+    simulator that dies raises ToolchainError naming its log.
     """
+    plusargs = wave_plusargs(sim, waves) if waves is not None else []
     from cocotb_tools.check_results import get_results
     runner = _runner()
     test_dir = (sim.build_dir / name).resolve()
@@ -126,7 +135,7 @@ def run_cocotb(sim: SimBuild, test_module: str, *, testcase=None, extra_env=None
             runner.test(test_module=test_module, hdl_toplevel=sim.top, hdl_toplevel_lang="verilog",
                         build_dir=sim.build_dir,
                         test_dir=test_dir, testcase=testcase, extra_env=env, seed=seed,
-                        results_xml=str(xml.resolve()), log_file=log)
+                        results_xml=str(xml.resolve()), log_file=log, plusargs=plusargs)
         except SystemExit:
             pass            # failing tests exit here under pytest; the results file tells
     try:
@@ -135,6 +144,19 @@ def run_cocotb(sim: SimBuild, test_module: str, *, testcase=None, extra_env=None
         raise ToolchainError(f"simulation of {sim.top} died before writing results; "
                              f"full log: {log}") from None
     return tests, failed, log
+
+
+def wave_plusargs(sim: SimBuild, waves) -> list[str]:
+    """Simulator arguments that dump the window ``waves = (file, from_cycle, cycles)``."""
+    if not sim.waves:
+        raise ValueError("waves: this model was built without waves (build it with waves=True)")
+    file, start, n = waves
+    if int(start) < 0 or int(n) < 1:
+        raise ValueError(f"waves: the window needs --wave-from >= 0 and --wave-cycles >= 1, "
+                         f"got {start} and {n}")
+    Path(file).parent.mkdir(parents=True, exist_ok=True)
+    return [f"+hpt_wave_file={Path(file).resolve()}", f"+hpt_wave_from={int(start)}",
+            f"+hpt_wave_cycles={int(n)}"]
 
 
 def chip_harness_spec(cfg):

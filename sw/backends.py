@@ -163,6 +163,34 @@ class Backend:
     def mvm_t(self, key: str, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def parallel(self, calls, layer: str = "") -> list[torch.Tensor]:
+        """Independent products the units may run at the same time: ``calls`` are
+        ``("matmul", a, b, layer)``, ``("mvm", key, x)`` or ``("mvm_t", key, y)``. Results
+        equal the calls made one by one; a device that can overlap them (the chip) runs
+        them in one go. The trace gets a ``chip/concurrent`` row for ``layer``."""
+        out = [getattr(self, c[0])(*c[1:]) for c in calls]
+        self._trace_group(layer, calls)
+        return out
+
+    def _trace_group(self, layer, calls, **extra):
+        """The group's model time: the busier unit's cycles (the systolic core's products
+        one after another; the tiles of a matrix all at once), and the overlap."""
+        sa = tiles = vectors = 0
+        for c in calls:
+            if c[0] == "matmul":
+                a, b = c[1], c[2]
+                batch = int(np.prod(a.shape[:-2])) if a.dim() > 2 else 1
+                sa += batch * self.hw.systolic.matmul_cycles(a.shape[-2], a.shape[-1], b.shape[-1])
+            else:
+                t = self.hw.tile
+                lat = t.mvm_t_latency if c[0] == "mvm_t" else t.mvm_latency
+                tiles = max(tiles, lat(c[2].shape[0]))      # tiles of one matrix run together
+                vectors = max(vectors, c[2].shape[0])
+        self.trace.add("chip", "concurrent", layer, (len(calls),), cycles_model=max(sa, tiles),
+                       systolic_model=sa, tiles_model=tiles, overlap_model=min(sa, tiles),
+                       mvm_vectors=vectors,
+                       **extra)
+
 
 class TorchBackend(Backend):
     """Float on the torch device; no hardware effects (the trace still counts the work)."""
@@ -384,6 +412,33 @@ class QuantizedBackend(Backend):
 
     def mvm_t(self, key, y):
         return self._mvm(key, y, True)
+
+    def parallel(self, calls, layer=""):
+        run = getattr(self.device, "parallel", None)
+        if run is None:
+            return super().parallel(calls, layer)
+        ints, scales = [], []
+        for c in calls:
+            if c[0] == "matmul":
+                bits = self.hw.systolic.in_width
+                (qa, sa), (qb, sb) = quantize_values(c[1], bits), quantize_values(c[2], bits)
+                ints.append(("matmul", _ints(qa), _ints(qb)))
+                scales.append(sa * sb)
+            else:
+                q, sx = quantize_values(c[2], self.hw.tile.input_bits)
+                ints.append(("mvm", c[1], _ints(q), c[0] == "mvm_t"))
+                scales.append(sx * self.scales[c[1]])
+        outs = run(ints)
+        res = []
+        for c, o, scale in zip(calls, outs, scales):
+            x = c[1] if c[0] == "matmul" else c[2]
+            if c[0] == "matmul":
+                self._trace_matmul(c[3], c[1], c[2])
+            else:
+                self._trace_mvm(c[1], c[0], x.shape[0], c[1])
+            res.append((torch.from_numpy(o).to(x.dtype) * scale).to(x.device))
+        self._trace_group(layer, calls, **self._device_work())
+        return res
 
 
 #: Integer devices provided from outside the host (the co-simulation registers "rtl").

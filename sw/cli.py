@@ -155,7 +155,7 @@ def cmd_train(args) -> int:
     from sw.data import DataConfig
     from sw.model import ModelConfig
     from sw.policy import PolicyConfig
-    from sw.train import RunConfig, TrainConfig, Trainer
+    from sw.train import Interrupted, RunConfig, TrainConfig, Trainer, stop_on_sigint
 
     if args.resume:
         import torch
@@ -180,26 +180,27 @@ def cmd_train(args) -> int:
                             batch=args.batch, rtl_sample=args.rtl_sample, check=not args.no_check)
         cfg = RunConfig(model=ModelConfig.preset(args.preset), data=data, train=train,
                         policy=PolicyConfig(name=args.policy, k=args.k), hw=hw)
-    if cfg.train.backend == "rtl":
-        from cosim.cotrain import cotrain
-        try:
-            m = cotrain(cfg, args.out, resume=args.resume, quiet=args.quiet)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted; the last epoch's checkpoint is in {args.out}; resume with: "
-                  f"hpt train --resume --out {args.out}", file=sys.stderr)
-            return 130
-        rtl = json.loads((args.out / "rtl.json").read_text())
-        print(json.dumps({"op_checks": rtl["op_checks"], "rtl_cycles": rtl["rtl_cycles"]}, indent=1))
-    else:
-        trainer = Trainer.resume(args.out, quiet=args.quiet) if args.resume \
-            else Trainer(cfg, args.out, quiet=args.quiet)
-        try:
-            m = trainer.fit()
-        except KeyboardInterrupt:
-            path = trainer.save_checkpoint()
-            print(f"\ninterrupted at step {trainer.step}; resume with: hpt train --resume --out "
-                  f"{args.out}  (checkpoint {path})", file=sys.stderr)
-            return 130
+    waves = None
+    if args.waves is not None:
+        if cfg.train.backend != "rtl":
+            raise ValueError("--waves needs --backend rtl (waves are of the simulated chip)")
+        waves = (args.waves, args.wave_from, args.wave_cycles)
+    try:
+        if cfg.train.backend == "rtl":
+            from cosim.cotrain import cotrain
+            m = cotrain(cfg, args.out, resume=args.resume, quiet=args.quiet, waves=waves)
+            rtl = json.loads((args.out / "rtl.json").read_text())
+            print(json.dumps({"op_checks": rtl["op_checks"], "rtl_cycles": rtl["rtl_cycles"]},
+                             indent=1))
+        else:
+            trainer = Trainer.resume(args.out, quiet=args.quiet) if args.resume \
+                else Trainer(cfg, args.out, quiet=args.quiet)
+            with stop_on_sigint(trainer.stop):
+                m = trainer.fit()
+    except Interrupted as exc:
+        print(f"\ninterrupted after step {exc.step}; resume with: hpt train --resume --out "
+              f"{args.out}  (checkpoint {args.out / 'checkpoint.pt'})", file=sys.stderr)
+        return 130
     print(json.dumps({k: m[k] for k in ("test_mse", "test_mae", "final_test_mse", "switch_step",
                                         "low_param_fraction", "ranks")}, indent=1))
     print(f"wrote {args.out}/metrics.json, trace.json, history.json, loss.png, checkpoint.pt")
@@ -290,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of hardware ops run on the RTL, the rest functional (default 1)")
     g.add_argument("--no-check", action="store_true",
                    help="do not compare RTL ops with the functional models")
+    g.add_argument("--waves", type=Path, default=None, metavar="FILE.fst",
+                   help="dump a window of the chip's signals into this FST (GTKWave, Surfer)")
+    g.add_argument("--wave-from", type=int, default=0, metavar="CYCLE",
+                   help="first cycle of the window, counted like the progress line's RTL "
+                        "cycles (default 0: the switch's programming)")
+    g.add_argument("--wave-cycles", type=int, default=10000, metavar="N",
+                   help="length of the wave window in cycles (default 10000)")
 
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")

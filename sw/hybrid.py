@@ -22,7 +22,7 @@ from torch import nn
 
 from .backends import Backend
 
-__all__ = ["SystolicMatmul", "FrozenMatmul", "LoRALinear", "apply_lora", "set_backend",
+__all__ = ["SystolicMatmul", "FrozenMatmul", "LoRAProducts", "LoRALinear", "apply_lora", "set_backend",
            "lora_layers"]
 
 
@@ -61,6 +61,39 @@ class FrozenMatmul(torch.autograd.Function):
         return gx, None, None
 
 
+class LoRAProducts(torch.autograd.Function):
+    """A LoRA layer's three products with the unit concurrency of the chip: forward, the
+    frozen ``x W0`` (ReRAM) runs alongside ``drop(x) A^T`` (systolic), then ``. B^T``;
+    backward, ``g W0^T`` (MVM_T) runs alongside the two ``lora_B`` gradient products,
+    then the two ``lora_A`` ones. Every product is the same call as in
+    :class:`FrozenMatmul`/:class:`SystolicMatmul`; only their grouping differs."""
+
+    @staticmethod
+    def forward(ctx, x, dx, At, Bt, backend: Backend, name: str):
+        base, xa = backend.parallel([("mvm", name, x), ("matmul", dx, At, name + ".lora_A")],
+                                    name + ".fwd")
+        low = backend.matmul(xa, Bt, name + ".lora_B")
+        ctx.save_for_backward(dx, At, Bt, xa)
+        ctx.backend, ctx.name = backend, name
+        return base, low
+
+    @staticmethod
+    def backward(ctx, g_base, g_low):
+        dx, At, Bt, xa = ctx.saved_tensors
+        be, name = ctx.backend, ctx.name
+        need_x, need_dx = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        calls = [("matmul", g_low, Bt.transpose(-2, -1), name + ".lora_B.grad"),
+                 ("matmul", xa.transpose(-2, -1), g_low, name + ".lora_B.grad")]
+        if need_x:
+            calls.append(("mvm_t", name, g_base))
+        out = be.parallel(calls, name + ".bwd")
+        g_xa, gBt = out[0], out[1]
+        gx = out[2] if need_x else None
+        g_dx = be.matmul(g_xa, At.transpose(-2, -1), name + ".lora_A.grad") if need_dx else None
+        gAt = be.matmul(dx.transpose(-2, -1), g_xa, name + ".lora_A.grad")
+        return gx, g_dx, gAt, gBt, None, None
+
+
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update ``scale * B A``.
 
@@ -94,11 +127,8 @@ class LoRALinear(nn.Module):
             base = x2 @ self.base.weight.T
             low = (self.drop(x2) @ self.A.T) @ self.B.T
         else:
-            be = self.backend
-            base = FrozenMatmul.apply(x2, be, self.name)
-            low = SystolicMatmul.apply(SystolicMatmul.apply(self.drop(x2), self.A.T, be,
-                                                            self.name + ".lora_A"),
-                                       self.B.T, be, self.name + ".lora_B")
+            base, low = LoRAProducts.apply(x2, self.drop(x2), self.A.T, self.B.T, self.backend,
+                                           self.name)
         out = base + self.base.bias + self.scale * low
         return out.reshape(*shape[:-1], out.shape[-1])
 

@@ -10,9 +10,11 @@ resumed from its checkpoint continues exactly as if it had not stopped.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,7 +29,7 @@ from .hybrid import apply_lora, lora_layers, set_backend
 from .model import ModelConfig, SpatialTransformer
 from .policy import PolicyConfig, make_policy
 
-__all__ = ["TrainConfig", "RunConfig", "train"]
+__all__ = ["TrainConfig", "RunConfig", "Trainer", "Interrupted", "train", "stop_on_sigint"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,14 @@ class _Progress:
         sys.stderr.flush()
 
 
+class Interrupted(Exception):
+    """Training stopped on request (Ctrl-C) after a step; the checkpoint is saved."""
+
+    def __init__(self, step: int, run_dir: Path):
+        super().__init__(f"interrupted after step {step}; checkpoint in {run_dir}")
+        self.step, self.run_dir = step, run_dir
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, quiet: bool = False, *,
                  _program: bool = True):
@@ -122,6 +132,10 @@ class Trainer:
         self.opt = self._optimizer(cfg.train.lr)
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=1, gamma=1.0)
         self.step = self.epoch = 0
+        self.epoch_step = 0               # batches of the current epoch already trained
+        self.stop_file = self.run_dir / "STOP"   # created by a Ctrl-C handler (see stop())
+        self.stop_file.unlink(missing_ok=True)
+        self._stop = False
         self.switch_step = None
         self.low_steps = 0
         self.window: list[float] = []
@@ -251,11 +265,14 @@ class Trainer:
         per_epoch = math.ceil(len(self.data.train.X) / t.batch)
         bar = _Progress(t.epochs * per_epoch, self.quiet, every=1 if t.backend == "rtl" else 50)
         while self.epoch < t.epochs:
-            for X, y in self._batches(self.data.train, shuffle=True):
+            for i, (X, y) in enumerate(self._batches(self.data.train, shuffle=True)):
+                if i < self.epoch_step:          # trained before an interruption
+                    continue
                 t0 = time.perf_counter()
                 loss = self._iteration(X, y)
                 self.phase_time[self.phase] += time.perf_counter() - t0
                 self.step += 1
+                self.epoch_step += 1
                 self.low_steps += self.phase == "low"
                 self.window.append(loss)
                 self.window = self.window[-self.cfg.policy.k:]
@@ -263,6 +280,11 @@ class Trainer:
                 self._policy_step()
                 bar.show(self.step, f"epoch {self.epoch + 1} loss {loss:.4f} {self.phase}"
                          + self._device_progress())
+                if self._stop or self.stop_file.exists():
+                    self.stop_file.unlink(missing_ok=True)
+                    self.save_checkpoint()
+                    raise Interrupted(self.step, self.run_dir)
+            self.epoch_step = 0
             self.sched.step()
             self.epoch += 1
             val = self.evaluate(self.data.val)
@@ -280,6 +302,13 @@ class Trainer:
             if until_epoch is not None and self.epoch >= until_epoch < t.epochs:
                 return None
         return self.finish()
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the current step: it checkpoints (mid-epoch) and raises
+        :class:`Interrupted`; ``Trainer.resume`` continues exactly from there. Safe to call
+        from a signal handler. A process that cannot reach the trainer (the simulator of an
+        ``rtl`` run) creates ``run_dir/STOP`` instead."""
+        self._stop = True
 
     # ---- results ---------------------------------------------------------------------------
     def _model_for(self, state, ranks):
@@ -343,6 +372,7 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         state = {
             "config": self.cfg.to_dict(), "epoch": self.epoch, "step": self.step,
+            "epoch_step": self.epoch_step,
             "phase": self.phase, "ranks": self.ranks, "switch_step": self.switch_step,
             "low_steps": self.low_steps, "window": self.window, "history": self.history,
             "model": self.model.state_dict(), "opt": self.opt.state_dict(),
@@ -378,6 +408,7 @@ class Trainer:
             tr.backend.load_state_dict(s.get("backend") or {})
         tr.opt.load_state_dict(s["opt"])
         tr.sched.load_state_dict(s["sched"])
+        tr.epoch_step = s.get("epoch_step", 0)
         for k in ("epoch", "step", "ranks", "switch_step", "low_steps", "window", "history",
                   "best", "phase_time"):
             setattr(tr, k, s[k])
@@ -397,6 +428,21 @@ class Trainer:
         torch.set_rng_state(s["rng_torch"])
         np.random.set_state(s["rng_numpy"])
         return tr
+
+
+@contextlib.contextmanager
+def stop_on_sigint(stop):
+    """While inside, the first Ctrl-C calls ``stop()`` (the run checkpoints after its
+    current step and raises :class:`Interrupted`); a second one interrupts at once."""
+    def handler(signum, frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.stderr.write("\nstopping after the current step (Ctrl-C again to abort)...\n")
+        stop()
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def train(cfg: RunConfig, run_dir: Path, quiet: bool = False) -> dict:

@@ -42,14 +42,28 @@ def test_rtl_training_equals_functional_training_bit_for_bit(tmp_path):
     trace = json.loads((tmp_path / "rtl" / "trace.json").read_text())
     low = [r for r in trace if r["phase"] in ("low", "eval")]
     assert {r["phase"] for r in low} == {"low", "eval"}
+    ops = [r for r in low if r["unit"] != "chip"]
+    groups = [r for r in low if r["unit"] == "chip"]
     # with read noise, evaluation runs on the RTL too: the tiles' noise counters must
     # follow every conversion (without noise it runs on the functional models)
-    assert all(r["rtl_cycles"] > 0 for r in low)
-    assert sum(r["count"] for r in low) == checks["checked"] and checks["functional_only"] == 0
+    assert sum(r["count"] for r in ops) == checks["checked"] and checks["functional_only"] == 0
+    def grouped(r):
+        return r["op"] in ("mvm", "mvm_t") or r["layer"].endswith((".lora_A", ".lora_B.grad"))
+    # RTL cycles go to the op, or to its concurrent group
+    assert all(r["rtl_cycles"] > 0 for r in groups + [r for r in ops if not grouped(r)])
+    assert not any("rtl_cycles" in r for r in ops if grouped(r))
     # a tile's MVM on the RTL takes what the cycle model says (plus the harness's cycle)
-    for r in low:
-        if r["unit"] == "reram" and r["op"] != "program":
+    for r in ops:
+        if r["unit"] == "reram" and "rtl_cycles" in r and r["op"] != "program":
             assert r["rtl_cycles"] == r["cycles_model"] + r["rtl_runs"], r
+    # concurrent groups (frozen MVM with LoRA-A, MVM_T with the LoRA-B gradients): the
+    # core and the tiles overlap; the run lasts as long as the busier unit's cycle model
+    assert {g["layer"].rsplit(".", 1)[1] for g in groups} == {"fwd", "bwd"}
+    for g in groups:
+        assert g["rtl_systolic_active"] == g["systolic_model"], g
+        assert g["rtl_cycles"] == g["cycles_model"] + g["rtl_runs"], g
+        assert g["rtl_overlap"] == g["overlap_model"], g
+    assert rtl["rtl_overlap_cycles"] == sum(g["rtl_overlap"] for g in groups) > 0
 
 
 def test_chip_is_sized_for_the_frozen_weights():

@@ -97,3 +97,48 @@ def test_cli_needs_exactly_one_source(tmp_path, capsys):
     assert "exactly one of --app and --data" in capsys.readouterr().err
     assert main(["train", "--resume", "--out", str(tmp_path / "none")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_stop_mid_epoch_checkpoints_and_resumes_exactly(tmp_path):
+    """Ctrl-C (Trainer.stop) stops after the current step, mid-epoch, with a checkpoint;
+    the resumed run skips the batches already trained and ends bit-identical."""
+    from sw.train import Interrupted
+    a = Trainer(cfg(), tmp_path / "a", quiet=True).fit()
+    t = Trainer(cfg(), tmp_path / "b", quiet=True)
+    per_epoch = -(-len(t.data.train.X) // t.cfg.train.batch)
+    stop_at = per_epoch + per_epoch // 2                      # the middle of epoch 2
+    policy_step = t._policy_step
+
+    def step_then_maybe_stop():
+        policy_step()
+        if t.step == stop_at:
+            t.stop()
+    t._policy_step = step_then_maybe_stop
+    with pytest.raises(Interrupted):
+        t.fit()
+    assert t.epoch == 1 and t.epoch_step == stop_at - per_epoch
+    b = Trainer.resume(tmp_path / "b", quiet=True).fit()
+    for key in ("test_mse", "final_test_mse", "switch_step", "low_param_fraction", "ranks"):
+        assert b[key] == a[key], key
+    ha = json.loads((tmp_path / "a" / "history.json").read_text())
+    hb = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert ha["step_loss"] == hb["step_loss"] and ha["epochs"] == hb["epochs"]
+
+
+def test_stop_file_stops_a_run(tmp_path):
+    """The simulator of an rtl run cannot be reached by a signal handler of the launching
+    process: a STOP file in the run directory does the same."""
+    from sw.train import Interrupted
+    t = Trainer(cfg(), tmp_path, quiet=True)
+    (tmp_path / "STOP").touch()
+    with pytest.raises(Interrupted) as exc:
+        t.fit()
+    assert exc.value.step == 1 and not (tmp_path / "STOP").exists()
+    assert (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_waves_need_the_rtl_backend(tmp_path, capsys):
+    assert main(["train", "--app", "wind", "--out", str(tmp_path), "--waves",
+                 str(tmp_path / "w.fst")]) == 2
+    assert "--waves needs --backend rtl" in capsys.readouterr().err
+    assert not (tmp_path / "checkpoint.pt").exists()

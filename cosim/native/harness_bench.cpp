@@ -25,21 +25,19 @@ int main(int argc, char** argv) {
 
     auto ctx = std::make_unique<VerilatedContext>();
     auto top = std::make_unique<Vcore>(ctx.get());
-    auto advance = [&](uint64_t until) {           // run the timed model to `until` (ps)
-        while (!ctx->gotFinish()) {
+    // The same loop as cocotb's Verilator main: evaluate, then jump to the next time slot
+    // with an event; `stop` says when to return (checked once per time slot).
+    auto run_until = [&](auto stop) {
+        while (!ctx->gotFinish() && !stop()) {
             top->eval();
             if (!top->eventsPending()) break;
-            uint64_t next = top->nextTimeSlot();
-            if (next > until) break;
-            ctx->time(next);
+            ctx->time(top->nextTimeSlot());
         }
-        ctx->time(until);
-        top->eval();
     };
     top->rst = 1; top->start = 0; top->stall = 0; top->seed = 1;
-    advance(20000);
+    run_until([&] { return ctx->time() >= 20000; });
     top->rst = 0;
-    advance(30000);
+    run_until([&] { return ctx->time() >= 30000; });
     double seconds = 0;
     uint64_t cycles = 0, active = 0;
     for (int r = 0; r < repeats; r++) {
@@ -47,8 +45,7 @@ int main(int argc, char** argv) {
         const uint8_t done0 = top->done;
         top->start = !top->start;
         auto t0 = std::chrono::steady_clock::now();
-        uint64_t t = ctx->time();
-        while (top->done == done0 && !ctx->gotFinish()) { t += 100000; advance(t); }
+        run_until([&] { return top->done != done0; });
         seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         cycles += top->cycles;
         active += top->active;
