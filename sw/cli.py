@@ -11,6 +11,8 @@
     hpt quality [--backends torch functional]              # apps x policies x seeds table
     hpt fidelity                                           # ReRAM MVM error vs ADC/cell bits
     hpt bench [--only systolic|reram-tile|chip|host]       # build/bench.json
+    hpt report RUN_DIR [RUN_DIR ...] --out build/report    # HpT vs GPU-only time and energy
+    hpt compare --out build/compare                        # 4 apps x policies, cross-app table
 """
 
 from __future__ import annotations
@@ -177,7 +179,8 @@ def cmd_train(args) -> int:
             TileConfig(rows=args.tile_rows or d.tile.rows, cols=args.tile_cols or d.tile.cols),
             args.tiles)
         train = TrainConfig(epochs=args.epochs, seed=args.seed, backend=args.backend,
-                            batch=args.batch, rtl_sample=args.rtl_sample, check=not args.no_check)
+                            batch=args.batch, rtl_sample=args.rtl_sample, check=not args.no_check,
+                            device=args.device)
         cfg = RunConfig(model=ModelConfig.preset(args.preset), data=data, train=train,
                         policy=PolicyConfig(name=args.policy, k=args.k), hw=hw)
     waves = None
@@ -234,6 +237,52 @@ def cmd_quality(args) -> int:
     return 0
 
 
+def _tech(args) -> dict:
+    """--tech FILE then --set NAME=VALUE pairs (later wins) into one override dict."""
+    from sw.cost import technology
+    tech = {}
+    if args.tech is not None:
+        technology(args.tech)                       # validates the file, naming it
+        tech.update(json.loads(Path(args.tech).read_text()))
+    for item in args.set or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected NAME=VALUE")
+        tech[name.strip()] = value.strip()
+    technology(tech)
+    return tech
+
+
+def cmd_report(args) -> int:
+    from sw.report import report
+    path = report(args.runs, args.out, gpu=args.gpu, tech=_tech(args), dtype=args.dtype,
+                  gpu_specs=args.gpu_specs)
+    print(f"wrote {path} (+ report.json, breakdown.png, loss.png, intrinsic_dim.png, "
+          "reram_wear.png)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from sw.report import compare
+    path = compare(args.out, apps=args.apps, policies=args.policies, epochs=args.epochs,
+                   seed=args.seed, jobs=args.jobs, gpu=args.gpu, tech=_tech(args),
+                   dtype=args.dtype, gpu_specs=args.gpu_specs)
+    print(f"wrote {path}")
+    return 0
+
+
+def _add_cost_args(p: argparse.ArgumentParser) -> None:
+    from sw.report import DEFAULT_GPU
+    p.add_argument("--gpu", default=DEFAULT_GPU, help="GPU of the roofline (sw/gpus.json; "
+                   "default %(default)s)")
+    p.add_argument("--gpu-specs", type=Path, default=None, help="another GPU spec file")
+    p.add_argument("--dtype", default="fp32", help="GPU peak to use (default fp32)")
+    p.add_argument("--tech", type=Path, default=None,
+                   help="JSON {constant: value} overriding technology constants (sw/cost.py)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="override one technology constant (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -274,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=32, help="time steps per minibatch")
+    p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), "
+                   "cpu, cuda; on CUDA the full phase's time and energy are measured")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window", type=int, default=12, help="history steps per station")
     p.add_argument("--steps", type=int, default=None, help="time steps of a built-in app")
@@ -303,6 +354,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("report", help="time and energy: HpT vs GPU-only training, with plots")
+    p.add_argument("runs", nargs="+", type=Path, help="finished run directories (hpt train)")
+    p.add_argument("--out", type=Path, default=Path("build/report"), help="report folder")
+    _add_cost_args(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="train apps x policies (functional), cross-app report")
+    p.add_argument("--apps", nargs="+", default=["swe", "weather", "wind", "epidemic"])
+    p.add_argument("--policies", nargs="+", default=["full", "paper", "intrinsic-dim"])
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=2, help="runs in parallel")
+    p.add_argument("--out", type=Path, default=Path("build/compare"))
+    _add_cost_args(p)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("demo", help="a co-simulated training run of the tiny preset (make demo)")
     p.add_argument("--out", type=Path, default=Path("build/demo"), help="run directory")

@@ -86,6 +86,64 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class GpuMeter:
+    """Measured time (CUDA events) and energy (NVML's total-energy counter, where the
+    driver has one) of the full-parameter phase's steps on a CUDA device; the cost model's
+    roofline is checked against these (``hpt report``). Off on other devices."""
+
+    def __init__(self, device: torch.device):
+        self.on = device.type == "cuda"
+        self.steps, self.seconds, self.joules = 0, 0.0, None
+        self.nvml = self.handle = None
+        self.name = torch.cuda.get_device_name(device) if self.on else None
+        if self.on:
+            try:
+                import pynvml
+                pynvml.nvmlInit()
+                index = device.index if device.index is not None else torch.cuda.current_device()
+                self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+                pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
+                self.nvml, self.joules = pynvml, 0.0
+            except Exception:                # no pynvml, or no energy counter on this GPU
+                self.nvml = None
+
+    def _mj(self) -> int:
+        return self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
+
+    def start(self) -> None:
+        if not self.on:
+            return
+        torch.cuda.synchronize()
+        self._e0 = self._mj() if self.nvml else 0
+        self._ev = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        self._ev[0].record()
+
+    def stop(self) -> None:
+        if not self.on:
+            return
+        self._ev[1].record()
+        torch.cuda.synchronize()
+        self.steps += 1
+        self.seconds += self._ev[0].elapsed_time(self._ev[1]) / 1e3
+        if self.nvml:
+            self.joules += (self._mj() - self._e0) / 1e3
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "seconds": self.seconds, "joules": self.joules}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.steps, self.seconds = d.get("steps", 0), d.get("seconds", 0.0)
+        if self.nvml:
+            self.joules = d.get("joules") or 0.0
+
+    def result(self) -> dict | None:
+        if not self.on:
+            return None
+        return {"device": self.name, "steps": self.steps, "seconds": self.seconds,
+                "joules": self.joules, "what": "full-parameter steps (forward, backward, "
+                "optimizer; the paper policy's LoRA trial included), CUDA events and NVML"}
+
+
 class _Progress:
     """One status line on stderr, rewritten in place (a plain log line when not a TTY)."""
 
@@ -143,6 +201,7 @@ class Trainer:
         self.history = {"step_loss": [], "epochs": [], "policy": []}
         self.best = {"val": math.inf, "state": None, "epoch": None}
         self.phase_time = {"full": 0.0, "low": 0.0}
+        self.gpu_meter = GpuMeter(self.device)
         if cfg.policy.name == "lora":
             self._switch(ranks=[cfg.policy.lora_rank] * cfg.model.layers, program=_program)
         else:
@@ -269,7 +328,12 @@ class Trainer:
                 if i < self.epoch_step:          # trained before an interruption
                     continue
                 t0 = time.perf_counter()
+                metered = self.phase == "full"
+                if metered:
+                    self.gpu_meter.start()
                 loss = self._iteration(X, y)
+                if metered:
+                    self.gpu_meter.stop()
                 self.phase_time[self.phase] += time.perf_counter() - t0
                 self.step += 1
                 self.epoch_step += 1
@@ -337,6 +401,8 @@ class Trainer:
                                          if p.requires_grad) if self.phase == "low" else None),
             "units": "normalised (train mean/std of the target)",
         }
+        if self.gpu_meter.on:
+            metrics["gpu_measured"] = self.gpu_meter.result()
         out = self.run_dir
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (out / "history.json").write_text(json.dumps(
@@ -372,7 +438,7 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         state = {
             "config": self.cfg.to_dict(), "epoch": self.epoch, "step": self.step,
-            "epoch_step": self.epoch_step,
+            "epoch_step": self.epoch_step, "gpu_meter": self.gpu_meter.state_dict(),
             "phase": self.phase, "ranks": self.ranks, "switch_step": self.switch_step,
             "low_steps": self.low_steps, "window": self.window, "history": self.history,
             "model": self.model.state_dict(), "opt": self.opt.state_dict(),
@@ -409,6 +475,7 @@ class Trainer:
         tr.opt.load_state_dict(s["opt"])
         tr.sched.load_state_dict(s["sched"])
         tr.epoch_step = s.get("epoch_step", 0)
+        tr.gpu_meter.load_state_dict(s.get("gpu_meter") or {})
         for k in ("epoch", "step", "ranks", "switch_step", "low_steps", "window", "history",
                   "best", "phase_time"):
             setattr(tr, k, s[k])

@@ -1,0 +1,193 @@
+"""Cost model: unit costs against hand calculations, the systolic cycle model against
+the RTL, and `hpt report` on small runs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hw.reram import TileConfig
+from hw.systolic import SystolicConfig
+from sw import cost
+from sw.cost import (Cost, gpu_kernel_cost, gpu_spec, movement_cost, mvm_cost, program_cost,
+                     systolic_cost, systolic_cycles, technology)
+
+TECH = technology()
+
+
+def test_systolic_cost_by_hand():
+    sa = SystolicConfig(rows=4, cols=4, in_width=8, acc_width=32, k_depth=16)
+    # 5x7 @ 7x6: tm = tn = 2 output tiles each way, tk = 1 K chunk
+    # cycles = tm*tn*(2k + tk*(rows + cols + 1)) + tn*(tm + m) = 4*(14 + 9) + 2*(2 + 5)
+    assert systolic_cycles(sa, 1, 5, 7, 6) == 106
+    c = systolic_cost(sa, TECH, 1, 5, 7, 6)
+    assert c.seconds == pytest.approx(106e-9)
+    # 210 MACs x (0.2 + 0.1) pJ; SRAM bytes: A 35 x 2 column tiles + B 42 x 2 row tiles
+    # (1 byte each) + 30 results x 4 bytes = 274 B x 1.25 pJ
+    assert c.joules == pytest.approx((210 * 0.3 + 274 * 1.25) * 1e-12)
+    # 16-bit operands: the multiplier costs (16/8)^2 = 4x
+    sa16 = SystolicConfig(rows=4, cols=4, in_width=16, acc_width=32, k_depth=16)
+    c16 = systolic_cost(sa16, TECH, 3, 5, 7, 6)
+    assert c16.joules == pytest.approx(3 * (210 * (0.8 + 0.1) + (2 * 154 + 120) * 1.25) * 1e-12)
+    assert c16.seconds == pytest.approx(3 * 106e-9)
+
+
+def test_reram_costs_by_hand():
+    t = TileConfig(rows=128, cols=128, cell_bits=2, weight_bits=8, input_bits=8, dac_bits=1,
+                   adc_bits=8, verify_iters=8)
+    assert (t.input_steps, t.slices) == (8, 4)
+    c = mvm_cost(t, TECH, vectors=10, tiles=2)
+    # per vector and tile: 8 steps x 4 slices = 32 crossbar reads, each driving 128 DACs,
+    # and 32 x 128 = 4096 conversions (ADC + shift-add)
+    per = 32 * (30 + 128 * 0.39) + 4096 * (1.5625 + 0.04)
+    assert c.joules == pytest.approx(10 * 2 * per * 1e-12)
+    # 8 steps of max(100 ns read, 128 conversions / 1.28 GS/s = 100 ns) per vector
+    assert c.seconds == pytest.approx(10 * 8 * 100e-9)
+    # one more ADC bit doubles the conversion energy (Walden scaling)
+    t9 = TileConfig(rows=128, cols=128, adc_bits=9, verify_iters=8)
+    per9 = 32 * (30 + 128 * 0.39) + 4096 * (2 * 1.5625 + 0.04)
+    assert mvm_cost(t9, TECH, 1, 1).joules == pytest.approx(per9 * 1e-12)
+    # a slower ADC paces the step instead of the crossbar read
+    slow = technology({"adc_rate_hz": 0.64e9})
+    assert mvm_cost(t, slow, 1, 1).seconds == pytest.approx(8 * 200e-9)
+    # programming: 128 rows x 8 write-verify rounds of (10 ns pulse + 100 ns verify read)
+    p = program_cost(t, TECH, rows=128, pulses=1000)
+    assert p.seconds == pytest.approx(128 * 8 * 110e-9)
+    assert p.joules == pytest.approx((1000 * 6.7 + 128 * 8 * 30) * 1e-12)
+    two = technology({"reram_replication": 2})
+    assert mvm_cost(t, two, 10, 2).seconds == pytest.approx(c.seconds / 2)
+    assert program_cost(t, two, 128, 1000).joules == pytest.approx(2 * p.joules)
+
+
+def test_movement_and_gpu_by_hand():
+    m = movement_cost(TECH, 1e6)
+    assert m.seconds == pytest.approx(1e6 / 32e9) and m.joules == pytest.approx(1e6 * 162.5e-12)
+    a100 = gpu_spec("A100-SXM4-80GB")
+    # compute-bound kernel: 19.5 GFLOP at 19.5 TFLOP/s = 1 ms, plus a 5 us launch; power
+    # idle 60 W + 340 W x (1 ms busy / 1.005 ms)
+    k = gpu_kernel_cost(a100, TECH, flops=19.5e9, nbytes=1e3)
+    assert k.seconds == pytest.approx(1e-3 + 5e-6)
+    assert k.joules == pytest.approx(k.seconds * (60 + 340 * 1e-3 / (1e-3 + 5e-6)))
+    # memory-bound: 2.039 GB at 2039 GB/s = 1 ms
+    assert gpu_kernel_cost(a100, TECH, 1.0, 2.039e9).seconds == pytest.approx(1e-3 + 5e-6)
+    # an empty kernel is all launch, at idle power
+    e = gpu_kernel_cost(a100, TECH, 0, 0)
+    assert e.joules == pytest.approx(5e-6 * 60)
+    with pytest.raises(ValueError, match="no peak for dtype 'int4'"):
+        gpu_kernel_cost(a100, TECH, 1, 1, dtype="int4")
+    assert (Cost(1, 2) + Cost(3, 4)).to_dict() == {"seconds": 4, "joules": 6}
+
+
+def test_constants_have_sources_and_overrides_are_checked(tmp_path):
+    for name, c in cost.TECH.items():
+        assert c.source and c.unit is not None, name
+    assert technology({"e_adc_pj": "3"})["e_adc_pj"] == 3.0
+    with pytest.raises(ValueError, match="unknown technology constant 'e_adc'"):
+        technology({"e_adc": 1})
+    with pytest.raises(ValueError, match="'xbar_read_s' must be a number"):
+        technology({"xbar_read_s": "fast"})
+    with pytest.raises(ValueError, match="must be finite and >= 0"):
+        technology({"xbar_read_s": -1})
+    bad = tmp_path / "tech.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="tech.json: cannot read technology overrides"):
+        technology(bad)
+    with pytest.raises(ValueError, match="unknown GPU 'B200'"):
+        gpu_spec("B200")
+
+
+# ---- the cycle model against the RTL --------------------------------------------------------
+CYCLE_CONFIGS = [SystolicConfig(rows=r, cols=c, in_width=w, k_depth=d)
+                 for (r, c, d, w) in [(2, 3, 8, 8), (3, 5, 7, 16), (4, 4, 16, 8), (8, 8, 32, 16)]]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("sa", CYCLE_CONFIGS, ids=lambda c: c.name)
+def test_cycle_model_equals_the_rtl(sa, tmp_path):
+    """Random shapes (6 per configuration, 24 in all) co-simulated on the RTL: its active
+    cycles equal the cost model's closed form exactly."""
+    from cosim.sim import build_systolic_sim, run_cocotb
+    rng = np.random.default_rng(sa.rows * 100 + sa.cols)
+    shapes = [[int(rng.integers(1, 3 * sa.rows + 2)), int(rng.integers(1, 3 * sa.k_depth + 2)),
+               int(rng.integers(1, 3 * sa.cols + 2))] for _ in range(6)]
+    out = tmp_path / "cycles.json"
+    tests, failed, log = run_cocotb(build_systolic_sim(sa), "cosim.tb_cycles", name="cycles",
+                                    extra_env={"HPT_SHAPES": json.dumps(shapes),
+                                               "HPT_OUT": str(out)})
+    assert (tests, failed) == (1, 0), log
+    got = json.loads(out.read_text())
+    assert [g["shape"] for g in got] == shapes
+    for g in got:
+        assert g["active"] == systolic_cycles(sa, 1, *g["shape"]), g
+
+
+# ---- profile and report ---------------------------------------------------------------------
+def _runs(tmp_path):
+    from sw.backends import HardwareConfig
+    from sw.data import DataConfig
+    from sw.model import ModelConfig
+    from sw.policy import PolicyConfig
+    from sw.train import RunConfig, TrainConfig, Trainer
+    small = dict(model=ModelConfig(d_model=16, layers=2, heads=2, ffn=16, reduce=8, dropout=0.1),
+                 data=DataConfig(app="wind", steps=200, stations=6, window=4),
+                 hw=HardwareConfig(SystolicConfig(rows=8, cols=8, k_depth=16),
+                                   TileConfig(rows=16, cols=16, write_latency=1)))
+    policies = {"full": PolicyConfig(name="full"),
+                "paper": PolicyConfig(name="paper", k=3, loss_tol=2.0, weight_tol=1.0,
+                                      alpha=1e-12, lora_rank=2),
+                "intrinsic-dim": PolicyConfig(name="intrinsic-dim", k=3, snapshots=4,
+                                              stable_checks=1, loss_tol=2.0, min_rank=1,
+                                              max_rank=4)}
+    dirs = []
+    for name, pol in policies.items():
+        cfg = RunConfig(train=TrainConfig(epochs=5, batch=16, backend="functional",
+                                          lr_step_epochs=2), policy=pol, **small)
+        d = tmp_path / name
+        Trainer(cfg, d, quiet=True).fit()
+        dirs.append(d)
+    return dirs
+
+
+def test_profile_counts_the_gpu_kernels(tmp_path):
+    from sw.cost import profile_step
+    from sw.train import RunConfig
+    d = _runs(tmp_path)[1]
+    cfg = RunConfig.from_dict(json.loads((d / "config.json").read_text()))
+    full = profile_step(cfg, "full")
+    low = profile_step(cfg, "low", [2, 2])
+    f_full, f_low = sum(k["flops"] for k in full), sum(k["flops"] for k in low)
+    # every frozen Q/V product, forward and backward, is in the full step and not in the
+    # low one: at least 2 x (forward + input grad + weight grad) x 16x16 x tokens
+    tokens = cfg.train.batch * cfg.data.stations
+    assert f_full - f_low >= 2 * cfg.model.layers * 3 * 2 * 16 * 16 * tokens
+    assert 0 < f_low < f_full and len(low) > 0
+    assert all(k["bytes"] > 0 for k in full)
+
+
+def test_report_writes_every_file_and_consistent_numbers(tmp_path):
+    from sw.cli import main
+    dirs = _runs(tmp_path)
+    out = tmp_path / "report"
+    assert main(["report", *map(str, dirs), "--out", str(out), "--set", "e_adc_pj=2"]) == 0
+    for f in ("report.md", "report.json", "breakdown.png", "loss.png", "intrinsic_dim.png",
+              "reram_wear.png"):
+        assert (out / f).is_file() and (out / f).stat().st_size > 0, f
+    doc = json.loads((out / "report.json").read_text())
+    cases = {c["case"]: c for c in doc["cases"]}
+    assert set(cases) == {"gpu-only", "hpt-paper", "hpt-intrinsic-dim"}
+    assert doc["assumptions"]["technology"]["e_adc_pj"] == {
+        **doc["assumptions"]["technology"]["e_adc_pj"], "value": 2.0, "overridden": True}
+    for run in doc["runs"]:
+        parts = sum(b["seconds"] for b in run["breakdown"]) - run["overlap_s"]
+        assert run["hpt"]["seconds"] == pytest.approx(parts)
+        assert run["gpu_only"]["seconds"] == pytest.approx(
+            run["gpu_full_step"]["seconds"] * run["total_steps"])
+        if run["policy"] != "full":
+            assert run["switch_step"] is not None
+            assert run["overlap_s"] > 0            # concurrent groups were recorded
+            c = cases[f"hpt-{run['policy']}"]
+            assert c["speedup"] == pytest.approx(cases["gpu-only"]["seconds"] / c["seconds"])
+    assert doc["reram_wear"]["hpt_max_pulses_per_cell"] >= 1
+    md = (out / "report.md").read_text()
+    assert "A100-SXM4-80GB" in md and "Shafiee" in md and "Horowitz" in md
+    assert main(["report", str(tmp_path / "nope"), "--out", str(out)]) == 2
