@@ -274,17 +274,26 @@ def _write_md(path: Path, doc: dict) -> None:
                           + (f", low {c['gpu_low_step']['kernels']} kernels "
                              f"{c['gpu_low_step']['flops'] / 1e6:.0f} MFLOP"
                              if "gpu_low_step" in c else "") for c in doc["runs"])]
-    measured = [c for c in doc["runs"] if c.get("gpu_measured")]
+    measured = [c for c in doc["runs"] if c.get("calibrated")]
     if measured:
-        lines += ["", "Measured on the GPU (CUDA events, NVML energy) vs the roofline model:"]
+        lines += ["", "### Calibrated on the GPU", "",
+                  "Runs trained on CUDA measured their full-parameter steps (CUDA events, NVML "
+                  "energy). Below, every GPU share is scaled by measured / modelled; the "
+                  "accelerator shares are unchanged.", "",
+                  "| run | measured ms/step | modelled ms/step | measured J/step | modelled "
+                  "J/step | GPU-only (s, J) | HpT (s, J) | speedup | energy reduction |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for c in measured:
-            gm = c["gpu_measured"]
-            lines.append(f"- {c['app']}/{c['policy']}: {gm['steps']} full steps "
-                         f"{gm['seconds'] / gm['steps'] * 1e3:.3f} ms/step measured, "
-                         f"{c['gpu_full_step']['seconds'] * 1e3:.3f} ms modelled; "
-                         + (f"{gm['joules'] / gm['steps']:.4f} J/step measured, "
-                            if gm.get("joules") is not None else "no NVML energy, ")
-                         + f"{c['gpu_full_step']['joules']:.4f} J modelled ({gm['device']})")
+            gm, cal, fs = c["gpu_measured"], c["calibrated"], c["gpu_full_step"]
+            mj = (f"{gm['joules'] / gm['steps']:.4g}" if gm.get("joules") is not None
+                  else "n/a")
+            lines.append(
+                f"| {c['app']}/{c['policy']} ({gm['device']}) | "
+                f"{gm['seconds'] / gm['steps'] * 1e3:.3f} | {fs['seconds'] * 1e3:.3f} | {mj} | "
+                f"{fs['joules']:.4g} | {cal['gpu_only']['seconds']:.4g}, "
+                f"{cal['gpu_only']['joules']:.4g} | {cal['hpt']['seconds']:.4g}, "
+                f"{cal['hpt']['joules']:.4g} | {cal['speedup']:.2f}x | "
+                f"{cal['energy_reduction']:.2f}x |")
     lines += ["", "## Training curves", "", "![loss](loss.png)", "",
               "![intrinsic dimension](intrinsic_dim.png)", ""]
     w = doc["reram_wear"]
@@ -303,7 +312,7 @@ def _write_md(path: Path, doc: dict) -> None:
         lines.append(f"| {k} | {t['value']:.4g}{' (overridden)' if t['overridden'] else ''} | "
                      f"{t['unit']} | {t['source']} |")
     lines += ["", f"GPU {g['name']}: peak {g['peak_flops']} FLOP/s, {g['mem_bw']:.3g} B/s, "
-              f"{g['idle_w']}-{g['power_w']} W.", "",
+              f"{g['floor_w']}-{g['power_w']} W (floor: {g.get('floor_source', 'n/a')}).", "",
               "All numbers are also in report.json."]
     path.write_text("\n".join(lines) + "\n")
 

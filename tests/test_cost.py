@@ -63,16 +63,16 @@ def test_movement_and_gpu_by_hand():
     m = movement_cost(TECH, 1e6)
     assert m.seconds == pytest.approx(1e6 / 32e9) and m.joules == pytest.approx(1e6 * 162.5e-12)
     a100 = gpu_spec("A100-SXM4-80GB")
-    # compute-bound kernel: 19.5 GFLOP at 19.5 TFLOP/s = 1 ms, plus a 5 us launch; power
-    # idle 60 W + 340 W x (1 ms busy / 1.005 ms)
+    # compute-bound kernel: 19.5 GFLOP at 19.5 TFLOP/s = 1 ms, plus 50 us per op; power
+    # floor 110 W + 290 W x (1 ms busy / 1.05 ms)
     k = gpu_kernel_cost(a100, TECH, flops=19.5e9, nbytes=1e3)
-    assert k.seconds == pytest.approx(1e-3 + 5e-6)
-    assert k.joules == pytest.approx(k.seconds * (60 + 340 * 1e-3 / (1e-3 + 5e-6)))
+    assert k.seconds == pytest.approx(1e-3 + 50e-6)
+    assert k.joules == pytest.approx(k.seconds * (110 + 290 * 1e-3 / (1e-3 + 50e-6)))
     # memory-bound: 2.039 GB at 2039 GB/s = 1 ms
-    assert gpu_kernel_cost(a100, TECH, 1.0, 2.039e9).seconds == pytest.approx(1e-3 + 5e-6)
-    # an empty kernel is all launch, at idle power
+    assert gpu_kernel_cost(a100, TECH, 1.0, 2.039e9).seconds == pytest.approx(1e-3 + 50e-6)
+    # an empty kernel is all overhead, at the floor power
     e = gpu_kernel_cost(a100, TECH, 0, 0)
-    assert e.joules == pytest.approx(5e-6 * 60)
+    assert e.joules == pytest.approx(50e-6 * 110)
     with pytest.raises(ValueError, match="no peak for dtype 'int4'"):
         gpu_kernel_cost(a100, TECH, 1, 1, dtype="int4")
     assert (Cost(1, 2) + Cost(3, 4)).to_dict() == {"seconds": 4, "joules": 6}
@@ -167,6 +167,10 @@ def test_profile_counts_the_gpu_kernels(tmp_path):
 def test_report_writes_every_file_and_consistent_numbers(tmp_path):
     from sw.cli import main
     dirs = _runs(tmp_path)
+    # as if the full run had trained on CUDA: 10 measured steps of 5 ms and 2 J
+    m = json.loads((dirs[0] / "metrics.json").read_text())
+    m["gpu_measured"] = {"device": "test", "steps": 10, "seconds": 0.05, "joules": 20.0}
+    (dirs[0] / "metrics.json").write_text(json.dumps(m))
     out = tmp_path / "report"
     assert main(["report", *map(str, dirs), "--out", str(out), "--set", "e_adc_pj=2"]) == 0
     for f in ("report.md", "report.json", "breakdown.png", "loss.png", "intrinsic_dim.png",
@@ -187,6 +191,10 @@ def test_report_writes_every_file_and_consistent_numbers(tmp_path):
             assert run["overlap_s"] > 0            # concurrent groups were recorded
             c = cases[f"hpt-{run['policy']}"]
             assert c["speedup"] == pytest.approx(cases["gpu-only"]["seconds"] / c["seconds"])
+    cal = doc["runs"][0]["calibrated"]
+    assert cal["gpu_only"]["seconds"] == pytest.approx(0.005 * doc["runs"][0]["total_steps"])
+    assert cal["gpu_only"]["joules"] == pytest.approx(2.0 * doc["runs"][0]["total_steps"])
+    assert "Calibrated on the GPU" in (out / "report.md").read_text()
     assert doc["reram_wear"]["hpt_max_pulses_per_cell"] >= 1
     md = (out / "report.md").read_text()
     assert "A100-SXM4-80GB" in md and "Shafiee" in md and "Horowitz" in md
