@@ -218,6 +218,15 @@ def cmd_demo(args) -> int:
     cfg = demo_config()
     m = cotrain(cfg, args.out, quiet=args.quiet)
     report = write_report(args.out, wall_s=time.perf_counter() - t0)
+    from sw.report import DEFAULT_GPU, report as cost_report
+    cost = cost_report([args.out], args.out / "cost")
+    case = [c for c in json.loads((cost.parent / "report.json").read_text())["cases"]
+            if c["case"] != "gpu-only"][0]
+    with open(report, "a") as f:
+        f.write(f"\nTime and energy of this run against GPU-only full training "
+                f"(`hpt report`, cost model, {DEFAULT_GPU} roofline): "
+                f"speedup {case['speedup']:.2f}x, energy reduction {case['energy_reduction']:.2f}x"
+                f" -- see cost/report.md for the breakdown and assumptions.\n")
     print(report.read_text())
     print(f"wrote {report}")
     return 0 if m is not None else 1

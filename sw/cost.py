@@ -363,6 +363,26 @@ def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low") -> d
     return {"units": units, "overlap_s": overlap_s, "issues": issues}
 
 
+def rtl_check(trace: list[dict]) -> dict | None:
+    """For a co-simulated run: the systolic core's RTL cycles against the closed form the
+    cost model uses (standalone products: RTL cycles less one harness cycle per run;
+    concurrent groups: the core's active cycles)."""
+    rtl = model = 0
+    seen = False
+    for r in trace:
+        if r["unit"] == "systolic" and "rtl_cycles" in r:
+            rtl += r["rtl_cycles"] - r["rtl_runs"]
+            model += r["cycles_model"]
+            seen = True
+        elif r["unit"] == "chip" and "rtl_systolic_active" in r:
+            rtl += r["rtl_systolic_active"]
+            model += r["systolic_model"]
+            seen = True
+    if not seen:
+        return None
+    return {"systolic_rtl_cycles": rtl, "systolic_model_cycles": model, "equal": rtl == model}
+
+
 def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32") -> dict:
     """Time and energy of a run as executed (HpT: GPU full phase, the switch, the hybrid
     low phase) and of GPU-only full-parameter training of the same number of steps.
@@ -412,6 +432,9 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32") -> dict
         speedup=gpu_only.seconds / hpt.seconds if hpt.seconds else None,
         energy_reduction=gpu_only.joules / hpt.joules if hpt.joules else None,
         breakdown=[{"phase": p, "unit": u, **c.to_dict()} for (p, u), c in breakdown.items()])
+    rtl = rtl_check(trace)
+    if rtl is not None:
+        out["rtl_check"] = rtl
     gm = m.get("gpu_measured")
     if gm and gm.get("steps"):
         # calibrated: every GPU share scaled by measured / modelled (time, and energy

@@ -274,6 +274,12 @@ def _write_md(path: Path, doc: dict) -> None:
                           + (f", low {c['gpu_low_step']['kernels']} kernels "
                              f"{c['gpu_low_step']['flops'] / 1e6:.0f} MFLOP"
                              if "gpu_low_step" in c else "") for c in doc["runs"])]
+    checked = [c for c in doc["runs"] if c.get("rtl_check")]
+    for c in checked:
+        r = c["rtl_check"]
+        lines += ["", f"RTL check ({c['app']}/{c['policy']}, co-simulated): the systolic core "
+                  f"ran {r['systolic_rtl_cycles']:,} cycles on the RTL, the cycle model says "
+                  f"{r['systolic_model_cycles']:,} ({'equal' if r['equal'] else 'DIFFERENT'})."]
     measured = [c for c in doc["runs"] if c.get("calibrated")]
     if measured:
         lines += ["", "### Calibrated on the GPU", "",
