@@ -280,6 +280,13 @@ class RtlDevice(IntDevice):
         return out
 
 
+def _counters(state):
+    """Every tile's counter dict in a FunctionalDevice state (key -> grid of dicts)."""
+    for grid in (state or {}).values():
+        for line in grid:
+            yield from line
+
+
 class OpMismatch(RuntimeError):
     """The RTL and the functional model disagree on an op."""
 
@@ -333,8 +340,14 @@ class CheckedDevice(IntDevice):
         return self.ref.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        # the reference follows the checkpoint; the RTL starts fresh in a new simulation
-        # (exact only without read noise, whose salts count the tile's conversions)
+        # the reference follows the checkpoint; the RTL starts fresh in a new simulation,
+        # which is exact only without read noise (its salts count the tile's conversions,
+        # and the RTL tiles' counters cannot be set)
+        if self.ref.hw.tile.read_noise and any(
+                c.get("noise_ctr", 0) for c in _counters(state)):
+            raise ValueError("cannot resume a co-simulated run with read noise: the RTL "
+                             "tiles' noise counters cannot be restored (restart the run; "
+                             "without read noise a resumed run is exact)")
         self.ref.load_state_dict(state)
 
     def _count(self, name, on_rtl):

@@ -70,9 +70,11 @@ def _plot_breakdown(costs, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    bars = []
-    for c in costs:
-        bars.append((f"{c['app']}\nGPU-only", [("full", "gpu", c["gpu_only"])]))
+    bars, seen = [], set()
+    for c in costs:                  # one GPU-only bar per app, then its HpT runs
+        if c["app"] not in seen:
+            seen.add(c["app"])
+            bars.append((f"{c['app']}\nGPU-only", [("full", "gpu", c["gpu_only"])]))
         bars.append((f"{c['app']}\n{c['policy']}",
                      [(b["phase"], b["unit"], b) for b in c["breakdown"]]))
     keys = sorted({(p, u) for _, segs_ in bars for p, u, _ in segs_})
@@ -86,7 +88,7 @@ def _plot_breakdown(costs, path):
         ax.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=7)
         ax.set_ylabel(f"{what} ({unit})")
         ax.set_title(f"training {'time' if what == 'seconds' else 'energy'} by phase and unit")
-    axes[1].legend(fontsize=7)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -157,7 +159,11 @@ def _plot_wear(wear, steps, endurance, path) -> dict:
              "full_on_reram_mean_pulses_per_cell": float(full.mean()),
              "endurance": endurance, "full_steps_assumed": steps,
              "hpt_endurance_used": float(once.max() / endurance),
-             "full_on_reram_endurance_used": float(full.max() / endurance)}
+             "full_on_reram_endurance_used": float(full.max() / endurance),
+             # every update re-programmed like the first write (upper bound), or one pulse
+             # per cell per update (lower bound: any changed weight needs a pulse)
+             "full_on_reram_updates_to_wear_out": [int(endurance // once.max()),
+                                                   int(endurance)]}
     t0 = wear["tiles"][0]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     norm = LogNorm(vmin=1, vmax=max(endurance, full.max()))
@@ -215,13 +221,15 @@ def report(run_dirs, out: Path, *, gpu: str = DEFAULT_GPU, tech=None, dtype: str
                           "test_mse": c["test_mse"], "switch_step": c["switch_step"],
                           "steps": c["total_steps"], "run": c["run"]})
 
-    hpt_costs = [c for c in costs if c["policy"] != "full"] or costs
+    order = {a: i for i, a in enumerate(apps)}
+    hpt_costs = sorted([c for c in costs if c["policy"] != "full"] or costs,
+                       key=lambda c: order[c["app"]])
     _plot_breakdown(hpt_costs, out / "breakdown.png")
     names = [f"{c['app']}/{c['policy']}" for c in costs]
     _plot_losses(list(zip(names, histories, metrics)), out / "loss.png")
     _plot_intrinsic_dim(list(zip(names, histories, metrics)), out / "intrinsic_dim.png")
-    wear_stats = None
-    for c, d in zip(costs, run_dirs):
+    wear_stats = None                          # an HpT run's weights first
+    for c, d in sorted(zip(costs, run_dirs), key=lambda cd: cd[0]["switch_step"] is None):
         wear = reram_wear(d)
         if wear is not None:
             wear_stats = {"run": str(d), **_plot_wear(wear, c["total_steps"],
@@ -310,8 +318,12 @@ def _write_md(path: Path, doc: dict) -> None:
                   f"{w['endurance']:.0e}). Training the same weights full-parameter on ReRAM "
                   f"({w['full_steps_assumed']} updates) needs up to "
                   f"{w['full_on_reram_max_pulses_per_cell']:,} pulses per cell: "
-                  f"{w['full_on_reram_endurance_used']:.2f}x the endurance "
-                  f"(run {w['run']}).", ""]
+                  f"{w['full_on_reram_endurance_used']:.2g}x the endurance "
+                  f"(run {w['run']}; every update assumed to re-program each cell as the "
+                  f"first write did). Full-parameter training on ReRAM wears the cells out "
+                  f"after {w['full_on_reram_updates_to_wear_out'][0]:,} updates (at least one "
+                  f"pulse per cell per update: {w['full_on_reram_updates_to_wear_out'][1]:,}); "
+                  f"HpT programs once per training run.", ""]
     lines += ["## Assumptions", "", a["scope"] + ".", "",
               "| constant | value | unit | source |", "|---|---|---|---|"]
     for k, t in a["technology"].items():

@@ -121,3 +121,15 @@ def test_checked_device_samples_checks_and_stops_at_the_first_difference():
     with pytest.raises(ValueError, match="read_noise"):
         noisy = HardwareConfig(hw.systolic, TileConfig(rows=4, cols=4, read_noise=1))
         CheckedDevice(Stand_in(), FunctionalDevice(noisy), sample=0.5)
+    # resuming: the reference takes the checkpoint's tile counters; the RTL's noise
+    # counters cannot follow, so a noisy run refuses to resume instead of mismatching
+    ref = FunctionalDevice(noisy)
+    ref.program("w", np.ones((4, 4), np.int64))
+    ref.mvm("w", np.ones((2, 4), np.int64), False)
+    with pytest.raises(ValueError, match="cannot resume a co-simulated run with read noise"):
+        CheckedDevice(Stand_in(), FunctionalDevice(noisy)).load_state_dict(ref.state_dict())
+    quiet = FunctionalDevice(hw)
+    quiet.program("w", np.ones((4, 4), np.int64))
+    dev = CheckedDevice(Stand_in(), FunctionalDevice(hw))
+    dev.ref.program("w", np.ones((4, 4), np.int64))
+    dev.load_state_dict(quiet.state_dict())
