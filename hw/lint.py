@@ -26,14 +26,15 @@ class LintError(RuntimeError):
     """Verilator lint found warnings outside the waiver list."""
 
 
-def lint(v_path: Path, top: str | None = None) -> str:
-    """Lint ``v_path``; return Verilator's output, or raise :class:`LintError`."""
+def lint(v_path: Path, top: str | None = None, extra=()) -> str:
+    """Lint ``v_path`` (with the modules it instantiates in ``extra``); return Verilator's
+    output, or raise :class:`LintError`."""
     check_verilator()
     v_path = Path(v_path)
     if not v_path.is_file():
         raise ToolchainError(f"no Verilog file at {v_path}")
     cmd = [verilator_exe(), "--lint-only", "-Wall", *(f"-Wno-{w}" for w in WAIVERS),
-           str(v_path)]
+           str(v_path), *map(str, extra)]
     if top:
         cmd[1:1] = ["--top-module", top]
     res = subprocess.run(cmd, env=verilator_env(), capture_output=True, text=True)

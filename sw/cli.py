@@ -2,6 +2,7 @@
 
     hpt verilog systolic --rows 16 --cols 16 --in-width 8 --out build/verilog [--lint]
     hpt verilog reram-tile --rows 128 --cols 128 --cell-bits 2 --adc-bits 8 --out build/verilog
+    hpt verilog chip --sa-rows 16 --sa-cols 16 --tiles 4 --tile-rows 64 --tile-cols 64 --ideal
     hpt sim systolic --rows 4 --cols 4 --in-width 8      # cocotb testbench under Verilator
     hpt sim reram-tile --rows 8 --cols 3 --ideal
     hpt train --app wind --policy paper --backend functional --out build/runs/wind
@@ -71,6 +72,52 @@ def _tile_config(args):
     cfg = TileConfig(**{field: getattr(args, flag.replace("-", "_"))
                         for flag, field in TILE_FLAGS.items()})
     return cfg.ideal() if args.ideal else cfg
+
+
+def _add_chip_args(p: argparse.ArgumentParser) -> None:
+    import dataclasses
+
+    from hw.reram import TileConfig
+    from hw.systolic import SystolicConfig
+    d = SystolicConfig()
+    for flag, field in (("rows", "rows"), ("cols", "cols"), ("in-width", "in_width"),
+                        ("k-depth", "k_depth")):
+        p.add_argument(f"--sa-{flag}", type=int, default=getattr(d, field),
+                       help=f"systolic SystolicConfig.{field} (default %(default)s)")
+    p.add_argument("--sa-acc-width", type=int, default=None,
+                   help="systolic accumulator width (default 2*in-width+16, at most 64)")
+    defaults = {f.name: f.default for f in dataclasses.fields(TileConfig)}
+    for flag, field in TILE_FLAGS.items():
+        p.add_argument(f"--tile-{flag}", type=int, default=defaults[field],
+                       help=f"every tile's TileConfig.{field} (default {defaults[field]}; "
+                            "tile k gets seed + k)" if field == "seed" else
+                       f"every tile's TileConfig.{field} (default {defaults[field]})")
+    p.add_argument("--ideal", action="store_true", help="ideal tiles (see reram-tile --ideal)")
+    p.add_argument("--tiles", type=int, default=4, help="ReRAM tiles K (default %(default)s)")
+
+
+def _chip_config(args):
+    from hw.chip import ChipConfig
+    from hw.reram import TileConfig
+    from hw.systolic import SystolicConfig
+    sa = SystolicConfig(rows=args.sa_rows, cols=args.sa_cols, in_width=args.sa_in_width,
+                        acc_width=args.sa_acc_width, k_depth=args.sa_k_depth)
+    tile = TileConfig(**{field: getattr(args, "tile_" + flag.replace("-", "_"))
+                         for flag, field in TILE_FLAGS.items()})
+    return ChipConfig(sa, tile.ideal() if args.ideal else tile, args.tiles)
+
+
+def cmd_verilog_chip(args) -> int:
+    from hw.chip import generate_chip
+    from hw.lint import lint
+    cfg = _chip_config(args)                  # a bad parameter stops before any file
+    paths = generate_chip(cfg, args.out)
+    for v in paths:
+        print(f"wrote {v}\nwrote {v.with_suffix('.json')}")
+    if args.lint:
+        lint(paths[-1], cfg.name, extra=paths[:-1])
+        print(f"lint: verilator --lint-only -Wall clean for {cfg.name} and its modules")
+    return 0
 
 
 def _block(args):
@@ -304,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", type=Path, default=Path("build/verilog"), help="output directory")
     q.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall")
     q.set_defaults(func=cmd_verilog)
+    q = blocks.add_parser("chip", help="the accelerator: one systolic core + K ReRAM tiles")
+    _add_chip_args(q)
+    q.add_argument("--out", type=Path, default=Path("build/verilog"), help="output directory")
+    q.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall")
+    q.set_defaults(func=cmd_verilog_chip)
     q = blocks.add_parser("reram-tile", help="a ReRAM tile (crossbar, DAC/ADC, controller)")
     _add_tile_args(q)
     q.add_argument("--out", type=Path, default=Path("build/verilog"), help="output directory")

@@ -93,3 +93,19 @@ def test_cli_reram_tile(tmp_path, capsys):
     assert rc == 2
     assert "TileConfig.weight_bits" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_chip(tmp_path, capsys):
+    out = tmp_path / "v"
+    assert main(["verilog", "chip", "--sa-rows", "2", "--sa-cols", "3", "--sa-k-depth", "4",
+                 "--tiles", "2", "--tile-rows", "4", "--tile-cols", "4", "--ideal",
+                 "--out", str(out), "--lint"]) == 0
+    text = capsys.readouterr().out
+    assert "lint: verilator --lint-only -Wall clean for chip_sa2x3_t2x4x4" in text
+    tops = sorted(p.name for p in out.glob("*.v"))
+    assert len(tops) == 3 and any(t.startswith("chip_sa2x3_t2x4x4") for t in tops)
+    top = next(out.glob("chip_*.json"))
+    assert json.loads(top.read_text())["config"]["tiles"] == 2
+    assert main(["verilog", "chip", "--tiles", "8", "--out", str(tmp_path / "bad")]) == 2
+    assert "ChipConfig.tiles must be an integer in [1, 7], not 8" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
