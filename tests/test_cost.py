@@ -122,7 +122,10 @@ def test_cycle_model_equals_the_rtl(sa, tmp_path):
 
 
 # ---- profile and report ---------------------------------------------------------------------
-def _runs(tmp_path):
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A full, a paper and an intrinsic-dim run of a small model (functional backend)."""
+    tmp_path = tmp_path_factory.mktemp("runs")
     from sw.backends import HardwareConfig
     from sw.data import DataConfig
     from sw.model import ModelConfig
@@ -148,10 +151,10 @@ def _runs(tmp_path):
     return dirs
 
 
-def test_profile_counts_the_gpu_kernels(tmp_path):
+def test_profile_counts_the_gpu_kernels(runs):
     from sw.cost import profile_step
     from sw.train import RunConfig
-    d = _runs(tmp_path)[1]
+    d = runs[1]
     cfg = RunConfig.from_dict(json.loads((d / "config.json").read_text()))
     full = profile_step(cfg, "full")
     low = profile_step(cfg, "low", [2, 2])
@@ -164,9 +167,13 @@ def test_profile_counts_the_gpu_kernels(tmp_path):
     assert all(k["bytes"] > 0 for k in full)
 
 
-def test_report_writes_every_file_and_consistent_numbers(tmp_path):
+def test_report_writes_every_file_and_consistent_numbers(runs, tmp_path):
+    import shutil
+
     from sw.cli import main
-    dirs = _runs(tmp_path)
+    dirs = [tmp_path / d.name for d in runs]
+    for src, dst in zip(runs, dirs):
+        shutil.copytree(src, dst)
     # as if the full run had trained on CUDA: 10 measured steps of 5 ms and 2 J
     m = json.loads((dirs[0] / "metrics.json").read_text())
     m["gpu_measured"] = {"device": "test", "steps": 10, "seconds": 0.05, "joules": 20.0}
