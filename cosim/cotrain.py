@@ -164,10 +164,11 @@ def write_report(run_dir: Path, wall_s: float | None = None) -> Path:
         if "rtl_cycles" not in r:
             continue
         key = (r["phase"], r["unit"], r["op"])
-        agg = rows.setdefault(key, {"count": 0, "rtl_cycles": 0, "cycles_model": 0})
+        agg = rows.setdefault(key, {"count": 0, "rtl_cycles": 0, "cycles_model": None})
         agg["count"] += r["count"]
         agg["rtl_cycles"] += r["rtl_cycles"]
-        agg["cycles_model"] += r.get("cycles_model", 0)
+        if "cycles_model" in r:
+            agg["cycles_model"] = (agg["cycles_model"] or 0) + r["cycles_model"]
     chip = rtl["chip"]
     lines = [
         f"# Co-simulated training run: {run_dir}", "",
@@ -189,8 +190,9 @@ def write_report(run_dir: Path, wall_s: float | None = None) -> Path:
         + (f", whole command {wall_s:.0f} s" if wall_s is not None else ""), "",
         "| phase | unit | op | count | RTL cycles | cycle model |", "|---|---|---|---|---|---|"]
     for (phase, unit, op), a in sorted(rows.items()):
+        model = "n/a" if a["cycles_model"] is None else f"{a['cycles_model']:,}"
         lines.append(f"| {phase} | {unit} | {op} | {a['count']} | {a['rtl_cycles']:,} | "
-                     f"{a['cycles_model']:,} |")
+                     f"{model} |")
     lines += ["", "RTL cycles include one harness cycle per run (`rtl_runs` in trace.json); "
               "the cycle model is the closed form of each unit (systolic "
               "`SystolicConfig.matmul_cycles`, tile `TileConfig.mvm_latency` per tile).",
