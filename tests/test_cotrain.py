@@ -133,3 +133,29 @@ def test_checked_device_samples_checks_and_stops_at_the_first_difference():
     dev = CheckedDevice(Stand_in(), FunctionalDevice(hw))
     dev.ref.program("w", np.ones((4, 4), np.int64))
     dev.load_state_dict(quiet.state_dict())
+
+
+def test_demo_report_from_run_files(tmp_path):
+    """report.md of a co-simulated run: checks, cycles, and per (phase, unit, op) the RTL
+    cycles next to the cycle model (n/a where the model has none: programming)."""
+    from cosim.cotrain import write_report
+    (tmp_path / "metrics.json").write_text(json.dumps({
+        "switch_step": 3, "total_steps": 8, "low_param_fraction": 0.625, "ranks": [2, 2],
+        "test_mse": 0.5, "best_epoch": 2, "final_test_mse": 0.6}))
+    (tmp_path / "rtl.json").write_text(json.dumps({
+        "op_checks": {"rtl": 7, "checked": 7, "mismatches": 0, "functional_only": 1},
+        "rtl_cycles": 1000, "rtl_sim_seconds": 0.5, "rtl_overlap_cycles": 40,
+        "chip": chip_for(CFG).to_dict(), "build_seconds": 3.0, "simulation_wall_seconds": 4.0}))
+    (tmp_path / "trace.json").write_text(json.dumps([
+        {"phase": "low", "unit": "reram", "op": "program", "count": 4, "rtl_cycles": 300},
+        {"phase": "low", "unit": "systolic", "op": "matmul", "count": 2, "rtl_cycles": 102,
+         "cycles_model": 100},
+        {"phase": "low", "unit": "systolic", "op": "matmul", "count": 1, "rtl_cycles": 51,
+         "cycles_model": 50},
+        {"phase": "eval", "unit": "systolic", "op": "matmul", "count": 1, "cycles_model": 50}]))
+    text = write_report(tmp_path, wall_s=9.0).read_text()
+    assert "mismatches: 0" in text and "switch step 3 of 8" in text
+    assert "| low | reram | program | 4 | 300 | n/a |" in text
+    assert "| low | systolic | matmul | 3 | 153 | 150 |" in text
+    assert "eval" not in text.split("| phase |")[1]          # no RTL cycles: not listed
+    assert "2 k cycles/s" in text and "whole command 9 s" in text
