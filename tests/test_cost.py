@@ -206,3 +206,14 @@ def test_report_writes_every_file_and_consistent_numbers(runs, tmp_path):
     md = (out / "report.md").read_text()
     assert "A100-SXM4-80GB" in md and "Shafiee" in md and "Horowitz" in md
     assert main(["report", str(tmp_path / "nope"), "--out", str(out)]) == 2
+
+
+def test_compare_trains_apps_and_policies_then_reports(tmp_path, capsys):
+    from sw.cli import main
+    assert main(["compare", "--apps", "wind", "--policies", "full", "paper", "--epochs", "1",
+                 "--jobs", "1", "--out", str(tmp_path)]) == 0
+    for d in ("wind_full_functional_s0", "wind_paper_functional_s0"):
+        assert (tmp_path / d / "metrics.json").is_file(), d
+    doc = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [c["case"] for c in doc["cases"]] == ["gpu-only", "hpt-paper"]
+    assert "wrote" in capsys.readouterr().out
