@@ -220,9 +220,10 @@ def gpu_kernel_cost(spec: dict, tech: dict, flops: float, nbytes: float,
 # ---- GPU kernels of one training step ------------------------------------------------------
 def profile_step(run_cfg, phase: str, ranks=None) -> list[dict]:
     """Kernels of one training step (forward, backward, optimizer) of ``run_cfg``'s model
-    in ``phase`` ("full", or "low" with LoRA ``ranks``): ``{"op", "flops", "bytes"}`` per
-    dispatched kernel (views launch nothing and are left out). In the low phase the
-    offloaded products (:mod:`sw.hybrid`) are not GPU kernels and are left out."""
+    in ``phase`` ("full"; "low" with LoRA ``ranks``; "trial": the paper policy's LoRA copy,
+    all on the GPU): ``{"op", "flops", "bytes"}`` per dispatched kernel (views launch
+    nothing and are left out). In the low phase the offloaded products
+    (:mod:`sw.hybrid`) are not GPU kernels and are left out."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
     from torch.utils.flop_counter import flop_registry
@@ -284,9 +285,10 @@ def profile_step(run_cfg, phase: str, ranks=None) -> list[dict]:
     torch.manual_seed(0)
     data = load(run_cfg.data)
     model = SpatialTransformer(run_cfg.model, data.n_features)
-    if phase == "low":
+    if phase in ("low", "trial"):
         apply_lora(model, dict(enumerate(ranks)), alpha=run_cfg.policy.lora_alpha,
                    dropout=run_cfg.policy.lora_dropout)
+    if phase == "low":
         set_backend(model, Offloaded(run_cfg.hw))
     params = [p for p in model.parameters() if p.requires_grad]
     # foreach: the multi-tensor kernels PyTorch uses on CUDA by default
@@ -405,6 +407,15 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32") -> dict
                              "bytes": sum(k["bytes"] for k in full_k)}}
     gpu_only = full_step.scaled(total)
     breakdown = {("full", "gpu"): full_step.scaled(switch)}
+    # the paper policy trains a LoRA copy beside the full model for k steps per trial
+    hist = run_dir / "history.json"
+    trials = [e for e in (json.loads(hist.read_text()).get("policy", []) if hist.is_file()
+                          else []) if "trial" in e]
+    out["trial_steps"] = len(trials) * cfg.policy.k
+    if trials:
+        ranks = m["ranks"] or [cfg.policy.lora_rank] * cfg.model.layers
+        trial_step = gpu_step_cost(profile_step(cfg, "trial", ranks), spec, tech, dtype)
+        breakdown[("full", "gpu LoRA trial")] = trial_step.scaled(out["trial_steps"])
     if low_steps > 0 or m["switch_step"] is not None:
         low_k = profile_step(cfg, "low", m["ranks"])
         low_step = gpu_step_cost(low_k, spec, tech, dtype)
@@ -444,7 +455,7 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32") -> dict
         re = gm["joules"] / gm["steps"] / full_step.joules if gm.get("joules") else 1.0
         cal = Cost()
         for (p, u), c in breakdown.items():
-            cal = cal + (Cost(c.seconds * rt, c.joules * re) if u == "gpu" else c)
+            cal = cal + (Cost(c.seconds * rt, c.joules * re) if u.startswith("gpu") else c)
         cal = Cost(cal.seconds - out["overlap_s"], cal.joules)
         only = Cost(gpu_only.seconds * rt, gpu_only.joules * re)
         out["calibrated"] = {"time_ratio": rt, "energy_ratio": re if gm.get("joules") else None,

@@ -243,8 +243,8 @@ def report(run_dirs, out: Path, *, gpu: str = DEFAULT_GPU, tech=None, dtype: str
                                       "overridden": tech_v[k] != TECH[k].value}
                                   for k in TECH},
                    "scope": "training steps only (evaluation passes left out); the paper "
-                            "policy's LoRA trial steps are not costed; GPU-only = the same "
-                            "number of full-parameter steps on the GPU"}
+                            "policy's LoRA trial steps are costed as LoRA steps on the GPU; "
+                            "GPU-only = the same number of full-parameter steps on the GPU"}
     doc = {"cases": table, "runs": costs, "reram_wear": wear_stats, "assumptions": assumptions}
     (out / "report.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     _write_md(out / "report.md", doc)

@@ -193,6 +193,10 @@ def test_report_writes_every_file_and_consistent_numbers(runs, tmp_path):
         assert run["hpt"]["seconds"] == pytest.approx(parts)
         assert run["gpu_only"]["seconds"] == pytest.approx(
             run["gpu_full_step"]["seconds"] * run["total_steps"])
+        if run["policy"] == "paper":          # its LoRA trial ran k steps per trial
+            assert run["trial_steps"] > 0 and run["trial_steps"] % 3 == 0
+            assert any(b["unit"] == "gpu LoRA trial" and b["seconds"] > 0
+                       for b in run["breakdown"])
         if run["policy"] != "full":
             assert run["switch_step"] is not None
             assert run["overlap_s"] > 0            # concurrent groups were recorded
