@@ -166,7 +166,7 @@ class RtlDevice(IntDevice):
         run: the systolic core works through the products while the tiles run the MVMs.
         Falls back to one run per call when the group does not fit one run."""
         cfg = self.cfg.systolic
-        steps, tile_ops, plans, words = [], {}, [], 0
+        steps, tile_ops, plans, words, fits = [], {}, [], 0, True
         for c in calls:
             if c[0] == "matmul":
                 A, B, batch = self._batched(c[1], c[2])
@@ -180,7 +180,7 @@ class RtlDevice(IntDevice):
             else:
                 key, X, transpose = c[1], np.asarray(c[2], np.int64), c[3]
                 if len(X) > self._mvm_chunk(key):
-                    words = BUFFER_BUDGET + 1
+                    fits = False
                     break
                 ops, where = self._mvm_ops(key, X, transpose)
                 pos = {}
@@ -189,7 +189,7 @@ class RtlDevice(IntDevice):
                     tile_ops[k].append(op)
                 words += 2 * len(X) * self._vec_words() * len(ops)
                 plans.append(("mvm", len(X), self._mvm_out(key, transpose), where, pos))
-        if words > BUFFER_BUDGET:
+        if not fits or words > BUFFER_BUDGET:
             return [self.matmul(c[1], c[2]) if c[0] == "matmul" else self.mvm(*c[1:])
                     for c in calls]
         r = self._run(steps, tile_ops)
@@ -366,12 +366,15 @@ class CheckedDevice(IntDevice):
             raise OpMismatch(f"{name} {what}: {len(diff)} of {got.size} elements differ; first at "
                              f"{idx}: RTL {int(got[idx])}, functional {int(want[idx])}")
 
-    def _dispatch(self, name, what, run_rtl, run_ref):
+    def _to_rtl(self) -> bool:
+        """Whether the next op (or concurrent group) runs on the RTL: never while the RTL
+        is off (unless read noise needs the tiles' counters), else a seeded draw."""
         if not self.rtl_enabled and not self.ref.hw.tile.read_noise:
-            self.counts.functional += 1
-            self._count(name, False)
-            return run_ref()
-        on_rtl = self.sample >= 1.0 or self.rng.random() < self.sample
+            return False
+        return self.sample >= 1.0 or self.rng.random() < self.sample
+
+    def _dispatch(self, name, what, run_rtl, run_ref):
+        on_rtl = self._to_rtl()
         self._count(name, on_rtl)
         if not on_rtl:
             self.counts.functional += 1
@@ -408,8 +411,7 @@ class CheckedDevice(IntDevice):
             return [self.ref.matmul(c[1], c[2]) if c[0] == "matmul" else self.ref.mvm(*c[1:])
                     for c in calls]
         names = [c[0] if c[0] == "matmul" else ("mvm_t" if c[3] else "mvm") for c in calls]
-        if not self.rtl_enabled and not self.ref.hw.tile.read_noise or \
-                not (self.sample >= 1.0 or self.rng.random() < self.sample):
+        if not self._to_rtl():
             for name in names:
                 self._count(name, False)
             self.counts.functional += len(calls)

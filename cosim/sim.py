@@ -108,13 +108,14 @@ def build_sources_sim(sources: list[Path], name: str, config: dict, spec, *,
 
 #: Verilator's runtime objects: the same for every model built with the same flags, so
 #: they are compiled once and copied into later build directories (make sees them newer
-#: than their sources and skips them), saving most of a small model's build.
+#: than their sources and skips them), saving most of a small model's build. Not
+#: ``waves.o`` or cocotb's ``verilator.o``: they include the model's own headers.
 RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads",
-                   "verilated_timing", "verilated_fst_c", "shim", "waves")
+                   "verilated_timing", "verilated_fst_c", "shim")
 
 
 def _runtime_dir(flags) -> Path:
-    return BUILD_ROOT / "sim" / ".runtime" / digest([HERE / "shim.cpp", HERE / "waves.cpp"],
+    return BUILD_ROOT / "sim" / ".runtime" / digest([HERE / "shim.cpp"],
                                                     {"flags": flags, "cxx": _cxx_version()})
 
 

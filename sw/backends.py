@@ -124,11 +124,18 @@ class Backend:
         self.shapes: dict[str, tuple[int, int]] = {}
 
     # Work each op stands for, recorded the same way for every backend.
-    def _trace_matmul(self, layer, a, b, **extra):
-        m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    def _matmul_dims(self, a, b) -> tuple[int, int, int, int]:
         batch = int(np.prod(a.shape[:-2])) if a.dim() > 2 else 1
+        return batch, a.shape[-2], a.shape[-1], b.shape[-1]
+
+    def _matmul_cycles(self, a, b) -> int:
+        batch, m, k, n = self._matmul_dims(a, b)
+        return batch * self.hw.systolic.matmul_cycles(m, k, n)
+
+    def _trace_matmul(self, layer, a, b, **extra):
+        batch, m, k, n = self._matmul_dims(a, b)
         self.trace.add("systolic", "matmul", layer, (batch, m, k, n), macs=batch * m * k * n,
-                       cycles_model=batch * self.hw.systolic.matmul_cycles(m, k, n), **extra)
+                       cycles_model=self._matmul_cycles(a, b), **extra)
 
     def _tiles(self, key):
         return self.hw.tile_grid(self.shapes[key])
@@ -178,9 +185,7 @@ class Backend:
         sa = tiles = vectors = 0
         for c in calls:
             if c[0] == "matmul":
-                a, b = c[1], c[2]
-                batch = int(np.prod(a.shape[:-2])) if a.dim() > 2 else 1
-                sa += batch * self.hw.systolic.matmul_cycles(a.shape[-2], a.shape[-1], b.shape[-1])
+                sa += self._matmul_cycles(c[1], c[2])
             else:
                 t = self.hw.tile
                 lat = t.mvm_t_latency if c[0] == "mvm_t" else t.mvm_latency
@@ -372,16 +377,25 @@ class QuantizedBackend(Backend):
         take = getattr(self.device, "take_stats", None)
         return take() if take else {}
 
-    def matmul(self, a, b, layer=""):
+    def _quantize_product(self, a, b):
+        """Operands of a systolic product as integer-valued tensors, and the output scale."""
         bits = self.hw.systolic.in_width
-        qa, sa = quantize_values(a, bits)
-        qb, sb = quantize_values(b, bits)
+        (qa, sa), (qb, sb) = quantize_values(a, bits), quantize_values(b, bits)
+        return qa, qb, sa * sb
+
+    def _quantize_mvm(self, key, x):
+        """An MVM's input as integer values, and the output scale (input x weight)."""
+        q, s = quantize_values(x, self.hw.tile.input_bits)
+        return q, s * self.scales[key]
+
+    def matmul(self, a, b, layer=""):
+        qa, qb, scale = self._quantize_product(a, b)
         exact = getattr(self.device, "exact_matmul", None)
         out = exact(qa, qb) if exact else None
         if out is None:
             out = torch.from_numpy(self.device.matmul(_ints(qa), _ints(qb)))
         self._trace_matmul(layer, a, b, **self._device_work())
-        return (out.to(a.dtype) * (sa * sb)).to(a.device)
+        return (out.to(a.dtype) * scale).to(a.device)
 
     def program(self, key, W):
         self.shapes[key] = tuple(W.shape)
@@ -398,14 +412,14 @@ class QuantizedBackend(Backend):
             self.device.load_state_dict(state)
 
     def _mvm(self, key, x, transpose):
-        q, s = quantize_values(x, self.hw.tile.input_bits)
+        q, scale = self._quantize_mvm(key, x)
         exact = getattr(self.device, "exact_mvm", None)
         out = exact(key, q, transpose) if exact else None
         if out is None:
             out = torch.from_numpy(self.device.mvm(key, _ints(q), transpose))
         self._trace_mvm(key, "mvm_t" if transpose else "mvm", x.shape[0], key,
                         **self._device_work())
-        return (out.to(x.dtype) * (s * self.scales[key])).to(x.device)
+        return (out.to(x.dtype) * scale).to(x.device)
 
     def mvm(self, key, x):
         return self._mvm(key, x, False)
@@ -420,14 +434,12 @@ class QuantizedBackend(Backend):
         ints, scales = [], []
         for c in calls:
             if c[0] == "matmul":
-                bits = self.hw.systolic.in_width
-                (qa, sa), (qb, sb) = quantize_values(c[1], bits), quantize_values(c[2], bits)
+                qa, qb, scale = self._quantize_product(c[1], c[2])
                 ints.append(("matmul", _ints(qa), _ints(qb)))
-                scales.append(sa * sb)
             else:
-                q, sx = quantize_values(c[2], self.hw.tile.input_bits)
+                q, scale = self._quantize_mvm(c[1], c[2])
                 ints.append(("mvm", c[1], _ints(q), c[0] == "mvm_t"))
-                scales.append(sx * self.scales[c[1]])
+            scales.append(scale)
         outs = run(ints)
         res = []
         for c, o, scale in zip(calls, outs, scales):
