@@ -116,14 +116,18 @@ def technology(overrides: dict | str | Path | None = None) -> dict[str, float]:
 
 
 def gpu_spec(name: str, path: Path | None = None) -> dict:
-    specs = json.loads(Path(path or GPU_SPECS).read_text())
+    path = Path(path or GPU_SPECS)
+    try:
+        specs = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read GPU specs: {exc}") from None
     if name not in specs or name.startswith("_"):
-        raise ValueError(f"unknown GPU {name!r} in {path or GPU_SPECS}; known: "
+        raise ValueError(f"unknown GPU {name!r} in {path}; known: "
                          + ", ".join(k for k in specs if not k.startswith("_")))
     spec = dict(specs[name], name=name)
     for key in ("peak_flops", "mem_bw", "power_w", "floor_w"):
         if key not in spec:
-            raise ValueError(f"GPU {name!r} in {path or GPU_SPECS} has no {key!r}")
+            raise ValueError(f"GPU {name!r} in {path} has no {key!r}")
     return spec
 
 

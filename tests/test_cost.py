@@ -94,6 +94,13 @@ def test_constants_have_sources_and_overrides_are_checked(tmp_path):
         technology(bad)
     with pytest.raises(ValueError, match="unknown GPU 'B200'"):
         gpu_spec("B200")
+    specs = tmp_path / "gpus.json"
+    specs.write_text('{"X": {"peak_flops": {}}')
+    with pytest.raises(ValueError, match="gpus.json: cannot read GPU specs"):
+        gpu_spec("X", specs)
+    specs.write_text('{"X": {"peak_flops": {}, "mem_bw": 1}}')
+    with pytest.raises(ValueError, match="GPU 'X' in .*gpus.json has no 'power_w'"):
+        gpu_spec("X", specs)
 
 
 # ---- the cycle model against the RTL --------------------------------------------------------
