@@ -113,7 +113,7 @@ def op_mix(cfg, vectors: int = 16, seed: int = 0):
     t, s = cfg.tile, cfg.systolic
     w = lambda bits, shape: rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), shape)  # noqa: E731
     tile_ops, tile_data = {}, {}
-    for k in range(cfg.tiles):
+    for k in range(cfg.blocks):
         W, X, Y = w(t.weight_bits, (t.rows, t.cols)), w(t.input_bits, (vectors, t.rows)), \
             w(t.input_bits, (vectors, t.cols))
         tile_ops[k] = [(TileOp.PROGRAM, 0, W), (TileOp.MVM, 0, X), (TileOp.MVM_T, 0, Y)]
@@ -133,15 +133,14 @@ def bench_chip(cfg=None, repeats: int = 3) -> list[dict]:
     """Native vs co-simulated cycles per second of the demo's chip on :func:`op_mix`:
     the same Verilated model, harness and staged program, driven by a C++ main or by
     cocotb from numpy (packing and unpacking included)."""
-    from hw.chip import ChipConfig
-    from hw.reram import TileConfig
+    from hw.manycore import preset
 
     from .driver import ArrayBuffer
     from .native import run_harness_bench
     from .rtl_device import ChipDriver
     from .sim import build_chip_sim
 
-    cfg = cfg or ChipConfig(SystolicConfig(), TileConfig(rows=64, cols=64).ideal(), 4)
+    cfg = cfg or preset("demo")
     sim = build_chip_sim(cfg)
     cosim = _cocotb_json(sim, "cosim.bench_chip", "bench", {"HPT_BENCH_REPEATS": str(repeats)})
     steps, _, tile_ops, _ = op_mix(cfg)

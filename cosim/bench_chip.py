@@ -16,7 +16,7 @@ import time
 import cocotb
 import numpy as np
 
-from hw.chip import ChipConfig
+from hw.manycore import ManycoreConfig
 from sw.golden.reram import ReramModel
 from sw.golden.systolic import matmul as golden_matmul
 
@@ -27,7 +27,7 @@ from .systolic_driver import place_results
 
 @cocotb.test()
 async def chip_throughput(dut):
-    cfg = ChipConfig.from_dict(json.loads(os.environ["HPT_CONFIG"]))
+    cfg = ManycoreConfig.from_dict(json.loads(os.environ["HPT_CONFIG"]))
     repeats = int(os.environ.get("HPT_BENCH_REPEATS", "3"))
     steps, products, tile_ops, tile_data = op_mix(cfg)
     drv = ChipDriver(dut, cfg)
@@ -38,7 +38,7 @@ async def chip_throughput(dut):
         res = await drv.run(steps, tile_ops)
         runs.append((time.perf_counter() - t0, res))
     s = cfg.systolic
-    models = {k: ReramModel(cfg.tile_config(k)) for k in tile_data}
+    models = {k: ReramModel(cfg.physical_tile(k)) for k in tile_data}
     for _, res in runs:                         # every run checked, in order (tile state)
         for A, B, at, n in products:
             out = np.zeros((A.shape[0], B.shape[1]), np.int64)

@@ -1,9 +1,11 @@
 """``hpt train --backend rtl``: build the chip for the run, then train inside the simulator.
 
-The chip gets the tiles the frozen weights need (``HardwareConfig.tiles`` if set): Q and
-V of every layer, each cut into tile-sized blocks. The training loop runs in the
-simulator process (:mod:`cosim.tb_train`); its progress lines are copied from the
-simulator log to this terminal as they appear.
+The chip is the run's :class:`hw.manycore.ManycoreConfig` (``RunConfig.hw``), which must
+be one the RTL implements (:func:`hw.chip.check_chip`: one systolic core, at most
+:data:`hw.chip.MAX_TILES` blocks) and must hold the frozen matrices the run's mapping
+puts in ReRAM (:func:`hw.placement.place`; both are checked before anything is built or
+written). The training loop runs in the simulator process (:mod:`cosim.tb_train`); its
+progress lines are copied from the simulator log to this terminal as they appear.
 """
 
 from __future__ import annotations
@@ -14,30 +16,20 @@ import threading
 import time
 from pathlib import Path
 
-from hw.chip import MAX_TILES, ChipConfig
 from hw.toolchain import ToolchainError
 
-__all__ = ["chip_for", "needed_tiles", "cotrain"]
+__all__ = ["chip_for", "cotrain"]
 
 
-def needed_tiles(cfg) -> int:
-    """Physical tiles holding every LoRA-adapted frozen matrix of ``cfg`` (a RunConfig)."""
-    d = cfg.model.d_model
-    tr, tc = cfg.hw.tile_grid((d, d))
-    return cfg.model.layers * 2 * tr * tc
-
-
-def chip_for(cfg) -> ChipConfig:
-    need = needed_tiles(cfg)
-    k = cfg.hw.tiles if cfg.hw.tiles is not None else need
-    if k < need:
-        raise ValueError(f"the frozen Q/V weights need {need} tiles of {cfg.hw.tile.rows}x"
-                         f"{cfg.hw.tile.cols}; HardwareConfig.tiles is {k}")
-    if k > MAX_TILES:
-        raise ValueError(f"the frozen Q/V weights need {need} tiles of {cfg.hw.tile.rows}x"
-                         f"{cfg.hw.tile.cols}; a simulated chip holds at most {MAX_TILES} "
-                         "(use larger tiles or a smaller model)")
-    return ChipConfig(cfg.hw.systolic, cfg.hw.tile, k)
+def chip_for(cfg):
+    """The chip of an rtl run: the run's manycore, checked to be simulable and to hold the
+    frozen matrices (one clear error otherwise)."""
+    from hw.chip import check_chip
+    from hw.placement import place
+    from sw.hybrid import frozen_shapes
+    check_chip(cfg.hw)
+    place(cfg.hw, frozen_shapes(cfg.model, cfg.train.mapping, cfg.policy.lora_targets))
+    return cfg.hw
 
 
 def _follow(log: Path, stop: threading.Event, out) -> None:
@@ -78,7 +70,7 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False,
     run_dir.mkdir(parents=True, exist_ok=True)
     if not quiet:
         print(f"building the chip {chip.name} (1 systolic {chip.systolic.rows}x"
-              f"{chip.systolic.cols}, {chip.tiles} tiles {chip.tile.rows}x{chip.tile.cols}); "
+              f"{chip.systolic.cols}, {chip.blocks} tiles {chip.tile.rows}x{chip.tile.cols}); "
               "reused when built before", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     sim = build_chip_sim(chip, waves=waves is not None)
@@ -135,20 +127,20 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False,
 
 def demo_config():
     """``make demo``: the tiny preset on the built-in wind app (4 stations), intrinsic-dim
-    switch, every low-parameter op on the RTL and checked. Ideal 64x64 tiles keep the
-    chip's build within the demo's budget (see the README)."""
-    from hw.reram import TileConfig
-    from hw.systolic import SystolicConfig
-    from sw.backends import HardwareConfig
+    switch, every low-parameter op on the RTL and checked, on the ``demo`` manycore (one
+    16x16 core, four ideal 64x64 tiles: their build stays within the demo's budget, see
+    the README) under the ``qv`` mapping (the ``hpt`` mapping needs 16 such tiles, more
+    than the RTL chip's harness holds)."""
+    from hw.manycore import preset
     from sw.data import DataConfig
     from sw.model import ModelConfig
     from sw.policy import PolicyConfig
     from sw.train import RunConfig, TrainConfig
     return RunConfig(model=ModelConfig.preset("tiny"),
                      data=DataConfig(app="wind", steps=240, stations=4),
-                     train=TrainConfig(epochs=2, batch=4, backend="rtl"),
+                     train=TrainConfig(epochs=2, batch=4, backend="rtl", mapping="qv"),
                      policy=PolicyConfig(name="intrinsic-dim", k=3),
-                     hw=HardwareConfig(SystolicConfig(), TileConfig(rows=64, cols=64).ideal()))
+                     hw=preset("demo"))
 
 
 def write_report(run_dir: Path, wall_s: float | None = None) -> Path:
@@ -173,7 +165,7 @@ def write_report(run_dir: Path, wall_s: float | None = None) -> Path:
     lines = [
         f"# Co-simulated training run: {run_dir}", "",
         f"- chip: systolic {chip['systolic']['rows']}x{chip['systolic']['cols']} "
-        f"(int{chip['systolic']['in_width']}), {chip['tiles']} ReRAM tiles "
+        f"(int{chip['systolic']['in_width']}), {chip['reram_cores'] * chip['tiles_per_core']} ReRAM tiles "
         f"{chip['tile']['rows']}x{chip['tile']['cols']} ({chip['tile']['cell_bits']}-bit cells)",
         f"- switch step {m['switch_step']} of {m['total_steps']} (low-parameter fraction "
         f"{m['low_param_fraction']:.2f}), ranks {m['ranks']}",

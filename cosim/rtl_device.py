@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hw.chip import ChipConfig
+from hw.manycore import ManycoreConfig
+from hw.placement import place
 from hw.reram import TileOp
-from sw.backends import FunctionalDevice, HardwareConfig, IntDevice
+from sw.backends import FunctionalDevice, IntDevice
 from sw.golden.systolic import build_program
 
 from .driver import HarnessDriver, SharedBuffer
@@ -42,7 +43,7 @@ class ChipRun:
 
 
 class ChipDriver:
-    def __init__(self, dut, cfg: ChipConfig, buffer: SharedBuffer | None = None):
+    def __init__(self, dut, cfg: ManycoreConfig, buffer: SharedBuffer | None = None):
         self.cfg = cfg
         self.hw = HarnessDriver(dut, chip_harness_spec(cfg), buffer)
 
@@ -50,8 +51,8 @@ class ChipDriver:
         """Per channel: the harness transactions of systolic steps and tile ops."""
         cfg, tile_ops = self.cfg, tile_ops or {}
         per_channel = [[step_transaction(cfg.systolic, s) for s in sa_steps]]
-        for k in range(cfg.tiles):
-            per_channel.append([tile_transaction(cfg.tile_config(k), *o)
+        for k in range(cfg.blocks):
+            per_channel.append([tile_transaction(cfg.physical_tile(k), *o)
                                 for o in tile_ops.get(k, [])])
         return per_channel
 
@@ -60,7 +61,7 @@ class ChipDriver:
         cfg, tile_ops = self.cfg, tile_ops or {}
         per_channel = self.transactions(sa_steps, tile_ops)
         res = await self.hw.run_channels(per_channel, stall=stall, seed=seed)
-        tiles = {k: tile_outputs(cfg.tile_config(k), ops, res.outputs[1 + k])
+        tiles = {k: tile_outputs(cfg.physical_tile(k), ops, res.outputs[1 + k])
                  for k, ops in tile_ops.items()}
         return ChipRun(res.outputs[0], tiles, res.cycles, res.channel_active, res.overlap)
 
@@ -93,8 +94,9 @@ class RunStats:
 class RtlDevice(IntDevice):
     """:class:`IntDevice` on the chip. ``call(async_fn, *args)`` runs a coroutine function
     on the simulator and returns its result (``cocotb.task.resume`` from the bridge
-    thread, or ``asyncio``-style awaiting in tests). Frozen matrices take physical tiles
-    in the order they are programmed, as in :class:`FunctionalDevice`."""
+    thread, or ``asyncio``-style awaiting in tests). Frozen matrices take the physical
+    blocks :func:`hw.placement.place` gives their first copy, as in
+    :class:`FunctionalDevice`."""
 
     def __init__(self, driver: ChipDriver, call):
         self.driver, self.call = driver, call
@@ -211,17 +213,14 @@ class RtlDevice(IntDevice):
 
     # ---- ReRAM -----------------------------------------------------------------------------
     def _allocate(self, key, shape):
-        hw = HardwareConfig(self.cfg.systolic, self.cfg.tile, self.cfg.tiles)
-        tr, tc = hw.tile_grid(shape)
-        first = sum(len(g) * len(g[0]) for g in self.tiles.values())
+        """The matrix's physical blocks: its first copy, as :func:`hw.placement.place`
+        puts it (the same blocks as the functional device's)."""
         if key in self.tiles:
             raise ValueError(f"{key!r} is already programmed (frozen weights are written once)")
-        if first + tr * tc > self.cfg.tiles:
-            raise ValueError(f"programming {key!r} {shape} needs tiles {first}..{first + tr * tc - 1}; "
-                             f"the chip has {self.cfg.tiles}")
-        self.tiles[key] = [[first + i * tc + j for j in range(tc)] for i in range(tr)]
+        blocks = place(self.cfg, {**self.shapes, key: tuple(shape)})[key].first
+        self.tiles[key] = [list(line) for line in blocks]
         self.shapes[key] = tuple(shape)
-        return tr, tc
+        return len(blocks), len(blocks[0])
 
     def program(self, key, W):
         t = self.cfg.tile

@@ -228,7 +228,7 @@ def chip_harness_spec(cfg):
     from .harness import MultiSpec
     from .tile_harness import tile_harness_spec
     channels = [("sa", systolic_harness_spec(cfg.systolic))]
-    channels += [(f"t{k}", tile_harness_spec(cfg.tile_config(k))) for k in range(cfg.tiles)]
+    channels += [(f"t{k}", tile_harness_spec(cfg.physical_tile(k))) for k in range(cfg.blocks)]
     return MultiSpec(top=f"{cfg.name}_harness", core=cfg.name, channels=tuple(channels))
 
 

@@ -15,17 +15,17 @@ import cocotb
 import numpy as np
 from cocotb.task import bridge, resume
 
-from hw.chip import ChipConfig
+from hw.manycore import ManycoreConfig
 from hw.reram import TileOp
-from sw.backends import FunctionalDevice, HardwareConfig
+from sw.backends import FunctionalDevice
 from sw.golden.reram import ReramModel
 from sw.golden.systolic import build_program, matmul as golden_matmul
 
 from .rtl_device import CheckedDevice, ChipDriver, RtlDevice
 from .systolic_driver import place_results
 
-CFG = ChipConfig.from_dict(json.loads(os.environ["HPT_CONFIG"]))
-HW = HardwareConfig(CFG.systolic, CFG.tile, CFG.tiles)
+CFG = ManycoreConfig.from_dict(json.loads(os.environ["HPT_CONFIG"]))
+HW = CFG
 
 
 def _ints(rng, lo_bits, shape):
@@ -46,7 +46,7 @@ async def device_ops_match_the_functional_models(dut):
         dev = CheckedDevice(rtl, FunctionalDevice(HW))
         rng = np.random.default_rng(int(os.environ.get("HPT_SEED", "1")))
         # a matrix over two tiles (when the chip has them) and one partly used tile
-        big = (t.rows + 3, t.cols) if CFG.tiles >= 3 else (t.rows, t.cols)
+        big = (t.rows + 3, t.cols) if CFG.blocks >= 3 else (t.rows, t.cols)
         dev.program("big", _ints(rng, t.weight_bits, big))
         dev.program("small", _ints(rng, t.weight_bits, (max(1, t.rows - 2), max(1, t.cols - 1))))
         for key in ("big", "small"):
@@ -75,7 +75,7 @@ async def systolic_and_tiles_work_at_the_same_time(dut):
     W = _ints(rng, t.weight_bits, (t.rows, t.cols))
     X = _ints(rng, t.input_bits, (4, t.rows))
     await driver.run(tile_ops={0: [(TileOp.PROGRAM, 0, W)]})
-    model = ReramModel(CFG.tile_config(0))
+    model = ReramModel(CFG.physical_tile(0))
     model.program(0, W)
     steps = build_program(s, A, B).steps
     alone_sa = await driver.run(steps)

@@ -18,12 +18,12 @@ from pathlib import Path
 import cocotb
 from cocotb.task import bridge, resume
 
-from hw.chip import ChipConfig
+from hw.manycore import ManycoreConfig
 from sw.backends import FunctionalDevice, register_device
 
 from .rtl_device import CheckedDevice, ChipDriver, RtlDevice
 
-CHIP = ChipConfig.from_dict(json.loads(os.environ["HPT_CONFIG"]))
+CHIP = ManycoreConfig.from_dict(json.loads(os.environ["HPT_CONFIG"]))
 JOB = json.loads(os.environ["HPT_TRAIN"])
 TRAINERS = []
 
@@ -49,7 +49,7 @@ async def train(dut):
     devices = []
 
     def factory(hw):
-        if (hw.systolic, hw.tile) != (CHIP.systolic, CHIP.tile):
+        if (hw.systolic, hw.tile, hw.blocks) != (CHIP.systolic, CHIP.tile, CHIP.blocks):
             raise ValueError("the run's hardware config differs from the simulated chip")
         tc = JOB["train"]
         dev = CheckedDevice(RtlDevice(driver, call=lambda fn, *a: resume(fn)(*a)),

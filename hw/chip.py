@@ -1,4 +1,8 @@
-"""The accelerator: one systolic core and K ReRAM tiles in one module.
+"""The accelerator's RTL: one systolic core and K ReRAM tiles in one module.
+
+The chip is generated from a :class:`hw.manycore.ManycoreConfig` (the one description of
+the accelerator); the RTL top implements its blocks as K ``ReramTile`` instances
+(``K = cfg.blocks``, at most :data:`MAX_TILES`) and one systolic core.
 
 Each unit keeps its own command channel (its command stream and data streams), so the
 units work concurrently, as the host schedules them: the systolic core on LoRA and
@@ -8,65 +12,40 @@ the units' ports under a prefix — ``sa__cmd``, ``sa__a``, ... for the core and
 core, bit ``1 + k``: tile ``k``).
 
 Tile ``k`` is built with device seed ``tile.seed + k`` (its own programming errors,
-faults and read noise), the placement :class:`sw.backends.FunctionalDevice` models.
+faults and read noise), as :mod:`hw.placement` places matrices on physical blocks.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-from dataclasses import dataclass
 
 from amaranth import Cat, ClockSignal, Const, Instance, Module, ResetSignal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
-from .reram import TileConfig
-from .systolic import SystolicConfig, SystolicCore
+from .manycore import ManycoreConfig
+from .systolic import SystolicCore
 
-__all__ = ["ChipConfig", "Chip", "generate_chip", "tile_module"]
+__all__ = ["Chip", "check_chip", "generate_chip", "tile_module", "MAX_TILES"]
 
 MAX_TILES = 7            # the harness gives each channel two header words below word 16
 
 
-@dataclass(frozen=True)
-class ChipConfig:
-    systolic: SystolicConfig
-    tile: TileConfig
-    tiles: int = 1
-
-    def __post_init__(self):
-        if not isinstance(self.systolic, SystolicConfig):
-            raise TypeError(f"ChipConfig.systolic must be a SystolicConfig, not {self.systolic!r}")
-        if not isinstance(self.tile, TileConfig):
-            raise TypeError(f"ChipConfig.tile must be a TileConfig, not {self.tile!r}")
-        if isinstance(self.tiles, bool) or not isinstance(self.tiles, int) \
-                or not 1 <= self.tiles <= MAX_TILES:
-            raise ValueError(f"ChipConfig.tiles must be an integer in [1, {MAX_TILES}], "
-                             f"not {self.tiles!r}")
-
-    def tile_config(self, k: int) -> TileConfig:
-        return self.tile.physical(k)
-
-    @property
-    def name(self) -> str:
-        """Verilog module / build-directory name; unique per configuration."""
-        h = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
-        return (f"chip_sa{self.systolic.rows}x{self.systolic.cols}"
-                f"_t{self.tiles}x{self.tile.rows}x{self.tile.cols}_{h}")
-
-    def to_dict(self) -> dict:
-        return {"systolic": self.systolic.to_dict(), "tile": self.tile.to_dict(),
-                "tiles": self.tiles}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ChipConfig":
-        return cls(SystolicConfig.from_dict(d["systolic"]), TileConfig.from_dict(d["tile"]),
-                   d["tiles"])
+def check_chip(cfg: ManycoreConfig) -> None:
+    """The RTL chip top implements one systolic core and up to :data:`MAX_TILES` blocks
+    (one ``ReramTile`` each); a manycore beyond that is costed, not generated."""
+    if not isinstance(cfg, ManycoreConfig):
+        raise TypeError(f"the chip takes a ManycoreConfig, not {cfg!r}")
+    if cfg.systolic_cores != 1:
+        raise ValueError(f"the RTL chip has one systolic core; ManycoreConfig.systolic_cores "
+                         f"is {cfg.systolic_cores} (several cores per chip: issue 13)")
+    if not 1 <= cfg.blocks <= MAX_TILES:
+        raise ValueError(f"the RTL chip holds 1..{MAX_TILES} ReRAM blocks (harness channels); "
+                         f"this ManycoreConfig has {cfg.blocks} ({cfg.reram_cores} cores x "
+                         f"{cfg.tiles_per_core} tiles x {cfg.blocks_per_tile} blocks)")
 
 
-def tile_module(cfg: ChipConfig) -> str:
+def tile_module(cfg: ManycoreConfig) -> str:
     """Module name of the chip's tile (one module for all K tiles: the seed is a port)."""
     return dataclasses.replace(cfg.tile, seed=0).name.removesuffix("_s0").replace("_s0_", "_") + "_sp"
 
@@ -87,18 +66,17 @@ class Chip(wiring.Component):
     busy : Out(1 + tiles)
     """
 
-    def __init__(self, cfg: ChipConfig):
-        if not isinstance(cfg, ChipConfig):
-            raise TypeError(f"cfg must be a ChipConfig, not {cfg!r}")
+    def __init__(self, cfg: ManycoreConfig):
+        check_chip(cfg)
         from .reram.tile import ReramTile
         self.cfg = cfg
         core, tile = SystolicCore(cfg.systolic), ReramTile(cfg.tile)   # for their signatures
         core._MustUse__silence = tile._MustUse__silence = True            # (never elaborated)
         self._core_sig, self._tile_sig = core.signature, tile.signature   # tile: no seed port
         members = {"sa": Out(self._core_sig)}
-        for k in range(cfg.tiles):
+        for k in range(cfg.blocks):
             members[f"t{k}"] = Out(self._tile_sig)
-        members["busy"] = Out(1 + cfg.tiles)
+        members["busy"] = Out(1 + cfg.blocks)
         super().__init__(members)
 
     @staticmethod
@@ -113,13 +91,13 @@ class Chip(wiring.Component):
         m = Module()
         clocks = dict(i_clk=ClockSignal(), i_rst=ResetSignal())
         m.submodules.sa = Instance(self.cfg.systolic.name, **clocks, **self._ports(self.sa))
-        for k in range(self.cfg.tiles):
+        for k in range(self.cfg.blocks):
             iface = getattr(self, f"t{k}")
             m.submodules[f"t{k}"] = Instance(
                 tile_module(self.cfg), **clocks, **self._ports(iface),
-                i_seed=Const(self.cfg.tile_config(k).seed, 32))
+                i_seed=Const(self.cfg.physical_tile(k).seed, 32))
         m.d.comb += self.busy.eq(Cat(self.sa.busy, *(getattr(self, f"t{k}").busy
-                                                     for k in range(self.cfg.tiles))))
+                                                     for k in range(self.cfg.blocks))))
         return m
 
 
@@ -133,11 +111,12 @@ def _mark_hier_block(path, module: str) -> None:
         path.write_text(text[:end] + " /*verilator hier_block*/" + text[end:])
 
 
-def generate_chip(cfg: ChipConfig, out_dir) -> list:
+def generate_chip(cfg: ManycoreConfig, out_dir) -> list:
     """Write the chip's three modules (systolic core, tile, chip top) as ``.v`` + ``.json``
     under ``out_dir``; return the Verilog paths, top last."""
     from .reram.tile import ReramTile
     from .verilog import generate
+    check_chip(cfg)
     sa, _ = generate(SystolicCore(cfg.systolic), cfg.systolic.name, out_dir,
                      config=cfg.systolic.to_dict())
     tile, _ = generate(ReramTile(cfg.tile, seed_port=True), tile_module(cfg), out_dir,

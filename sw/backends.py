@@ -17,54 +17,20 @@ integer work, write pulses) that the cost model reads.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from hw.reram import TileConfig
-from hw.systolic import SystolicConfig
+from hw.manycore import ManycoreConfig
+from hw.placement import place
 from sw.golden.reram import ReramModel
 from sw.golden.systolic import wrap
 
 __all__ = ["OpTrace", "Backend", "TorchBackend", "IntDevice", "FunctionalDevice",
-           "QuantizedBackend", "quantize", "quantize_values", "register_device", "HardwareConfig", "make_backend"]
-
-
-@dataclass(frozen=True)
-class HardwareConfig:
-    """The accelerator the low-parameter phase runs on: one systolic core and ``tiles``
-    ReRAM tiles (None: as many as the frozen weights need). Physical tile ``k`` has the
-    device seed ``tile.seed + k``; frozen matrices take tiles in the order they are
-    programmed, each cut into a grid of ``tile.rows x tile.cols`` blocks."""
-    systolic: SystolicConfig = field(default_factory=SystolicConfig)
-    tile: TileConfig = field(default_factory=TileConfig)
-    tiles: int | None = None
-
-    def __post_init__(self):
-        if self.tiles is not None and (isinstance(self.tiles, bool) or not isinstance(self.tiles, int)
-                                       or self.tiles < 1):
-            raise ValueError(f"HardwareConfig.tiles must be a positive integer or None, "
-                             f"not {self.tiles!r}")
-
-    def tile_grid(self, shape) -> tuple[int, int]:
-        """Tiles a frozen ``[in, out]`` matrix needs: (row blocks, column blocks)."""
-        return -(-shape[0] // self.tile.rows), -(-shape[1] // self.tile.cols)
-
-    def physical_tile(self, k: int) -> TileConfig:
-        """The configuration of physical tile ``k`` (its own device seed)."""
-        return self.tile.physical(k)
-
-    def to_dict(self) -> dict:
-        return {"systolic": self.systolic.to_dict(), "tile": self.tile.to_dict(),
-                "tiles": self.tiles}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "HardwareConfig":
-        return cls(SystolicConfig.from_dict(d["systolic"]), TileConfig.from_dict(d["tile"]),
-                   d.get("tiles"))
+           "QuantizedBackend", "quantize", "quantize_values", "register_device", "make_backend"]
 
 
 class OpTrace:
@@ -115,13 +81,28 @@ def _ints(q: torch.Tensor) -> np.ndarray:
     return q.to(torch.int64).cpu().numpy()
 
 
+def offloaded(method):
+    """Mark a backend operation: while it runs, ``backend.offloading`` is true, so the
+    kernels it dispatches (quantization, golden models) are not counted as the host's or
+    the vector unit's work (:class:`sw.opcount.KernelCounter`)."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        self.offloading += 1
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.offloading -= 1
+    return run
+
+
 class Backend:
     name = "abstract"
 
-    def __init__(self, hw: HardwareConfig, trace: OpTrace | None = None):
+    def __init__(self, hw: ManycoreConfig, trace: OpTrace | None = None):
         self.hw = hw
         self.trace = trace if trace is not None else OpTrace()
         self.shapes: dict[str, tuple[int, int]] = {}
+        self.offloading = 0
 
     # Work each op stands for, recorded the same way for every backend.
     def _matmul_dims(self, a, b) -> tuple[int, int, int, int]:
@@ -150,6 +131,18 @@ class Backend:
                        cycles_model=tr * tc * (t.mvm_t_latency if op == "mvm_t" else t.mvm_latency)(n_vec),
                        **extra)
 
+    def kernels(self, unit: str):
+        """A context in which every kernel the host dispatches outside this backend's own
+        operations goes into the trace as ``unit`` work (``vector`` under the ``hpt``
+        mapping, ``gpu`` under ``qv``): one row per kernel kind and size, with its
+        elements, FLOPs and bytes (:class:`sw.opcount.KernelCounter`)."""
+        from .opcount import KernelCounter
+
+        def record(name, flops, nbytes, elements):
+            self.trace.add(unit, name, "", (elements,), elements=elements, flops=flops,
+                           bytes=nbytes)
+        return KernelCounter(record, skip=lambda: self.offloading > 0)
+
     def state_dict(self) -> dict:
         """Device state a checkpoint must keep beyond the programmed weights (which are
         re-programmed from the frozen model on resume): counters that salt read noise."""
@@ -158,18 +151,23 @@ class Backend:
     def load_state_dict(self, state: dict) -> None:
         pass
 
+    @offloaded
     def matmul(self, a: torch.Tensor, b: torch.Tensor, layer: str = "") -> torch.Tensor:
         raise NotImplementedError
 
+    @offloaded
     def program(self, key: str, W: torch.Tensor) -> None:
         raise NotImplementedError
 
+    @offloaded
     def mvm(self, key: str, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @offloaded
     def mvm_t(self, key: str, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @offloaded
     def parallel(self, calls, layer: str = "") -> list[torch.Tensor]:
         """Independent products the units may run at the same time: ``calls`` are
         ``("matmul", a, b, layer)``, ``("mvm", key, x)`` or ``("mvm_t", key, y)``. Results
@@ -205,10 +203,12 @@ class TorchBackend(Backend):
         super().__init__(hw, trace)
         self.weights: dict[str, torch.Tensor] = {}
 
+    @offloaded
     def matmul(self, a, b, layer=""):
         self._trace_matmul(layer, a, b)
         return a @ b
 
+    @offloaded
     def program(self, key, W):
         self.shapes[key] = tuple(W.shape)
         self.weights[key] = W.detach().clone()
@@ -217,10 +217,12 @@ class TorchBackend(Backend):
         self.trace.add("reram", "program", key, tuple(W.shape), rows=tr * tc * t.rows,
                        write_pulses=tr * tc * t.rows * t.cols * t.slices)
 
+    @offloaded
     def mvm(self, key, x):
         self._trace_mvm(key, "mvm", x.shape[0], key)
         return x @ self.weights[key]
 
+    @offloaded
     def mvm_t(self, key, y):
         self._trace_mvm(key, "mvm_t", y.shape[0], key)
         return y @ self.weights[key].T
@@ -244,9 +246,11 @@ class FunctionalDevice(IntDevice):
     """The golden models: bit-exact with the RTL, at numpy speed.
 
     Systolic products are exact integer products wrapped to ``acc_width`` (tiling does
-    not change a wrapped sum). A frozen matrix larger than one tile is cut into
-    ``rows x cols`` blocks, zero-padded, on consecutive physical tiles (see
-    :class:`HardwareConfig`); partial sums over row blocks add digitally.
+    not change a wrapped sum). A frozen matrix is placed by :func:`hw.placement.place`:
+    cut into ``rows x cols`` blocks, zero-padded, on the physical blocks of its first
+    copy; partial sums over row blocks add digitally. Every vector is computed on the
+    first copy (copies are identical for ideal tiles; with programming variation each
+    copy would carry its own errors, which this model does not draw).
 
     ``exact_matmul`` and ``exact_mvm`` give the same integers on integer-valued float
     tensors without leaving floating point, where that is provably exact (no wrap, sums
@@ -254,7 +258,7 @@ class FunctionalDevice(IntDevice):
     otherwise and the caller uses the integer interface.
     """
 
-    def __init__(self, hw: HardwareConfig):
+    def __init__(self, hw: ManycoreConfig):
         self.hw = hw
         self.tiles: dict[str, list[list[ReramModel]]] = {}
         self.shapes: dict[str, tuple[int, int]] = {}
@@ -289,21 +293,17 @@ class FunctionalDevice(IntDevice):
     def program(self, key, W):
         t = self.hw.tile
         rows, cols = W.shape
-        tr, tc = self.hw.tile_grid(W.shape)
-        first = sum(len(g) * len(g[0]) for k, g in self.tiles.items() if k != key)
         if key in self.tiles:
             raise ValueError(f"{key!r} is already programmed (frozen weights are written once)")
-        if self.hw.tiles is not None and first + tr * tc > self.hw.tiles:
-            raise ValueError(f"programming {key!r} ({rows}x{cols}) needs tiles {first}.."
-                             f"{first + tr * tc - 1}; HardwareConfig.tiles is {self.hw.tiles}")
+        blocks = place(self.hw, {**self.shapes, key: (rows, cols)})[key].first
+        tr, tc = len(blocks), len(blocks[0])
         pad = np.zeros((tr * t.rows, tc * t.cols), np.int64)
         pad[:rows, :cols] = W
         grid, pulses = [], 0
         for i in range(tr):
             line = []
             for j in range(tc):
-                cfg = self.hw.physical_tile(first + i * tc + j)
-                model = ReramModel(cfg)
+                model = ReramModel(self.hw.physical_tile(blocks[i][j]))
                 model.program(0, pad[i * t.rows:(i + 1) * t.rows, j * t.cols:(j + 1) * t.cols])
                 pulses += model.total_pulses
                 line.append(model)
@@ -388,6 +388,7 @@ class QuantizedBackend(Backend):
         q, s = quantize_values(x, self.hw.tile.input_bits)
         return q, s * self.scales[key]
 
+    @offloaded
     def matmul(self, a, b, layer=""):
         qa, qb, scale = self._quantize_product(a, b)
         exact = getattr(self.device, "exact_matmul", None)
@@ -397,6 +398,7 @@ class QuantizedBackend(Backend):
         self._trace_matmul(layer, a, b, **self._device_work())
         return (out.to(a.dtype) * scale).to(a.device)
 
+    @offloaded
     def program(self, key, W):
         self.shapes[key] = tuple(W.shape)
         q, s = quantize(W, self.hw.tile.weight_bits)
@@ -421,12 +423,15 @@ class QuantizedBackend(Backend):
                         **self._device_work())
         return (out.to(x.dtype) * scale).to(x.device)
 
+    @offloaded
     def mvm(self, key, x):
         return self._mvm(key, x, False)
 
+    @offloaded
     def mvm_t(self, key, y):
         return self._mvm(key, y, True)
 
+    @offloaded
     def parallel(self, calls, layer=""):
         run = getattr(self.device, "parallel", None)
         if run is None:
@@ -462,7 +467,7 @@ def register_device(name: str, factory) -> None:
     DEVICES[name] = factory
 
 
-def make_backend(name: str, hw: HardwareConfig, trace: OpTrace | None = None) -> Backend:
+def make_backend(name: str, hw: ManycoreConfig, trace: OpTrace | None = None) -> Backend:
     if name == "torch":
         return TorchBackend(hw, trace)
     if name == "functional":

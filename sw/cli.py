@@ -13,7 +13,8 @@
     hpt fidelity                                           # ReRAM MVM error vs ADC/cell bits
     hpt bench [--only systolic|reram-tile|chip|host]       # build/bench.json
     hpt report RUN_DIR [RUN_DIR ...] --out build/report    # HpT vs GPU-only time and energy
-    hpt compare --out build/compare                        # 4 apps x policies, cross-app table
+    hpt compare --out build/compare                        # 4 apps x policies x mappings
+    hpt sensitivity RUN_DIR [RUN_DIR ...]                  # whole-run ratios vs each factor
 """
 
 from __future__ import annotations
@@ -97,14 +98,18 @@ def _add_chip_args(p: argparse.ArgumentParser) -> None:
 
 
 def _chip_config(args):
-    from hw.chip import ChipConfig
+    from hw.manycore import ManycoreConfig
     from hw.reram import TileConfig
     from hw.systolic import SystolicConfig
     sa = SystolicConfig(rows=args.sa_rows, cols=args.sa_cols, in_width=args.sa_in_width,
                         acc_width=args.sa_acc_width, k_depth=args.sa_k_depth)
     tile = TileConfig(**{field: getattr(args, "tile_" + flag.replace("-", "_"))
                          for flag, field in TILE_FLAGS.items()})
-    return ChipConfig(sa, tile.ideal() if args.ideal else tile, args.tiles)
+    tile = tile.ideal() if args.ideal else tile
+    cfg = ManycoreConfig.single(sa, tile, args.tiles)
+    from hw.chip import check_chip
+    check_chip(cfg)
+    return cfg
 
 
 def cmd_verilog_chip(args) -> int:
@@ -198,9 +203,6 @@ def cmd_fidelity(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from hw.reram import TileConfig
-    from hw.systolic import SystolicConfig
-    from sw.backends import HardwareConfig
     from sw.data import DataConfig
     from sw.model import ModelConfig
     from sw.policy import PolicyConfig
@@ -219,17 +221,14 @@ def cmd_train(args) -> int:
                           window=args.window, seed=args.seed,
                           **{k: v for k, v in (("steps", args.steps), ("stations", args.stations))
                              if v is not None})
-        d = HardwareConfig()
-        hw = HardwareConfig(
-            SystolicConfig(**{**d.systolic.to_dict(), "rows": args.sa_rows or d.systolic.rows,
-                              "cols": args.sa_cols or d.systolic.cols}),
-            TileConfig(rows=args.tile_rows or d.tile.rows, cols=args.tile_cols or d.tile.cols),
-            args.tiles)
+        hw = _manycore(args)
         train = TrainConfig(epochs=args.epochs, seed=args.seed, backend=args.backend,
                             batch=args.batch, rtl_sample=args.rtl_sample, check=not args.no_check,
-                            device=args.device)
+                            device=args.device, mapping=args.mapping)
+        targets = tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())
         cfg = RunConfig(model=ModelConfig.preset(args.preset), data=data, train=train,
-                        policy=PolicyConfig(name=args.policy, k=args.k), hw=hw)
+                        policy=PolicyConfig(name=args.policy, k=args.k, lora_targets=targets),
+                        hw=hw)
     waves = None
     if args.waves is not None:
         if cfg.train.backend != "rtl":
@@ -312,7 +311,7 @@ def _tech(args) -> dict:
 def cmd_report(args) -> int:
     from sw.report import report
     path = report(args.runs, args.out, gpu=args.gpu, tech=_tech(args), dtype=args.dtype,
-                  gpu_specs=args.gpu_specs)
+                  gpu_specs=args.gpu_specs, hw=_manycore(args))
     print(f"wrote {path} (+ report.json, breakdown.png, loss.png, intrinsic_dim.png, "
           "reram_wear.png)")
     return 0
@@ -321,9 +320,65 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from sw.report import compare
     path = compare(args.out, apps=args.apps, policies=args.policies, epochs=args.epochs,
-                   seed=args.seed, jobs=args.jobs, gpu=args.gpu, tech=_tech(args),
+                   seed=args.seed, jobs=args.jobs, presets=args.presets,
+                   mappings=args.mappings, paper_epochs=args.paper_epochs,
+                   manycore=_manycore(args), gpu=args.gpu, tech=_tech(args),
                    dtype=args.dtype, gpu_specs=args.gpu_specs)
     print(f"wrote {path}")
+    return 0
+
+
+def _add_manycore_args(p, default: str | None) -> None:
+    from hw.manycore import PRESETS
+    g = p.add_argument_group("manycore (hw.manycore.ManycoreConfig)")
+    g.add_argument("--manycore", choices=list(PRESETS), default=default,
+                   help="the accelerator" + (f" (default {default})" if default else
+                                             " to cost every run on (default: each run's own)"))
+    g.add_argument("--hw", action="append", metavar="FIELD=VALUE", default=[],
+                   help="change one ManycoreConfig field, nested ones dotted: "
+                        "systolic_cores=4, replication=1 (or none: as many copies as fit), "
+                        "tile.adc_bits=8, systolic.rows=16, links.hops=2 (repeatable)")
+
+
+def _hw_changes(items) -> dict:
+    """``FIELD=VALUE`` pairs into typed changes (ints, floats, none)."""
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--hw {item!r}: expected FIELD=VALUE")
+        v = value.strip()
+        if v.lower() == "none":
+            val = None
+        else:
+            try:
+                val = int(v)
+            except ValueError:
+                try:
+                    val = float(v)
+                except ValueError:
+                    raise ValueError(f"--hw {item!r}: {v!r} is not a number") from None
+        out[name.strip()] = val
+    return out
+
+
+def _manycore(args):
+    """The ManycoreConfig of --manycore and --hw (None when neither is given and the
+    command has no default)."""
+    from hw.manycore import preset
+    if args.manycore is None:
+        if args.hw:
+            raise ValueError("--hw needs --manycore (the preset it changes)")
+        return None
+    return preset(args.manycore, **_hw_changes(args.hw))
+
+
+def cmd_sensitivity(args) -> int:
+    from sw.report import sensitivity
+    path = sensitivity(args.runs, args.out, gpu=args.gpu, tech=_tech(args), dtype=args.dtype,
+                       gpu_specs=args.gpu_specs, hw=_manycore(args))
+    print(path.read_text())
+    print(f"wrote {path} (+ sensitivity.json)")
     return 0
 
 
@@ -391,13 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="time steps of a built-in app")
     p.add_argument("--stations", type=int, default=None, help="stations of a built-in app")
     p.add_argument("--k", type=int, default=20, help="iterations between switch checks")
-    g = p.add_argument_group("hardware (functional and rtl backends)")
-    g.add_argument("--sa-rows", type=int, default=None, help="systolic PE rows (default 16)")
-    g.add_argument("--sa-cols", type=int, default=None, help="systolic PE columns (default 16)")
-    g.add_argument("--tile-rows", type=int, default=None, help="ReRAM tile rows (default 128)")
-    g.add_argument("--tile-cols", type=int, default=None, help="ReRAM tile columns (default 128)")
-    g.add_argument("--tiles", type=int, default=None,
-                   help="ReRAM tiles (default: as many as the frozen Q/V weights need)")
+    p.add_argument("--mapping", choices=["hpt", "qv"], default="hpt",
+                   help="which unit runs which op after the switch: hpt (every frozen linear "
+                        "in ReRAM, no GPU; default) or qv (only the LoRA targets' frozen "
+                        "products offloaded, the rest on the GPU)")
+    p.add_argument("--lora-targets", default="q,v",
+                   help="encoder linears that get LoRA adapters, of q,k,v,o,ff1,ff2 "
+                        "(default q,v, as the paper)")
+    _add_manycore_args(p, "atleus")
     g = p.add_argument_group("co-simulation (rtl backend)")
     g.add_argument("--rtl-sample", type=float, default=1.0,
                    help="share of hardware ops run on the RTL, the rest functional (default 1)")
@@ -420,16 +476,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", type=Path, help="finished run directories (hpt train)")
     p.add_argument("--out", type=Path, default=Path("build/report"), help="report folder")
     _add_cost_args(p)
+    _add_manycore_args(p, None)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("sensitivity", help="whole-run speedup and energy reduction of HpT runs "
+                       "as one hardware or cost factor varies at a time")
+    p.add_argument("runs", nargs="+", type=Path, help="finished HpT run directories (and the "
+                   "full run of the same app, if any)")
+    p.add_argument("--out", type=Path, default=Path("build/sensitivity"), help="output folder")
+    _add_cost_args(p)
+    _add_manycore_args(p, None)
+    p.set_defaults(func=cmd_sensitivity)
 
     p = sub.add_parser("compare", help="train apps x policies (functional), cross-app report")
     p.add_argument("--apps", nargs="+", default=["swe", "weather", "wind", "epidemic"])
     p.add_argument("--policies", nargs="+", default=["full", "paper", "intrinsic-dim"])
     p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--presets", nargs="+", choices=["tiny", "paper"], default=["tiny"],
+                   help="model presets (default tiny)")
+    p.add_argument("--paper-epochs", type=int, default=2,
+                   help="epochs of the paper preset's runs on the CPU (default %(default)s)")
+    p.add_argument("--mappings", nargs="+", choices=["hpt", "qv"], default=["hpt", "qv"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     p.add_argument("--out", type=Path, default=Path("build/compare"))
     _add_cost_args(p)
+    _add_manycore_args(p, "atleus")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("demo", help="a co-simulated training run of the tiny preset (make demo)")

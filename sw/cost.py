@@ -1,30 +1,35 @@
 """Runtime and energy of a training run, op by op over its trace.
 
-Three machines are costed from what a run recorded (``trace.json``, ``metrics.json``,
-``config.json``):
+A run is costed from what it recorded (``trace.json``, ``metrics.json``, ``config.json``)
+and the one description of the accelerator it ran on (:class:`hw.manycore.ManycoreConfig`):
 
-* **GPU** (the full-parameter phase, and the host's share of the low-parameter phase): a
-  roofline per dispatched kernel. :func:`profile_step` runs one real training step of the
-  run's model under a ``TorchDispatchMode`` and records every kernel's FLOPs (PyTorch's
-  own FLOP formulas) and bytes touched (its tensors); time is
-  ``max(FLOPs / peak, bytes / bandwidth) + launch``, energy is that time at a power between
-  the board's idle and peak in proportion to the roofline utilisation. The GPU's numbers
-  come from a spec file (:data:`GPU_SPECS`, ``sw/gpus.json``).
-* **Systolic core**: the closed-form cycle count (``SystolicConfig.matmul_cycles``, equal to
-  the RTL's cycles, see ``tests/test_cost.py``) at the core's clock; energy per MAC and per
-  SRAM byte.
-* **ReRAM tiles**: physical latencies, not the RTL's row-serial cycles: an MVM takes one
+* **GPU** (the full-parameter phase; under the ``qv`` mapping also the host's share of
+  the low phase): a roofline per dispatched kernel. :func:`profile_step` runs one real
+  training step of the run's model and records every kernel's FLOPs and bytes
+  (:mod:`sw.opcount`); time is ``max(FLOPs / peak, bytes / bandwidth) + overhead``,
+  energy that time at a power between the board's floor and its peak, by utilisation.
+  The GPU's numbers come from a spec file (:data:`GPU_SPECS`, ``sw/gpus.json``).
+* **Systolic cores**: the closed-form cycle count (``SystolicConfig.matmul_cycles``,
+  equal to the RTL's, see ``tests/test_cost.py``) at the manycore's clock, products split
+  over the cores (:func:`systolic_split_cycles`); energy per MAC and per SRAM byte.
+* **ReRAM**: physical latencies, not the RTL's row-serial cycles: an MVM takes one
   crossbar read per input step, overlapped with the ADCs converting the previous one;
-  energy for DACs, crossbar reads, ADC conversions and shift-add; programming costs
-  write pulses (energy) and write-verify rounds (time); endurance is pulses per cell.
-* **Data movement** between the GPU and the accelerator: the integer operands and
-  results of every offloaded op, and the weights written at the switch, over a link.
+  copies of a matrix split the input vectors; energy for DACs, crossbar reads, ADC
+  conversions and shift-add; programming costs write pulses (energy) and write-verify
+  rounds (time); endurance is pulses per cell.
+* **Vector unit** (``hpt`` mapping): element counts per kernel kind from the trace, priced
+  per primitive (:data:`sw.opcount.VECTOR_WORK`) at the unit's lanes and cycles.
+* **Links**: under ``hpt`` every offloaded operand and result moves over the on-chip links
+  (a vertical link and ``hops`` NoC hops); the host link carries the weights at the
+  switch and each batch's inputs and targets. Under ``qv`` every offloaded op's operands
+  and results cross the host link (PCIe and DRAM).
+* **Static power** of every powered unit (the crossbars the placement uses, the systolic
+  cores, vector units and routers) over the low phase's wall time; the GPU during the low
+  phase either off (the headline) or idle at its floor.
 
-Concurrent groups (``chip/concurrent`` rows: the frozen MVM beside the LoRA-A product)
-are credited with the overlap of the two units' physical times.
-
-Every constant lives in :data:`TECH`, with its unit and source; :func:`technology` applies
-a user's overrides (a JSON file or ``name=value`` pairs).
+The schedule the model assumes is :data:`SCHEDULE` (shown in every report). Every
+technology constant lives in :data:`TECH`, with its unit and source; :func:`technology`
+applies a user's overrides (a JSON file or ``name=value`` pairs).
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Constant", "TECH", "GPU_SPECS", "technology", "gpu_spec", "systolic_cycles",
-           "systolic_cost", "mvm_cost", "program_cost", "movement_cost", "gpu_kernel_cost",
-           "gpu_step_cost", "profile_step", "accelerator_cost", "run_cost", "Cost"]
+__all__ = ["Constant", "TECH", "GPU_SPECS", "SCHEDULE", "technology", "gpu_spec",
+           "systolic_cycles", "systolic_split_cycles", "systolic_cost", "mvm_cost",
+           "mvm_step_seconds", "program_cost", "movement_cost", "vector_cost",
+           "onchip_cost", "static_watts", "gpu_kernel_cost", "gpu_step_cost", "profile_step",
+           "accelerator_cost", "run_cost", "rtl_check", "Cost", "reram_group"]
 
 
 @dataclass(frozen=True)
@@ -51,16 +58,21 @@ _I = "Shafiee et al., ISCA 2016 (ISAAC), Table 6 (32 nm)"
 _N = "NeuroSim (Chen et al., TCAD 2018) RRAM defaults: 2 V write, 10 ns pulse, 6 kOhm LRS"
 
 #: Technology constants. Override with ``technology({"name": value})`` or a JSON file.
+#: (The hardware's own numbers, clocks, links, cores, replication, live in ManycoreConfig.)
 TECH: dict[str, Constant] = {
-    # ---- digital (systolic core) -------------------------------------------------------
-    "systolic_clock_hz": Constant(1.0e9, "Hz", "assumption: 1 GHz (TPU v1 runs 700 MHz, "
-                                  "Jouppi et al., ISCA 2017); ours, overridable"),
+    # ---- digital (systolic cores, vector units) ----------------------------------------
     "e_mult_int8_pj": Constant(0.2, "pJ", f"{_H}: 8-bit integer multiply"),
     "e_add_int32_pj": Constant(0.1, "pJ", f"{_H}: 32-bit integer add (the accumulation)"),
     "mult_energy_exponent": Constant(2.0, "", "assumption: multiplier energy grows with the "
                                      "square of the operand width (array multiplier)"),
     "e_sram_byte_pj": Constant(1.25, "pJ/B", f"{_H}: 8 KB SRAM, 64-bit read 10 pJ"),
-    # ---- ReRAM tile --------------------------------------------------------------------
+    "e_fp32_add_pj": Constant(0.9, "pJ", f"{_H}: 32-bit float add (vector unit add, compare)"),
+    "e_fp32_mult_pj": Constant(3.7, "pJ", f"{_H}: 32-bit float multiply"),
+    "e_vector_special_pj": Constant(14.8, "pJ", "assumption: exp, reciprocal, rsqrt as four "
+                                    "fp32 multiplies (polynomial / Newton steps)"),
+    "vector_bytes_per_element": Constant(12.0, "B", "assumption: two fp32 operands read and "
+                                         "one written per element, from the unit's SRAM"),
+    # ---- ReRAM ---------------------------------------------------------------------------
     "xbar_read_s": Constant(100e-9, "s", f"{_I}: 100 ns crossbar read cycle"),
     "e_xbar_read_pj": Constant(30.0, "pJ", f"{_I}: 8 crossbars 2.4 mW -> 0.3 mW x 100 ns"),
     "e_dac_pj": Constant(0.39, "pJ", f"{_I}: 8x128 1-bit DACs 4 mW -> 3.9 uW x 100 ns"),
@@ -71,26 +83,52 @@ TECH: dict[str, Constant] = {
     "e_shift_add_pj": Constant(0.04, "pJ", f"{_I}: 4 shift-and-add units 0.2 mW at 1.28 GHz"),
     "e_write_pulse_pj": Constant(6.7, "pJ", f"{_N}: V^2/R x t = 4/6000 x 10 ns per cell"),
     "write_pulse_s": Constant(10e-9, "s", f"{_N}: write pulse width"),
-    "reram_replication": Constant(1.0, "copies", "assumption: one copy of each frozen "
-                                  "matrix, as on the simulated chip; ISAAC replicates weights "
-                                  "to balance its pipeline (more copies: MVM time / copies, "
-                                  "programming x copies)"),
     "endurance_cycles": Constant(1e6, "writes", "Wong et al., Proc. IEEE 2012 (metal-oxide "
                                  "RRAM): 1e6 to 1e12 reported; the conservative end"),
-    # ---- data movement -----------------------------------------------------------------
-    "link_bw_bytes_s": Constant(32e9, "B/s", "PCIe 4.0 x16: 16 GT/s x 16 lanes, 128b/130b"),
-    "e_link_pj_per_byte": Constant(162.5, "pJ/B", f"{_H}: DRAM 1.3 nJ per 64-bit access "
-                                   "(operands pass through off-chip memory once)"),
-    # ---- GPU ---------------------------------------------------------------------------
+    # ---- static power --------------------------------------------------------------------
+    "p_static_crossbar_w": Constant(3.4e-4, "W", f"assumption: 10 % of a crossbar's share of "
+                                    f"an ISAAC tile (330 mW / 96 crossbars; {_I})"),
+    "p_static_pe_w": Constant(6e-5, "W", "assumption: 10 % of a TPU-v1-class PE's power "
+                              "(~40 W / 65,536 MACs, Jouppi et al., ISCA 2017)"),
+    "p_static_vector_w": Constant(0.01, "W", "assumption: 10 mW leakage per vector unit"),
+    "p_static_router_w": Constant(0.02, "W", "assumption: 20 mW per NoC router (one per "
+                                  "ReRAM core and per systolic core; ORION 2.0-class estimates)"),
+    # ---- host ----------------------------------------------------------------------------
     "gpu_op_overhead_s": Constant(50e-6, "s", "measured here (CUDA events): PyTorch 2.11 eager "
                                   "on an H100 host, 9.57 ms per 177-op tiny step and 50.7 ms per "
                                   "877-op paper-preset step, ~50 us per op beyond the roofline "
-                                  "(Python, autograd, dispatch, launch; a bare launch is 3-10 us)"),
+                                  "(Python, autograd, dispatch, launch; a bare launch is 3-10 us; "
+                                  "CUDA-graph capture brings it to ~5 us)"),
     "offload_op_overhead_s": Constant(50e-6, "s", "assumption: the host issues an offloaded op "
-                                      "(or a concurrent group) at the cost of a GPU op"),
+                                      "(qv mapping), or one training step (hpt mapping), at the "
+                                      "cost of a GPU op"),
 }
 
 GPU_SPECS = Path(__file__).with_name("gpus.json")
+
+#: The schedule the cost model assumes (shown in every report).
+SCHEDULE = (
+    "ReRAM: the blocks of one matrix work at once; matrices that share an input (W_q, W_k, "
+    "W_v of a layer) run at once on their own blocks, so their MVMs (and MVM_Ts) take the "
+    "longest of the three; the copies of a matrix split each call's input vectors.",
+    "Systolic: each product is split over the cores: a batch of independent products "
+    "(attention heads x batch) by product, a single product by output row tiles, then column "
+    "tiles; products of one op run one after another.",
+    "Vector unit: every element-wise kernel is spread over all vector units' lanes.",
+    "Overlap: the chip overlaps a LoRA layer's frozen MVM with its LoRA-A product (forward) "
+    "and its MVM_T with the LoRA-B gradient products (backward); the credit per group is "
+    "min(systolic time, that matrix's share of its ReRAM group time), never more.",
+    "Links (hpt): activations move over the on-chip links (a vertical link and NoC hops) "
+    "without overlap with compute; the host link carries the weights once at the switch and "
+    "each batch's inputs and targets; the host issues one command per training step.",
+    "Links (qv): every offloaded op's operands and results cross the host link (PCIe, "
+    "through DRAM); the host issues every offloaded op (or concurrent group).",
+    "Static power: the crossbars that hold weights (empty ones power-gated), every systolic "
+    "core, vector unit and router, over the low phase's wall time; the manycore is off "
+    "during the full phase. The GPU during the low phase: off (headline) or idle at its floor.",
+    "Programming at the switch: the ReRAM tiles program in parallel, each its own blocks one "
+    "after another (write-verify of a block row at a time); every copy costs its pulses.",
+)
 
 
 def technology(overrides: dict | str | Path | None = None) -> dict[str, float]:
@@ -146,67 +184,125 @@ class Cost:
         return {"seconds": self.seconds, "joules": self.joules}
 
 
-# ---- unit costs ---------------------------------------------------------------------------
+# ---- systolic cores ------------------------------------------------------------------------
 def systolic_cycles(sa, batch: int, m: int, k: int, n: int) -> int:
-    """Cycles of ``batch`` (m x k) @ (k x n) products on the core ``sa``: the closed form
+    """Cycles of ``batch`` (m x k) @ (k x n) products on one core ``sa``: the closed form
     of the tiled program, which the RTL meets exactly (tests/test_cost.py)."""
     return batch * sa.matmul_cycles(m, k, n)
 
 
-def systolic_cost(sa, tech: dict, batch: int, m: int, k: int, n: int) -> Cost:
-    """``batch`` products (m x k) @ (k x n) on the core ``sa`` (a SystolicConfig): cycles
-    from the closed form; energy = MACs x (multiply + 32-bit add) + SRAM bytes (operands
-    read once per output tile that needs them, results written once)."""
-    cycles = systolic_cycles(sa, batch, m, k, n)
+def systolic_split_cycles(sa, cores: int, batch: int, m: int, k: int, n: int) -> int:
+    """Cycles of ``batch`` products spread over ``cores`` cores (:data:`SCHEDULE`): whole
+    products per core while there are at least as many as cores; otherwise each product's
+    output row tiles (then column tiles) are split over the cores it gets."""
+    if batch >= cores:
+        return math.ceil(batch / cores) * sa.matmul_cycles(m, k, n)
+    per = cores // batch
+    tm, tn = math.ceil(m / sa.rows), math.ceil(n / sa.cols)
+    gr = min(per, tm)
+    gc = min(per // gr, tn)
+    m_part = min(m, math.ceil(tm / gr) * sa.rows)
+    n_part = min(n, math.ceil(tn / gc) * sa.cols)
+    return sa.matmul_cycles(m_part, k, n_part)
+
+
+def systolic_cost(sa, tech: dict, batch: int, m: int, k: int, n: int, *,
+                  clock_hz: float, cores: int = 1) -> Cost:
+    """``batch`` products (m x k) @ (k x n) on ``cores`` cores ``sa`` at ``clock_hz``:
+    cycles from the closed form (:func:`systolic_split_cycles`); energy = MACs x
+    (multiply + 32-bit add) + SRAM bytes (operands read once per output tile that needs
+    them, results written once), the same however the work is split."""
+    cycles = systolic_split_cycles(sa, cores, batch, m, k, n)
     macs = batch * m * k * n
     tm, tn = math.ceil(m / sa.rows), math.ceil(n / sa.cols)
     in_b, acc_b = sa.in_width / 8, sa.acc_width / 8
     sram = batch * (in_b * (m * k * tn + k * n * tm) + acc_b * m * n)
     e_mult = tech["e_mult_int8_pj"] * (sa.in_width / 8) ** tech["mult_energy_exponent"]
     pj = macs * (e_mult + tech["e_add_int32_pj"]) + sram * tech["e_sram_byte_pj"]
-    return Cost(cycles / tech["systolic_clock_hz"], pj * 1e-12)
+    return Cost(cycles / clock_hz, pj * 1e-12)
 
 
+# ---- ReRAM ---------------------------------------------------------------------------------
 def mvm_step_seconds(tile, tech: dict, transpose: bool = False) -> float:
-    """One input step of an MVM on one tile: a crossbar read, pipelined with the ADCs
+    """One input step of an MVM on one block: a crossbar read, pipelined with the ADCs
     converting the previous step's outputs (whichever is slower sets the pace)."""
     outputs = tile.rows if transpose else tile.cols
     convert = outputs / (tech["adcs_per_slice"] * tech["adc_rate_hz"])
     return max(tech["xbar_read_s"], convert)
 
 
-def mvm_cost(tile, tech: dict, vectors: int, tiles: int, transpose: bool = False) -> Cost:
-    """``vectors`` input vectors through a matrix held on ``tiles`` tiles (all at once).
+def mvm_cost(tile, tech: dict, vectors: int, tiles: int, transpose: bool = False, *,
+             calls: int = 1, copies: int = 1) -> Cost:
+    """``calls`` calls of ``vectors`` input vectors each through a matrix of ``tiles``
+    blocks (all at once), held in ``copies`` copies that split each call's vectors.
     Energy: per crossbar activation (input step x weight slice) the read and one DAC per
     driven line; per conversion the ADC (energy x 2^(bits - ref bits), Walden scaling) and
-    a shift-add. Time: vectors x input steps x step time (tiles in parallel)."""
+    a shift-add. Time: ceil(vectors / copies) x input steps x step time, per call."""
     steps, slices = tile.input_steps, tile.slices
     lines_in = tile.cols if transpose else tile.rows
     outputs = tile.rows if transpose else tile.cols
     per_vec_tile_reads = steps * slices
     per_vec_tile_conv = steps * slices * outputs
     e_adc = tech["e_adc_pj"] * 2.0 ** (tile.adc_bits - tech["adc_ref_bits"])
-    pj = vectors * tiles * (per_vec_tile_reads * (tech["e_xbar_read_pj"] + lines_in * tech["e_dac_pj"])
-                            + per_vec_tile_conv * (e_adc + tech["e_shift_add_pj"]))
-    seconds = vectors * steps * mvm_step_seconds(tile, tech, transpose)
-    return Cost(seconds / max(tech["reram_replication"], 1.0), pj * 1e-12)
+    pj = calls * vectors * tiles * (
+        per_vec_tile_reads * (tech["e_xbar_read_pj"] + lines_in * tech["e_dac_pj"])
+        + per_vec_tile_conv * (e_adc + tech["e_shift_add_pj"]))
+    seconds = calls * math.ceil(vectors / max(copies, 1)) * steps \
+        * mvm_step_seconds(tile, tech, transpose)
+    return Cost(seconds, pj * 1e-12)
 
 
-def program_cost(tile, tech: dict, rows: int, pulses: int) -> Cost:
-    """Write-verify programming of ``rows`` crossbar rows with ``pulses`` write pulses in
-    all: every pulse costs its energy; a row takes up to ``verify_iters`` rounds of a
-    pulse and a verify read (cells of a row in parallel; the bound is the time)."""
-    copies = max(tech["reram_replication"], 1.0)
+def program_cost(tile, tech: dict, rows: int, pulses: int, *, copies: int = 1,
+                 serial_blocks: int | None = None) -> Cost:
+    """Write-verify programming of ``rows`` crossbar rows (of every block of one copy) with
+    ``pulses`` write pulses in all, times ``copies``. Every pulse costs its energy; a row
+    takes up to ``verify_iters`` rounds of a pulse and a verify read (the cells of a row in
+    parallel; the bound is the time). ``serial_blocks``: blocks programmed one after
+    another (the most any ReRAM tile holds; tiles program in parallel); default all."""
     per_row = tile.verify_iters * (tech["write_pulse_s"] + tech["xbar_read_s"])
     verify_reads = rows * tile.verify_iters
     pj = pulses * tech["e_write_pulse_pj"] + verify_reads * tech["e_xbar_read_pj"]
-    return Cost(rows * per_row * copies, pj * 1e-12 * copies)
+    serial_rows = rows * copies if serial_blocks is None else serial_blocks * tile.rows
+    return Cost(serial_rows * per_row, pj * 1e-12 * copies)
 
 
-def movement_cost(tech: dict, nbytes: float) -> Cost:
-    return Cost(nbytes / tech["link_bw_bytes_s"], nbytes * tech["e_link_pj_per_byte"] * 1e-12)
+# ---- vector unit, links, static ------------------------------------------------------------
+def vector_cost(hw, tech: dict, kind: str, elements: int) -> Cost:
+    """``elements`` elements of kernel ``kind`` on all vector units (``systolic_cores`` x
+    ``lanes``): per element the primitives of :func:`sw.opcount.vector_primitives`, each
+    at its cycles, plus the unit's SRAM traffic."""
+    from .opcount import vector_primitives
+    prims = vector_primitives(kind)
+    cycles = elements * sum(n * hw.vector.cycles_of(p) for p, n in prims.items()) \
+        / (hw.vector.lanes * hw.systolic_cores)
+    e = {"add": tech["e_fp32_add_pj"], "cmp": tech["e_fp32_add_pj"],
+         "mul": tech["e_fp32_mult_pj"], "exp": tech["e_vector_special_pj"],
+         "reciprocal": tech["e_vector_special_pj"], "rsqrt": tech["e_vector_special_pj"]}
+    pj = elements * (sum(n * e[p] for p, n in prims.items())
+                     + tech["vector_bytes_per_element"] * tech["e_sram_byte_pj"])
+    return Cost(cycles / hw.clock_hz, pj * 1e-12)
 
 
+def onchip_cost(links, nbytes: float) -> Cost:
+    """Bytes over the on-chip links (a vertical link and ``hops`` NoC hops)."""
+    return Cost(links.onchip_seconds(nbytes), nbytes * links.onchip_pj_per_byte() * 1e-12)
+
+
+def movement_cost(links, nbytes: float) -> Cost:
+    """Bytes over the host link (PCIe, through DRAM)."""
+    return Cost(nbytes / links.host_bw_bytes_s, nbytes * links.e_host_pj_byte * 1e-12)
+
+
+def static_watts(hw, tech: dict, crossbars_used: int) -> dict:
+    """Static power of the powered manycore, per kind of unit."""
+    return {"crossbars": crossbars_used * tech["p_static_crossbar_w"],
+            "systolic": hw.systolic_cores * hw.systolic.rows * hw.systolic.cols
+            * tech["p_static_pe_w"],
+            "vector": hw.systolic_cores * tech["p_static_vector_w"],
+            "routers": (hw.reram_cores + hw.systolic_cores) * tech["p_static_router_w"]}
+
+
+# ---- GPU -----------------------------------------------------------------------------------
 def gpu_kernel_cost(spec: dict, tech: dict, flops: float, nbytes: float,
                     dtype: str = "fp32") -> Cost:
     """Roofline time of one kernel plus the per-op overhead; power between the floor (a
@@ -221,79 +317,42 @@ def gpu_kernel_cost(spec: dict, tech: dict, flops: float, nbytes: float,
     return Cost(t, t * watts)
 
 
-# ---- GPU kernels of one training step ------------------------------------------------------
+_PROFILES: dict = {}
+
+
 def profile_step(run_cfg, phase: str, ranks=None) -> list[dict]:
+    """:func:`_profile_step`, computed once per configuration, phase and ranks in a
+    process (re-costing a run under other constants does not profile it again)."""
+    key = json.dumps([run_cfg.to_dict(), phase, ranks], sort_keys=True, default=str)
+    if key not in _PROFILES:
+        _PROFILES[key] = _profile_step(run_cfg, phase, ranks)
+    return [dict(k) for k in _PROFILES[key]]
+
+
+def _profile_step(run_cfg, phase: str, ranks=None) -> list[dict]:
     """Kernels of one training step (forward, backward, optimizer) of ``run_cfg``'s model
-    in ``phase`` ("full"; "low" with LoRA ``ranks``; "trial": the paper policy's LoRA copy,
-    all on the GPU): ``{"op", "flops", "bytes"}`` per dispatched kernel (views launch
-    nothing and are left out). In the low phase the offloaded products
-    (:mod:`sw.hybrid`) are not GPU kernels and are left out."""
+    in ``phase`` ("full"; "low" with LoRA ``ranks`` under the run's mapping; "trial": the
+    paper policy's LoRA copy, all on the GPU): ``{"op", "flops", "bytes"}`` per dispatched
+    kernel (views launch nothing and are left out). In the low phase the offloaded
+    products are not GPU kernels and are left out."""
     import torch
-    from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
-    from torch.utils.flop_counter import flop_registry
 
     from .backends import TorchBackend
     from .data import load
     from .hybrid import apply_lora, set_backend
     from .model import SpatialTransformer
+    from .opcount import KernelCounter
 
-    def nbytes(x):
-        if isinstance(x, torch.Tensor):
-            return x.numel() * x.element_size()
-        if isinstance(x, (list, tuple)):
-            return sum(nbytes(y) for y in x)
-        return 0
-
-    class Kernels(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.rows = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            out = func(*args, **kwargs)
-            if not func.is_view and func.overloadpacket not in _FREE:
-                f = flop_registry.get(func.overloadpacket)
-                flops = 0
-                if f is not None:
-                    flops = f(*args, **kwargs, out_val=out)
-                self.rows.append({"op": str(func.overloadpacket).split(".")[-1],
-                                  "flops": int(flops),
-                                  "bytes": nbytes(list(args)) + nbytes(list(kwargs.values()))
-                                  + nbytes(out)})
-            return out
-
-    class Offloaded(TorchBackend):          # the accelerator's products: not GPU kernels
-        def matmul(self, a, b, layer=""):
-            with _disable_current_modes():
-                return super().matmul(a, b, layer)
-
-        def mvm(self, key, x):
-            with _disable_current_modes():
-                return super().mvm(key, x)
-
-        def mvm_t(self, key, y):
-            with _disable_current_modes():
-                return super().mvm_t(key, y)
-
-        def program(self, key, W):
-            with _disable_current_modes():
-                return super().program(key, W)
-
-    _FREE = {torch.ops.aten.detach, torch.ops.aten.lift_fresh, torch.ops.aten._to_copy,
-             torch.ops.aten.empty_like, torch.ops.aten.empty, torch.ops.aten.empty_strided,
-             torch.ops.aten.zeros_like, torch.ops.aten.ones_like, torch.ops.aten._unsafe_view,
-             torch.ops.aten._local_scalar_dense,        # Adam's step count lives on the host
-             torch.ops.profiler._record_function_enter_new,
-             torch.ops.profiler._record_function_exit}
     torch.manual_seed(0)
     data = load(run_cfg.data)
     model = SpatialTransformer(run_cfg.model, data.n_features)
+    backend = None
     if phase in ("low", "trial"):
         apply_lora(model, dict(enumerate(ranks)), alpha=run_cfg.policy.lora_alpha,
-                   dropout=run_cfg.policy.lora_dropout)
+                   dropout=run_cfg.policy.lora_dropout, targets=run_cfg.policy.lora_targets)
     if phase == "low":
-        set_backend(model, Offloaded(run_cfg.hw))
+        backend = TorchBackend(run_cfg.hw)
+        set_backend(model, backend, mapping=run_cfg.train.mapping)
     params = [p for p in model.parameters() if p.requires_grad]
     # foreach: the multi-tensor kernels PyTorch uses on CUDA by default
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=run_cfg.train.weight_decay,
@@ -302,13 +361,15 @@ def profile_step(run_cfg, phase: str, ranks=None) -> list[dict]:
     X = torch.from_numpy(data.train.X[:b])
     y = torch.from_numpy(data.train.y[:b])
     model.train()
-    mode = Kernels()
-    with mode:
+    rows = []
+    skip = (lambda: backend.offloading > 0) if backend is not None else None
+    with KernelCounter(lambda name, flops, nbytes, elements: rows.append(
+            {"op": name, "flops": flops, "bytes": nbytes}), skip):
         loss = torch.nn.functional.mse_loss(model(X), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return mode.rows
+    return rows
 
 
 def gpu_step_cost(kernels: list[dict], spec: dict, tech: dict, dtype: str = "fp32") -> Cost:
@@ -320,7 +381,7 @@ def gpu_step_cost(kernels: list[dict], spec: dict, tech: dict, dtype: str = "fp3
 
 # ---- a whole run ---------------------------------------------------------------------------
 def _op_bytes(row, hw) -> float:
-    """Bytes between the GPU and the accelerator for one trace row (all its calls)."""
+    """Operand and result bytes of one trace row (all its calls)."""
     sa, t = hw.systolic, hw.tile
     if row["unit"] == "systolic":
         batch, m, k, n = row["shape"]
@@ -333,40 +394,95 @@ def _op_bytes(row, hw) -> float:
     return row["count"] * n_vec * (n_in * t.input_bits / 8 + n_out * t.out_width / 8)
 
 
-def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low") -> dict:
-    """Costs of the offloaded ops of ``phase`` in a trace, per unit, with the overlap of
-    concurrent groups taken off the time (not the energy)."""
-    units = {"systolic": Cost(), "reram": Cost(), "reram_program": Cost(), "movement": Cost(),
-             "host": Cost()}
-    overlap_s = 0.0
-    issues = 0                  # ops (or concurrent groups) the host issues
+def reram_group(matrix: str) -> str:
+    """The concurrency group of a frozen matrix (:data:`SCHEDULE`): W_q, W_k and W_v of a
+    layer share their input and run at once; every other matrix is its own group."""
+    head, _, last = matrix.rpartition(".")
+    return f"{head}.qkv" if head.endswith("attn") and last in ("q", "k", "v") else matrix
+
+
+def _placement(trace, hw, phase):
+    from hw.placement import place
+    shapes = {}
+    for r in trace:
+        if r["phase"] == phase and r["unit"] == "reram" and r["op"] == "program":
+            shapes[r["layer"]] = tuple(r["shape"])
+    return place(hw, shapes) if shapes else None
+
+
+def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low",
+                     mapping: str = "qv") -> dict:
+    """Costs of the accelerator's work in ``phase`` of a trace, per unit, under the
+    schedule of :data:`SCHEDULE`; ``overlap_s`` is what concurrent groups take off the
+    time (not the energy)."""
+    units = {k: Cost() for k in ("systolic", "reram", "reram_program", "vector", "links",
+                                 "movement", "host")}
     t = hw.tile
+    placement = _placement(trace, hw, phase)
+    copies = placement.copies if placement is not None else 1
+    # ReRAM: per (group, op) the longest member (members run at once)
+    groups: dict = {}
+    group_size: dict = {}
+    issues = 0
+    host_bytes = 0.0
     for r in trace:
         if r["phase"] != phase:
             continue
         if r["unit"] == "systolic":
             batch, m, k, n = r["shape"]
-            units["systolic"] += systolic_cost(hw.systolic, tech, batch, m, k, n).scaled(r["count"])
+            units["systolic"] += systolic_cost(hw.systolic, tech, batch, m, k, n,
+                                               clock_hz=hw.clock_hz,
+                                               cores=hw.systolic_cores).scaled(r["count"])
         elif r["unit"] == "reram" and r["op"] == "program":
-            units["reram_program"] += program_cost(t, tech, r["rows"], r["write_pulses"])
+            # energy per matrix; the time once, below (the tiles program in parallel)
+            units["reram_program"] += Cost(0.0, program_cost(
+                t, tech, r["rows"], r["write_pulses"], copies=copies).joules)
+            host_bytes += _op_bytes(r, hw)
+            continue
         elif r["unit"] == "reram":
-            _, rows, cols = r["shape"]
+            n_vec, rows, cols = r["shape"]
             tr, tc = hw.tile_grid((rows, cols))
-            units["reram"] += mvm_cost(t, tech, r["vectors"] // (tr * tc), tr * tc,
-                                       transpose=r["op"] == "mvm_t")
-        elif r["unit"] == "chip" and r["op"] == "concurrent":
-            sa_s = r["systolic_model"] / tech["systolic_clock_hz"]
-            step = mvm_step_seconds(t, tech)
-            tile_s = r.get("mvm_vectors", 0) * t.input_steps * step \
-                / max(tech["reram_replication"], 1.0)
-            overlap_s += min(sa_s, tile_s)
-            issues -= r["count"] * (r["shape"][0] - 1)      # one issue per group
+            c = mvm_cost(t, tech, n_vec, tr * tc, transpose=r["op"] == "mvm_t",
+                         calls=r["count"], copies=copies)
+            key = (reram_group(r["layer"]), r["op"])
+            prev = groups.get(key, Cost())
+            groups[key] = Cost(max(prev.seconds, c.seconds), prev.joules + c.joules)
+            group_size[key] = group_size.get(key, 0) + 1
+        elif r["unit"] == "vector":
+            units["vector"] += vector_cost(hw, tech, r["op"], r["elements"])
             continue
         if r["unit"] in ("systolic", "reram"):
-            units["movement"] += movement_cost(tech, _op_bytes(r, hw))
-            issues += r["count"]
+            if mapping == "hpt":
+                units["links"] += onchip_cost(hw.links, _op_bytes(r, hw))
+            else:
+                units["movement"] += movement_cost(hw.links, _op_bytes(r, hw))
+                issues += r["count"]
+    for c in groups.values():
+        units["reram"] += c
+    if placement is not None:
+        busiest = min(placement.blocks_used, hw.blocks_per_tile)   # blocks fill tiles in order
+        units["reram_program"] += Cost(program_cost(t, tech, t.rows, 0,
+                                                    serial_blocks=busiest).seconds, 0.0)
+    # concurrent groups: credit min(systolic time, the matrix's share of its ReRAM group)
+    overlap_s = 0.0
+    for r in trace:
+        if r["phase"] != phase or r["unit"] != "chip" or r["op"] != "concurrent":
+            continue
+        matrix = r["layer"].rsplit(".", 1)[0]
+        op = "mvm_t" if r["layer"].endswith(".bwd") else "mvm"
+        key = (reram_group(matrix), op)
+        sa_s = r["systolic_model"] / hw.clock_hz / hw.systolic_cores
+        n_vec = r.get("mvm_vectors", 0)
+        tile_s = r["count"] * math.ceil(n_vec / copies) * t.input_steps \
+            * mvm_step_seconds(t, tech, op == "mvm_t") / group_size.get(key, 1)
+        overlap_s += min(sa_s, tile_s)
+        if mapping != "hpt":
+            issues -= r["count"] * (r["shape"][0] - 1)      # one issue per group
     units["host"] = Cost(issues * tech["offload_op_overhead_s"], 0.0)
-    return {"units": units, "overlap_s": overlap_s, "issues": issues}
+    return {"units": units, "overlap_s": overlap_s, "issues": issues,
+            "host_switch_bytes": host_bytes, "copies": copies,
+            "placement": placement.to_dict() if placement is not None else None,
+            "crossbars_used": placement.crossbars_used if placement is not None else 0}
 
 
 def rtl_check(trace: list[dict]) -> dict | None:
@@ -389,13 +505,16 @@ def rtl_check(trace: list[dict]) -> dict | None:
     return {"systolic_rtl_cycles": rtl, "systolic_model_cycles": model, "equal": rtl == model}
 
 
-def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32") -> dict:
-    """Time and energy of a run as executed (HpT: GPU full phase, the switch, the hybrid
-    low phase) and of GPU-only full-parameter training of the same number of steps.
+def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None) -> dict:
+    """Time and energy of a run as executed (HpT: GPU full phase, the switch, the low phase
+    on the manycore under the run's mapping) and of GPU-only full-parameter training of
+    the same number of steps. ``hw``: cost on this ManycoreConfig instead of the run's.
     Evaluation passes are left out of both."""
     from .train import RunConfig
     run_dir = Path(run_dir)
     cfg = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    hw = hw or cfg.hw
+    mapping = cfg.train.mapping
     m = json.loads((run_dir / "metrics.json").read_text())
     trace = json.loads((run_dir / "trace.json").read_text())
     total = m["total_steps"]
@@ -404,11 +523,15 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32") -> dict
     full_k = profile_step(cfg, "full")
     full_step = gpu_step_cost(full_k, spec, tech, dtype)
     out = {"run": str(run_dir), "app": cfg.data.app, "policy": cfg.policy.name,
+           "mapping": mapping, "preset": _preset_name(cfg.model),
            "backend": cfg.train.backend, "total_steps": total, "switch_step": m["switch_step"],
-           "low_steps": low_steps, "test_mse": m["test_mse"],
+           "low_steps": low_steps, "low_param_fraction": low_steps / max(total, 1),
+           "test_mse": m["test_mse"], "manycore": hw.to_dict(),
            "gpu_full_step": {**full_step.to_dict(), "kernels": len(full_k),
                              "flops": sum(k["flops"] for k in full_k),
                              "bytes": sum(k["bytes"] for k in full_k)}}
+    f = out["low_param_fraction"]
+    out["ceiling"] = 1.0 / (1.0 - f) if f < 1 else None
     gpu_only = full_step.scaled(total)
     breakdown = {("full", "gpu"): full_step.scaled(switch)}
     # the paper policy trains a LoRA copy beside the full model for k steps per trial
@@ -416,28 +539,44 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32") -> dict
     trials = [e for e in (json.loads(hist.read_text()).get("policy", []) if hist.is_file()
                           else []) if "trial" in e]
     out["trial_steps"] = len(trials) * cfg.policy.k
+    ranks = m["ranks"] or [cfg.policy.lora_rank] * cfg.model.layers
     if trials:
-        ranks = m["ranks"] or [cfg.policy.lora_rank] * cfg.model.layers
         trial_step = gpu_step_cost(profile_step(cfg, "trial", ranks), spec, tech, dtype)
         breakdown[("full", "gpu LoRA trial")] = trial_step.scaled(out["trial_steps"])
+    out["overlap_s"] = 0.0
+    low_s = 0.0
     if low_steps > 0 or m["switch_step"] is not None:
-        low_k = profile_step(cfg, "low", m["ranks"])
-        low_step = gpu_step_cost(low_k, spec, tech, dtype)
-        out["gpu_low_step"] = {**low_step.to_dict(), "kernels": len(low_k),
-                               "flops": sum(k["flops"] for k in low_k),
-                               "bytes": sum(k["bytes"] for k in low_k)}
-        acc = accelerator_cost(trace, cfg.hw, tech, "low")
+        acc = accelerator_cost(trace, hw, tech, "low", mapping)
         u = acc["units"]
-        breakdown[("low", "gpu")] = low_step.scaled(low_steps)
+        if mapping == "qv":
+            low_k = profile_step(cfg, "low", m["ranks"])
+            low_step = gpu_step_cost(low_k, spec, tech, dtype)
+            out["gpu_low_step"] = {**low_step.to_dict(), "kernels": len(low_k),
+                                   "flops": sum(k["flops"] for k in low_k),
+                                   "bytes": sum(k["bytes"] for k in low_k)}
+            breakdown[("low", "gpu")] = low_step.scaled(low_steps)
         breakdown[("low", "systolic")] = u["systolic"]
         breakdown[("low", "reram")] = u["reram"]
-        breakdown[("low", "movement")] = u["movement"]
-        breakdown[("low", "host issue")] = u["host"]
+        if mapping == "hpt":
+            breakdown[("low", "vector")] = u["vector"]
+            breakdown[("low", "links")] = u["links"]
+            batch_bytes = _batch_bytes(cfg, trace)
+            breakdown[("low", "host link")] = movement_cost(hw.links, batch_bytes)
+            breakdown[("low", "host issue")] = Cost(low_steps * tech["offload_op_overhead_s"], 0)
+            breakdown[("switch", "host link")] = movement_cost(hw.links, acc["host_switch_bytes"])
+        else:
+            breakdown[("low", "movement")] = u["movement"]
+            breakdown[("low", "host issue")] = u["host"]
         breakdown[("switch", "reram")] = u["reram_program"]
         out["overlap_s"] = acc["overlap_s"]
         out["offload_issues"] = acc["issues"]
-    else:
-        out["overlap_s"] = 0.0
+        out["placement"] = acc["placement"]
+        low_s = sum(c.seconds for (p, _), c in breakdown.items() if p in ("low", "switch")) \
+            - out["overlap_s"]
+        watts = static_watts(hw, tech, acc["crossbars_used"])
+        out["static_w"] = watts
+        breakdown[("low", "static")] = Cost(0.0, sum(watts.values()) * low_s)
+        out["gpu_idle_low_j"] = spec["floor_w"] * low_s
     hpt = Cost()
     for c in breakdown.values():
         hpt = hpt + c
@@ -446,7 +585,14 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32") -> dict
         gpu_only=gpu_only.to_dict(), hpt=hpt.to_dict(),
         speedup=gpu_only.seconds / hpt.seconds if hpt.seconds else None,
         energy_reduction=gpu_only.joules / hpt.joules if hpt.joules else None,
+        energy_reduction_gpu_idle=(gpu_only.joules / (hpt.joules + out.get("gpu_idle_low_j", 0))
+                                   if hpt.joules else None),
         breakdown=[{"phase": p, "unit": u, **c.to_dict()} for (p, u), c in breakdown.items()])
+    if low_steps > 0:
+        low = Cost(low_s, sum(c.joules for (p, _), c in breakdown.items() if p == "low"))
+        out["low_step"] = low.scaled(1 / low_steps).to_dict()
+        out["step_speedup"] = full_step.seconds / out["low_step"]["seconds"]
+        out["step_energy_reduction"] = full_step.joules / out["low_step"]["joules"]
     rtl = rtl_check(trace)
     if rtl is not None:
         out["rtl_check"] = rtl
@@ -467,3 +613,22 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32") -> dict
                              "speedup": only.seconds / cal.seconds,
                              "energy_reduction": only.joules / cal.joules}
     return out
+
+
+def _batch_bytes(cfg, trace) -> float:
+    """Inputs and targets of every low-phase batch (fp32), over the host link: the
+    element counts of the loss kernel give the targets; inputs scale by the features."""
+    from .data import load
+    data = load(cfg.data)
+    per_target = 4 * (1 + data.n_features)          # one target + its station's features
+    targets = sum(r["elements"] for r in trace if r["phase"] == "low"
+                  and r["unit"] in ("vector", "gpu") and r["op"] == "mse_loss")
+    return targets * per_target
+
+
+def _preset_name(model_cfg) -> str:
+    from .model import PRESETS
+    for name, p in PRESETS.items():
+        if all(getattr(model_cfg, k) == v for k, v in p.items()):
+            return name
+    return "custom"

@@ -1,12 +1,27 @@
-"""Hybrid execution: LoRA adapters and the routing of each matmul to a hardware backend.
+"""Hybrid execution: LoRA adapters and the routing of each product to a hardware unit.
 
-In the low-parameter phase:
+Two mappings of the low-parameter phase (``TrainConfig.mapping``):
 
-================================  ==============
-frozen W0: ``x W0`` and ``d W0^T``  ReRAM (``mvm`` / ``mvm_t``)
-LoRA A and B, ``Q K^T``, ``softmax V``  systolic (``matmul``)
-everything else                   the torch device
-================================  ==============
+``hpt`` (HpT's system, the default)
+
+    =========================================================  ==========================
+    every frozen linear of every encoder layer (W_q, W_k, W_v,  ReRAM (``mvm``/``mvm_t``)
+    W_o, FFN ff1/ff2): ``x W0`` and ``d W0^T``
+    LoRA A/B and their gradients; the trainable input MLP,      systolic cores (``matmul``)
+    reduction MLP and head (forward, input and weight
+    gradients); ``Q K^T`` and ``softmax V``
+    softmax, LayerNorm, activations, dropout, residual and      vector unit (float on the
+    bias adds, the loss, AdamW                                  host; counted per kind)
+    nothing                                                     GPU
+    =========================================================  ==========================
+
+``qv`` (the mapping of stops 8-10, kept for comparison): only the LoRA targets' frozen
+products go to ReRAM and the LoRA and attention products to the systolic array; every
+other op stays on the torch device (the GPU).
+
+LoRA targets are configurable (``PolicyConfig.lora_targets``: ``q,v`` as in the paper, up
+to ``q,k,v,o,ff1,ff2``); under ``hpt`` the frozen base of every encoder linear goes to
+ReRAM whichever targets carry adapters.
 
 Gradients flow through :class:`SystolicMatmul` and :class:`FrozenMatmul`
 (``torch.autograd.Function``): the backward products run on the same units as in
@@ -23,7 +38,12 @@ from torch import nn
 from .backends import Backend
 
 __all__ = ["SystolicMatmul", "FrozenMatmul", "LoRAProducts", "LoRALinear", "apply_lora", "set_backend",
-           "lora_layers"]
+           "lora_layers", "routed_linear", "MAPPINGS", "TARGETS", "frozen_linears", "frozen_name",
+           "frozen_shapes"]
+
+MAPPINGS = ("hpt", "qv")
+#: The frozen linears of an encoder layer, in programming (placement) order.
+TARGETS = ("q", "k", "v", "o", "ff1", "ff2")
 
 
 class SystolicMatmul(torch.autograd.Function):
@@ -133,21 +153,72 @@ class LoRALinear(nn.Module):
         return out.reshape(*shape[:-1], out.shape[-1])
 
 
+def _owner(layer, target: str):
+    return (layer.attn if target in ("q", "k", "v", "o") else layer), target
+
+
+def frozen_linears(model):
+    """``(owner, attribute, module)`` of every encoder linear, layer by layer in
+    :data:`TARGETS` order (a LoRA-adapted one is its :class:`LoRALinear`)."""
+    for layer in model.layers:
+        for target in TARGETS:
+            owner, attr = _owner(layer, target)
+            yield owner, attr, getattr(owner, attr)
+
+
+def frozen_name(layer: int, target: str) -> str:
+    """The model's name of an encoder linear (its ReRAM key)."""
+    return f"layers.{layer}.attn.{target}" if target in ("q", "k", "v", "o") \
+        else f"layers.{layer}.{target}"
+
+
+def frozen_shapes(model_cfg, mapping: str, lora_targets) -> dict:
+    """The frozen ``[in, out]`` matrices ``mapping`` programs into ReRAM, by name, in the
+    placement's order (every encoder linear under ``hpt``, the LoRA targets under ``qv``)."""
+    d, f = model_cfg.d_model, model_cfg.ffn
+    shape = {"q": (d, d), "k": (d, d), "v": (d, d), "o": (d, d), "ff1": (d, f), "ff2": (f, d)}
+    targets = TARGETS if mapping == "hpt" else tuple(lora_targets)
+    return {frozen_name(i, t): shape[t] for i in range(model_cfg.layers) for t in TARGETS
+            if t in targets}
+
+
+def routed_linear(lin, x):
+    """The product of a :class:`sw.model.RoutedLinear` on its unit, then its bias (a vector-
+    unit add)."""
+    backend, role = lin.route
+    shape = x.shape
+    x2 = x.reshape(-1, shape[-1])
+    if role == "frozen":
+        y = FrozenMatmul.apply(x2, backend, lin.name)
+    else:
+        y = SystolicMatmul.apply(x2, lin.weight.T, backend, lin.name)
+    y = y + lin.bias
+    return y.reshape(*shape[:-1], y.shape[-1])
+
+
 def apply_lora(model, ranks: dict[int, int] | int, alpha: float = 64.0,
-               dropout: float = 0.1) -> list[LoRALinear]:
-    """Freeze the encoder and put LoRA on Q and V of every layer (ranks per layer).
-    The input embedding, the dimension-reduction MLP and the head stay trainable."""
+               dropout: float = 0.1, targets=("q", "v")) -> list[LoRALinear]:
+    """Freeze the encoder and put LoRA on ``targets`` (of :data:`TARGETS`) of every layer
+    (ranks per layer). The input embedding, the dimension-reduction MLP and the head stay
+    trainable."""
+    bad = [t for t in targets if t not in TARGETS]
+    if bad or not targets:
+        raise ValueError(f"LoRA targets must be a non-empty subset of {', '.join(TARGETS)}, "
+                         f"not {', '.join(targets) or 'nothing'}")
     for p in model.layers.parameters():
         p.requires_grad_(False)
     added = []
     for i, layer in enumerate(model.layers):
         r = ranks if isinstance(ranks, int) else ranks[i]
-        for proj in ("q", "v"):
-            lin = getattr(layer.attn, proj)
+        for target in TARGETS:
+            if target not in targets:
+                continue
+            owner, attr = _owner(layer, target)
+            lin = getattr(owner, attr)
             if isinstance(lin, LoRALinear):
-                raise ValueError(f"layer {i} {proj} already has LoRA")
-            lora = LoRALinear(lin, r, alpha, dropout, f"layers.{i}.attn.{proj}")
-            setattr(layer.attn, proj, lora)
+                raise ValueError(f"layer {i} {target} already has LoRA")
+            lora = LoRALinear(lin, r, alpha, dropout, lin.name or frozen_name(i, target))
+            setattr(owner, attr, lora)
             added.append(lora)
     return added
 
@@ -156,14 +227,34 @@ def lora_layers(model) -> list[LoRALinear]:
     return [m for m in model.modules() if isinstance(m, LoRALinear)]
 
 
-def set_backend(model, backend: Backend | None, program: bool = True) -> None:
-    """Route the low-parameter phase's products through ``backend`` (None: plain torch).
-    Programs every LoRA layer's frozen weight into ReRAM, unless ``program`` is False
-    (the backend already holds them under the layers' names)."""
+def set_backend(model, backend: Backend | None, program: bool = True,
+                mapping: str = "hpt") -> None:
+    """Route the low-parameter phase's products through ``backend`` by ``mapping``
+    (:data:`MAPPINGS`; None: plain torch). Programs every frozen matrix the mapping puts
+    in ReRAM, in :func:`frozen_linears` order (the placement's order), unless ``program``
+    is False (the backend already holds them under the layers' names)."""
+    from .model import RoutedLinear
+    if mapping not in MAPPINGS:
+        raise ValueError(f"mapping must be one of {', '.join(MAPPINGS)}, not {mapping!r}")
     for layer in model.layers:
         layer.attn.backend = backend
+    for m in model.modules():
+        if isinstance(m, RoutedLinear):
+            m.route = None
     for lora in lora_layers(model):
-        if backend is None or not program:
-            lora.backend = backend
-        else:
-            lora.program(backend)
+        lora.backend = None
+    if backend is None:
+        return
+    for owner, attr, lin in frozen_linears(model):
+        if isinstance(lin, LoRALinear):
+            if program:
+                lin.program(backend)
+            lin.backend = backend
+        elif mapping == "hpt":
+            if program:
+                backend.program(lin.name, lin.weight.detach().T.contiguous())
+            lin.route = (backend, "frozen")
+    if mapping == "hpt":
+        for m in model.modules():
+            if isinstance(m, RoutedLinear) and m.route is None and m.weight.requires_grad:
+                m.route = (backend, "trainable")

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-__all__ = ["ModelConfig", "SpatialTransformer", "PRESETS"]
+__all__ = ["ModelConfig", "SpatialTransformer", "PRESETS", "RoutedLinear"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,24 @@ PRESETS = {
 }
 
 
+class RoutedLinear(nn.Linear):
+    """An ``nn.Linear`` whose product can run on the accelerator: :func:`sw.hybrid.set_backend`
+    sets ``route`` to ``(backend, role)`` with role ``"frozen"`` (the weight lives in
+    ReRAM: ``x W0`` as MVM, the input gradient as MVM_T) or ``"trainable"`` (``x W^T`` and
+    both gradient products on the systolic cores). ``name`` is its name in the model."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.route = None
+        self.name = ""
+
+    def forward(self, x):
+        if self.route is None:
+            return super().forward(x)
+        from .hybrid import routed_linear
+        return routed_linear(self, x)
+
+
 def sinusoidal(n: int, d: int) -> torch.Tensor:
     pos = torch.arange(n, dtype=torch.float32)[:, None]
     div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
@@ -74,7 +92,7 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         d = cfg.d_model
         self.heads, self.d_head = cfg.heads, d // cfg.heads
-        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.q, self.k, self.v, self.o = (RoutedLinear(d, d) for _ in range(4))
         self.drop = nn.Dropout(cfg.dropout)
         self.backend = None          # set by sw.hybrid.set_backend in the low-parameter phase
         self.name = "attn"
@@ -102,7 +120,7 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.attn = MultiHeadAttention(cfg)
         self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
-        self.ff1, self.ff2 = nn.Linear(cfg.d_model, cfg.ffn), nn.Linear(cfg.ffn, cfg.d_model)
+        self.ff1, self.ff2 = RoutedLinear(cfg.d_model, cfg.ffn), RoutedLinear(cfg.ffn, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x):
@@ -117,14 +135,17 @@ class SpatialTransformer(nn.Module):
             raise ValueError(f"n_features must be positive, not {n_features}")
         self.cfg = cfg
         d = cfg.d_model
-        self.embed = nn.Sequential(nn.Linear(n_features, d), nn.GELU(), nn.Linear(d, d))
+        self.embed = nn.Sequential(RoutedLinear(n_features, d), nn.GELU(), RoutedLinear(d, d))
         self.register_buffer("pe", sinusoidal(cfg.max_stations, d), persistent=False)
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.layers))
         for i, layer in enumerate(self.layers):
             layer.attn.name = f"layers.{i}.attn"
-        self.reduce = nn.Sequential(nn.Linear(d, max(cfg.reduce, d // 2)), nn.GELU(),
-                                    nn.Linear(max(cfg.reduce, d // 2), cfg.reduce), nn.GELU())
-        self.head = nn.Linear(cfg.reduce, 1)
+        self.reduce = nn.Sequential(RoutedLinear(d, max(cfg.reduce, d // 2)), nn.GELU(),
+                                    RoutedLinear(max(cfg.reduce, d // 2), cfg.reduce), nn.GELU())
+        self.head = RoutedLinear(cfg.reduce, 1)
+        for name, module in self.named_modules():
+            if isinstance(module, RoutedLinear):
+                module.name = name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x[batch, station, feature]`` -> ``y[batch, station]``."""

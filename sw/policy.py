@@ -35,6 +35,7 @@ class PolicyConfig:
     lora_rank: int = 8            # paper: r = 8, alpha = 64, dropout 0.1, on Q and V
     lora_alpha: float = 64.0
     lora_dropout: float = 0.1
+    lora_targets: tuple = ("q", "v")  # encoder linears that get adapters (sw.hybrid.TARGETS)
     variance: float = 0.90        # intrinsic-dim: share of update variance to explain
     snapshots: int = 10           # intrinsic-dim: weight snapshots in the trajectory window
     stable_checks: int = 3        # intrinsic-dim: checks the estimates must hold
@@ -47,6 +48,12 @@ class PolicyConfig:
                              f"not {self.name!r}")
         if self.k < 2:
             raise ValueError(f"PolicyConfig.k must be at least 2, not {self.k}")
+        from .hybrid import TARGETS
+        object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
+        bad = [t for t in self.lora_targets if t not in TARGETS]
+        if bad or not self.lora_targets or len(set(self.lora_targets)) != len(self.lora_targets):
+            raise ValueError(f"PolicyConfig.lora_targets must be distinct names among "
+                             f"{', '.join(TARGETS)}, not {', '.join(self.lora_targets) or 'nothing'}")
         if not 1 <= self.min_rank <= self.max_rank:
             raise ValueError("PolicyConfig.min_rank/max_rank must satisfy 1 <= min <= max")
 

@@ -22,19 +22,30 @@ POLICIES = ("full", "paper", "intrinsic-dim", "lora")
 
 
 def _one(job) -> dict:
+    """Train one run (or read its finished metrics). ``job``: (app, policy, backend, seed,
+    epochs, out) or a dict with those and optional ``preset``, ``mapping``, ``hw`` (a
+    ManycoreConfig dict) and ``name`` (the run folder's name)."""
     import torch
     torch.set_num_threads(1)
+    from hw.manycore import ManycoreConfig
     from sw.data import DataConfig
-    from sw.train import RunConfig, TrainConfig, Trainer
+    from sw.model import ModelConfig
     from sw.policy import PolicyConfig
+    from sw.train import RunConfig, TrainConfig, Trainer
 
-    app, policy, backend, seed, epochs, out = job
-    run_dir = Path(out) / f"{app}_{policy}_{backend}_s{seed}"
+    if not isinstance(job, dict):
+        job = dict(zip(("app", "policy", "backend", "seed", "epochs", "out"), job))
+    app, policy, backend, seed = job["app"], job["policy"], job["backend"], job["seed"]
+    name = job.get("name") or f"{app}_{policy}_{backend}_s{seed}"
+    run_dir = Path(job["out"]) / name
     if (run_dir / "metrics.json").is_file():
         return json.loads((run_dir / "metrics.json").read_text())
-    cfg = RunConfig(data=DataConfig(app=app, seed=seed),
-                    train=TrainConfig(epochs=epochs, seed=seed, backend=backend),
-                    policy=PolicyConfig(name=policy))
+    extra = {"hw": ManycoreConfig.from_dict(job["hw"])} if job.get("hw") else {}
+    cfg = RunConfig(model=ModelConfig.preset(job.get("preset", "tiny")),
+                    data=DataConfig(app=app, seed=seed),
+                    train=TrainConfig(epochs=job["epochs"], seed=seed, backend=backend,
+                                      mapping=job.get("mapping", "hpt")),
+                    policy=PolicyConfig(name=policy), **extra)
     return Trainer(cfg, run_dir, quiet=True).fit()
 
 
@@ -42,6 +53,13 @@ def run_grid(out: Path, apps=APPS, policies=POLICIES, backends=("torch",), seeds
              epochs: int = 20, jobs: int = 2) -> list[dict]:
     jobs_list = [(a, p, b, s, epochs, str(out)) for a in apps for b in backends for p in policies
                  for s in seeds if not (p == "full" and b != backends[0])]
+    return run_jobs(jobs_list, jobs)
+
+
+def run_jobs(jobs_list, jobs: int = 2) -> list[dict]:
+    """Train the runs of ``jobs_list`` (see :func:`_one`) on ``jobs`` processes."""
+    if jobs <= 1:
+        return [_one(j) for j in jobs_list]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(_one, jobs_list))
 
@@ -74,7 +92,8 @@ def summarise(results: list[dict]) -> tuple[dict, str]:
 def step_time_benchmark(iters: int = 30) -> dict:
     """Milliseconds per low-parameter training step, torch vs functional backend (tiny)."""
     import torch
-    from sw.backends import HardwareConfig, make_backend
+    from hw.manycore import preset
+    from sw.backends import make_backend
     from sw.data import DataConfig, load
     from sw.hybrid import apply_lora, set_backend
     from sw.model import ModelConfig, SpatialTransformer
@@ -87,7 +106,7 @@ def step_time_benchmark(iters: int = 30) -> dict:
         torch.manual_seed(0)
         model = SpatialTransformer(ModelConfig.preset("tiny"), data.n_features)
         apply_lora(model, 8)
-        set_backend(model, make_backend(name, HardwareConfig()))
+        set_backend(model, make_backend(name, preset("atleus")))
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
         runs[name] = (model, opt, [])
 
@@ -108,4 +127,4 @@ def step_time_benchmark(iters: int = 30) -> dict:
     return {"name": "host_low_param_step_ms", "torch_ms": out["torch"],
             "functional_ms": out["functional"], "ratio": out["functional"] / out["torch"],
             "target_ratio_max": 3.0, "what": "tiny preset, wind, batch 32 time steps x 32 "
-            "stations, LoRA r=8 on Q/V, all hybrid products routed"}
+            "stations, LoRA r=8 on Q/V, hpt mapping (every product routed), atleus manycore"}

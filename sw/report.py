@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cost import TECH, gpu_spec, run_cost, technology
+from .cost import SCHEDULE, TECH, gpu_spec, run_cost, technology
 
 __all__ = ["report", "compare", "reram_wear", "DEFAULT_GPU"]
 
@@ -40,11 +40,13 @@ def _read(run_dir: Path, name: str):
 
 
 def reram_wear(run_dir: Path) -> dict | None:
-    """Write pulses per cell of every tile holding the run's frozen Q/V weights, from
-    programming them once (what HpT does at the switch), on the golden tile model."""
+    """Write pulses per cell of every block holding the run's frozen weights (every encoder
+    linear under the hpt mapping, the LoRA targets under qv), from programming them once
+    (what HpT does at the switch), on the golden tile model."""
     import torch
 
     from .backends import QuantizedBackend
+    from .hybrid import frozen_shapes
     from .train import RunConfig
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt"
@@ -53,13 +55,10 @@ def reram_wear(run_dir: Path) -> dict | None:
     cfg = RunConfig.from_dict(_read(run_dir, "config.json"))
     state = torch.load(ckpt, weights_only=False)["model"]
     backend = QuantizedBackend(cfg.hw)
-    names = []
-    for i in range(cfg.model.layers):
-        for proj in ("q", "v"):
-            key = f"layers.{i}.attn.{proj}"
-            w = state.get(f"{key}.base.weight", state.get(f"{key}.weight"))
-            backend.program(key, w.T.contiguous())
-            names.append(key)
+    names = list(frozen_shapes(cfg.model, cfg.train.mapping, cfg.policy.lora_targets))
+    for key in names:
+        w = state.get(f"{key}.base.weight", state.get(f"{key}.weight"))
+        backend.program(key, w.T.contiguous())
     # wear is (rows, cols, slices): one cell per weight slice; shown as rows x lanes
     tiles = [m.wear.reshape(m.wear.shape[0], -1).copy()
              for key in names for line in backend.device.tiles[key] for m in line]
@@ -71,11 +70,13 @@ def _plot_breakdown(costs, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     bars, seen = [], set()
-    for c in costs:                  # one GPU-only bar per app, then its HpT runs
-        if c["app"] not in seen:
-            seen.add(c["app"])
-            bars.append((f"{c['app']}\nGPU-only", [("full", "gpu", c["gpu_only"])]))
-        bars.append((f"{c['app']}\n{c['policy']}",
+    for c in costs:                  # one GPU-only bar per app and preset, then its HpT runs
+        key = (c["app"], c.get("preset"))
+        if key not in seen:
+            seen.add(key)
+            extra = "" if c.get("preset", "tiny") == "tiny" else f" {c['preset']}"
+            bars.append((f"{c['app']}{extra}\nGPU-only", [("full", "gpu", c["gpu_only"])]))
+        bars.append((_label(c).replace("/", "\n", 1),
                      [(b["phase"], b["unit"], b) for b in c["breakdown"]]))
     keys = sorted({(p, u) for _, segs_ in bars for p, u, _ in segs_})
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.2 * len(bars) + 4), 4.5))
@@ -183,8 +184,9 @@ def _plot_wear(wear, steps, endurance, path) -> dict:
 
 
 def report(run_dirs, out: Path, *, gpu: str = DEFAULT_GPU, tech=None, dtype: str = "fp32",
-           gpu_specs: Path | None = None) -> Path:
-    """Cost ``run_dirs`` and write report.md, report.json and the figures into ``out``."""
+           gpu_specs: Path | None = None, hw=None) -> Path:
+    """Cost ``run_dirs`` and write report.md, report.json and the figures into ``out``.
+    ``hw``: a ManycoreConfig to cost every run on (default: each run's own)."""
     run_dirs = [Path(d) for d in run_dirs]
     if not run_dirs:
         raise ValueError("give at least one run directory")
@@ -193,39 +195,19 @@ def report(run_dirs, out: Path, *, gpu: str = DEFAULT_GPU, tech=None, dtype: str
             _read(d, f)
     spec = gpu_spec(gpu, gpu_specs)
     tech_v = technology(tech)
-    costs = [run_cost(d, spec, tech_v, dtype) for d in run_dirs]
+    costs = [run_cost(d, spec, tech_v, dtype, hw=hw) for d in run_dirs]
     histories = [_read(d, "history.json") for d in run_dirs]
     metrics = [_read(d, "metrics.json") for d in run_dirs]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    # per app: the three cases (+ other policies), quality side by side
-    apps: dict = {}
-    for c in costs:
-        apps.setdefault(c["app"], []).append(c)
-    table = []
-    for app, cs in apps.items():
-        full_runs = [c for c in cs if c["policy"] == "full"]
-        ref = (full_runs or cs)[0]
-        base = ref["gpu_only"]
-        table.append({"app": app, "case": "gpu-only", "policy": "full", **base,
-                      "speedup": 1.0, "energy_reduction": 1.0,
-                      "test_mse": full_runs[0]["test_mse"] if full_runs else None,
-                      "switch_step": None, "steps": ref["total_steps"], "run": ref["run"]})
-        for c in cs:
-            if c["policy"] == "full":
-                continue
-            table.append({"app": app, "case": f"hpt-{c['policy']}", "policy": c["policy"],
-                          **c["hpt"], "speedup": base["seconds"] / c["hpt"]["seconds"],
-                          "energy_reduction": base["joules"] / c["hpt"]["joules"],
-                          "test_mse": c["test_mse"], "switch_step": c["switch_step"],
-                          "steps": c["total_steps"], "run": c["run"]})
-
+    table = case_table(costs)
+    apps = {c["app"]: None for c in costs}
     order = {a: i for i, a in enumerate(apps)}
     hpt_costs = sorted([c for c in costs if c["policy"] != "full"] or costs,
-                       key=lambda c: order[c["app"]])
+                       key=lambda c: (order[c["app"]], c.get("preset", "")))
     _plot_breakdown(hpt_costs, out / "breakdown.png")
-    names = [f"{c['app']}/{c['policy']}" for c in costs]
+    names = [f"{_label(c)}" for c in costs]
     _plot_losses(list(zip(names, histories, metrics)), out / "loss.png")
     _plot_intrinsic_dim(list(zip(names, histories, metrics)), out / "intrinsic_dim.png")
     wear_stats = None                          # an HpT run's weights first
@@ -244,40 +226,108 @@ def report(run_dirs, out: Path, *, gpu: str = DEFAULT_GPU, tech=None, dtype: str
                                   for k in TECH},
                    "scope": "training steps only (evaluation passes left out); the paper "
                             "policy's LoRA trial steps are costed as LoRA steps on the GPU; "
-                            "GPU-only = the same number of full-parameter steps on the GPU"}
+                            "GPU-only = the same number of full-parameter steps on the GPU; "
+                            "energy reduction with the GPU off during the low phase (the "
+                            "headline) and idle at its floor power",
+                   "schedule": list(SCHEDULE)}
     doc = {"cases": table, "runs": costs, "reram_wear": wear_stats, "assumptions": assumptions}
     (out / "report.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     _write_md(out / "report.md", doc)
     return out / "report.md"
 
 
+def case_table(costs) -> list[dict]:
+    """Per app and model preset: GPU-only full training (a ``full`` run, else the first
+    run's steps on the GPU), then every HpT run: mapping, policy, speedup, energy
+    reduction (GPU off during the low phase; and idle at its floor), the ceiling
+    1/(1-f), the per-step low/full ratio and test MSE."""
+    groups: dict = {}
+    for c in costs:
+        groups.setdefault((c["app"], c.get("preset", "custom")), []).append(c)
+    table = []
+    for (app, preset), cs in groups.items():
+        full_runs = [c for c in cs if c["policy"] == "full"]
+        ref = (full_runs or cs)[0]
+        base = ref["gpu_only"]
+        table.append({"app": app, "preset": preset, "case": "gpu-only", "policy": "full",
+                      "mapping": None, **base, "speedup": 1.0, "energy_reduction": 1.0,
+                      "energy_reduction_gpu_idle": 1.0, "ceiling": None, "step_speedup": None,
+                      "test_mse": full_runs[0]["test_mse"] if full_runs else None,
+                      "switch_step": None, "steps": ref["total_steps"], "run": ref["run"]})
+        for c in cs:
+            if c["policy"] == "full":
+                continue
+            idle = c["hpt"]["joules"] + c.get("gpu_idle_low_j", 0.0)
+            table.append({"app": app, "preset": preset,
+                          "case": f"hpt-{c['policy']}" + ("" if c["mapping"] == "hpt"
+                                                          else f" ({c['mapping']})"),
+                          "policy": c["policy"], "mapping": c["mapping"],
+                          **c["hpt"], "speedup": base["seconds"] / c["hpt"]["seconds"],
+                          "energy_reduction": base["joules"] / c["hpt"]["joules"],
+                          "energy_reduction_gpu_idle": base["joules"] / idle,
+                          "ceiling": c.get("ceiling"), "step_speedup": c.get("step_speedup"),
+                          "low_param_fraction": c.get("low_param_fraction"),
+                          "test_mse": c["test_mse"], "switch_step": c["switch_step"],
+                          "steps": c["total_steps"], "run": c["run"]})
+    return table
+
+
 def _fmt(v, spec="{:.4g}"):
     return "n/a" if v is None else spec.format(v)
+
+
+def _label(c: dict) -> str:
+    """A run's short name: app/policy, then its mapping and model preset when not the
+    defaults."""
+    return (f"{c['app']}/{c['policy']}" + ("" if c.get("mapping", "hpt") == "hpt"
+                                           else f"/{c['mapping']}")
+            + ("" if c.get("preset", "tiny") == "tiny" else f"/{c['preset']}"))
+
+
+def _manycore_line(m: dict) -> str:
+    t, sa = m["tile"], m["systolic"]
+    blocks = m["reram_cores"] * m["tiles_per_core"] * (m["crossbars_per_tile"]
+                                                       // (t["weight_bits"] // t["cell_bits"]))
+    return (f"{m['reram_cores']} ReRAM cores x {m['tiles_per_core']} tiles x "
+            f"{m['crossbars_per_tile']} crossbars of {t['rows']}x{t['cols']} "
+            f"({t['cell_bits']}-bit cells, {t['adc_bits']}-bit ADC; {blocks} weight blocks, "
+            f"replication {m['replication'] or 'fill'}), {m['systolic_cores']} systolic "
+            f"cores of {sa['rows']}x{sa['cols']} at {m['clock_hz'] / 1e9:g} GHz, vector "
+            f"units of {m['vector']['lanes']} lanes")
 
 
 def _write_md(path: Path, doc: dict) -> None:
     a = doc["assumptions"]
     g = a["gpu"]
+    mc = {json.dumps(c["manycore"], sort_keys=True): c["manycore"] for c in doc["runs"]}
     lines = ["# HpT vs GPU-only full-parameter training", "",
-             f"GPU: **{g['name']}** ({a['dtype']}; {g['source']}). Accelerator: the runs' "
-             "systolic core and ReRAM tiles at the technology numbers below.", "",
-             "| app | case | time (s) | energy (J) | speedup | energy reduction | test MSE | "
-             "switch step / steps |", "|---|---|---|---|---|---|---|---|"]
+             f"GPU: **{g['name']}** ({a['dtype']}; {g['source']}). Manycore: "
+             + "; ".join(_manycore_line(m) for m in mc.values())
+             + ", at the technology numbers below. Mapping `hpt`: every frozen linear in "
+             "ReRAM, all trainable and attention products on the systolic cores, element-wise "
+             "work on the vector units, no GPU after the switch; `qv`: only the LoRA targets' "
+             "frozen products and the LoRA/attention products offloaded, the rest on the GPU.", "",
+             "| app | preset | case | time (s) | energy (J) | speedup | energy reduction "
+             "(GPU off / idle) | ceiling 1/(1-f) | per-step low/full | test MSE | "
+             "switch step / steps |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in doc["cases"]:
-        lines.append(f"| {r['app']} | {r['case']} | {_fmt(r['seconds'])} | {_fmt(r['joules'])} | "
-                     f"{_fmt(r['speedup'], '{:.2f}x')} | {_fmt(r['energy_reduction'], '{:.2f}x')} | "
+        lines.append(f"| {r['app']} | {r['preset']} | {r['case']} | {_fmt(r['seconds'])} | "
+                     f"{_fmt(r['joules'])} | {_fmt(r['speedup'], '{:.2f}x')} | "
+                     f"{_fmt(r['energy_reduction'], '{:.2f}x')} / "
+                     f"{_fmt(r['energy_reduction_gpu_idle'], '{:.2f}x')} | "
+                     f"{_fmt(r['ceiling'], '{:.2f}x')} | {_fmt(r['step_speedup'], '{:.2f}x')} | "
                      f"{_fmt(r['test_mse'])} | {_fmt(r['switch_step'], '{}')} / {r['steps']} |")
     lines += ["", "## Where the time and energy go", "", "![breakdown](breakdown.png)", "",
               "| run | phase | unit | time (s) | energy (J) |", "|---|---|---|---|---|"]
     for c in doc["runs"]:
         for b in c["breakdown"]:
-            lines.append(f"| {c['app']}/{c['policy']} | {b['phase']} | {b['unit']} | "
+            lines.append(f"| {_label(c)} | {b['phase']} | {b['unit']} | "
                          f"{_fmt(b['seconds'])} | {_fmt(b['joules'])} |")
         if c.get("overlap_s"):
-            lines.append(f"| {c['app']}/{c['policy']} | low | overlap (systolic with ReRAM) | "
+            lines.append(f"| {_label(c)} | low | overlap (systolic with ReRAM) | "
                          f"-{_fmt(c['overlap_s'])} | |")
     lines += ["", "GPU kernels per step (roofline): "
-              + "; ".join(f"{c['app']}/{c['policy']} full {c['gpu_full_step']['kernels']} "
+              + "; ".join(f"{_label(c)} full {c['gpu_full_step']['kernels']} "
                           f"kernels {c['gpu_full_step']['flops'] / 1e6:.0f} MFLOP"
                           + (f", low {c['gpu_low_step']['kernels']} kernels "
                              f"{c['gpu_low_step']['flops'] / 1e6:.0f} MFLOP"
@@ -285,7 +335,7 @@ def _write_md(path: Path, doc: dict) -> None:
     checked = [c for c in doc["runs"] if c.get("rtl_check")]
     for c in checked:
         r = c["rtl_check"]
-        lines += ["", f"RTL check ({c['app']}/{c['policy']}, co-simulated): the systolic core "
+        lines += ["", f"RTL check ({_label(c)}, co-simulated): the systolic core "
                   f"ran {r['systolic_rtl_cycles']:,} cycles on the RTL, the cycle model says "
                   f"{r['systolic_model_cycles']:,} ({'equal' if r['equal'] else 'DIFFERENT'})."]
     measured = [c for c in doc["runs"] if c.get("calibrated")]
@@ -302,7 +352,7 @@ def _write_md(path: Path, doc: dict) -> None:
             mj = (f"{gm['joules'] / gm['steps']:.4g}" if gm.get("joules") is not None
                   else "n/a")
             lines.append(
-                f"| {c['app']}/{c['policy']} ({gm['device']}) | "
+                f"| {_label(c)} ({gm['device']}) | "
                 f"{gm['seconds'] / gm['steps'] * 1e3:.3f} | {fs['seconds'] * 1e3:.3f} | {mj} | "
                 f"{fs['joules']:.4g} | {cal['gpu_only']['seconds']:.4g}, "
                 f"{cal['gpu_only']['joules']:.4g} | {cal['hpt']['seconds']:.4g}, "
@@ -324,7 +374,9 @@ def _write_md(path: Path, doc: dict) -> None:
                   f"after {w['full_on_reram_updates_to_wear_out'][0]:,} updates (at least one "
                   f"pulse per cell per update: {w['full_on_reram_updates_to_wear_out'][1]:,}); "
                   f"HpT programs once per training run.", ""]
-    lines += ["## Assumptions", "", a["scope"] + ".", "",
+    lines += ["## Assumptions", "", a["scope"] + ".", "", "Schedule:", ""]
+    lines += [f"- {item}" for item in a["schedule"]]
+    lines += ["",
               "| constant | value | unit | source |", "|---|---|---|---|"]
     for k, t in a["technology"].items():
         lines.append(f"| {k} | {t['value']:.4g}{' (overridden)' if t['overridden'] else ''} | "
@@ -337,13 +389,104 @@ def _write_md(path: Path, doc: dict) -> None:
 
 def compare(out: Path, *, apps=("swe", "weather", "wind", "epidemic"),
             policies=("full", "paper", "intrinsic-dim"), epochs: int = 20, seed: int = 0,
-            jobs: int = 2, **report_kw) -> Path:
-    """Train ``apps`` x ``policies`` (tiny preset, functional backend; finished runs are
-    reused) and write the cross-app report into ``out/report``."""
-    from .quality import run_grid
+            jobs: int = 2, presets=("tiny",), mappings=("hpt", "qv"), paper_epochs: int = 2,
+            manycore=None, **report_kw) -> Path:
+    """Train apps x presets x mappings x policies on the functional backend (finished runs
+    are reused; the paper preset for ``paper_epochs`` epochs) on ``manycore`` (default the
+    atleus preset), then write the cross-app report into ``out/report``."""
+    from hw.manycore import preset as manycore_preset
+
+    from .quality import run_jobs
     out = Path(out)
-    backends = ("functional",)
-    run_grid(out, apps=apps, policies=policies, backends=backends, seeds=(seed,),
-             epochs=epochs, jobs=jobs)
-    dirs = [out / f"{a}_{p}_functional_s{seed}" for a in apps for p in policies]
+    hw = manycore or manycore_preset("atleus")
+    jobs_list, dirs = [], []
+    for app in apps:
+        for model in presets:
+            ep = paper_epochs if model == "paper" else epochs
+            for policy in policies:
+                for mapping in (("hpt",) if policy == "full" else mappings):
+                    name = (f"{app}_{model}_full_s{seed}" if policy == "full"
+                            else f"{app}_{model}_{policy}_{mapping}_s{seed}")
+                    jobs_list.append({"app": app, "policy": policy, "backend": "functional",
+                                      "seed": seed, "epochs": ep, "out": str(out),
+                                      "preset": model, "mapping": mapping,
+                                      "hw": hw.to_dict(), "name": name})
+                    dirs.append(out / name)
+    run_jobs(jobs_list, jobs)
     return report(dirs, out / "report", **report_kw)
+
+
+#: What ``hpt sensitivity`` varies, one at a time: (label, kind, name, values); kind
+#: "hw" changes a ManycoreConfig field, "tech" a technology constant.
+SENSITIVITY = (
+    ("replication", "hw", "replication", (1, 4, 16, None)),
+    ("ADC bits", "hw", "tile.adc_bits", (8, 9, 10)),
+    ("ADC rate (S/s)", "tech", "adc_rate_hz", (0.64e9, 1.28e9, 2.56e9)),
+    ("crossbar read (s)", "tech", "xbar_read_s", (50e-9, 100e-9, 200e-9)),
+    ("systolic cores", "hw", "systolic_cores", (1, 4, 16)),
+    ("NoC energy (pJ/bit/hop)", "hw", "links.e_noc_pj_bit_hop", (0.1, 0.5, 2.0)),
+    ("GPU per-op overhead (s)", "tech", "gpu_op_overhead_s", (50e-6, 5e-6)),
+)
+
+
+def sensitivity(run_dirs, out: Path, *, gpu: str = DEFAULT_GPU, tech=None, dtype: str = "fp32",
+                gpu_specs: Path | None = None, hw=None) -> Path:
+    """Whole-run speedup and energy reduction (GPU off) of every HpT run in ``run_dirs`` as
+    each factor of :data:`SENSITIVITY` varies alone, the rest at the runs' manycore (or
+    ``hw``) and ``tech``; writes ``sensitivity.md`` and ``sensitivity.json``."""
+    from .train import RunConfig
+    run_dirs = [Path(d) for d in run_dirs]
+    if not run_dirs:
+        raise ValueError("give at least one run directory")
+    for d in run_dirs:
+        for f in ("config.json", "metrics.json", "trace.json", "history.json"):
+            _read(d, f)
+    spec = gpu_spec(gpu, gpu_specs)
+    base_tech = dict(tech or {})
+    technology(base_tech)
+    hpt_runs = [d for d in run_dirs if _read(d, "metrics.json")["switch_step"] is not None]
+    if not hpt_runs:
+        raise ValueError("no HpT run among these (every run is full-parameter)")
+    rows = []
+    for label, kind, name, values in SENSITIVITY:
+        for value in values:
+            t = dict(base_tech)
+            if kind == "tech":
+                t[name] = value
+            tv = technology(t)
+            for d in hpt_runs:
+                run_hw = hw or RunConfig.from_dict(_read(d, "config.json")).hw
+                point_hw = run_hw.replace(**{name: value}) if kind == "hw" else run_hw
+                c = run_cost(d, spec, tv, dtype, hw=point_hw)
+                base = c["gpu_only"]
+                rows.append({"factor": label, "name": name, "value": value, "run": _label(c),
+                             "app": c["app"], "mapping": c["mapping"],
+                             "speedup": base["seconds"] / c["hpt"]["seconds"],
+                             "energy_reduction": base["joules"] / c["hpt"]["joules"],
+                             "step_speedup": c.get("step_speedup"), "ceiling": c["ceiling"]})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sensitivity.json").write_text(json.dumps(
+        {"gpu": spec["name"], "tech": base_tech, "rows": rows}, indent=1, default=str) + "\n")
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    lines = [f"# Sensitivity of HpT's whole-run ratios ({spec['name']} baseline)", "",
+             "One factor varies at a time; the rest stay at each run's manycore and the "
+             "technology constants. Cells: whole-run speedup / energy reduction (GPU off in "
+             "the low phase); the last line of each run is its ceiling 1/(1-f).", "",
+             "| factor | value | " + " | ".join(runs) + " |",
+             "|---|---|" + "---|" * len(runs)]
+    for label, kind, name, values in SENSITIVITY:
+        for value in values:
+            cells = []
+            for run in runs:
+                r = next(x for x in rows if x["run"] == run and x["name"] == name
+                         and x["value"] == value)
+                cells.append(f"{r['speedup']:.2f}x / {r['energy_reduction']:.2f}x")
+            shown = "fill" if value is None else f"{value:g}"
+            lines.append(f"| {label} | {shown} | " + " | ".join(cells) + " |")
+    ceil = {r["run"]: r["ceiling"] for r in rows}
+    lines.append("| ceiling 1/(1-f) | | " + " | ".join(_fmt(ceil[r], "{:.2f}x") for r in runs)
+                 + " |")
+    path = out / "sensitivity.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .backends import HardwareConfig, OpTrace, make_backend
+from hw.manycore import ManycoreConfig, preset
+
+from .backends import OpTrace, make_backend
 from .data import DataConfig, load
 from .hybrid import apply_lora, lora_layers, set_backend
 from .model import ModelConfig, SpatialTransformer
@@ -44,6 +46,7 @@ class TrainConfig:
                                   # full phase's rate at the switch (where its schedule is)
     seed: int = 0
     backend: str = "torch"        # torch | functional | rtl: what runs the low-parameter phase
+    mapping: str = "hpt"          # hpt | qv: which unit runs which op (sw.hybrid)
     device: str = "auto"          # auto: CUDA when available, else CPU
     rtl_sample: float = 1.0       # rtl: share of hardware ops sent to the RTL (rest: functional)
     check: bool = True            # rtl: compare every RTL op with the functional models
@@ -54,6 +57,8 @@ class TrainConfig:
         if self.backend not in ("torch", "functional", "rtl"):
             raise ValueError(f"TrainConfig.backend must be torch, functional or rtl, "
                              f"not {self.backend!r}")
+        if self.mapping not in ("hpt", "qv"):
+            raise ValueError(f"TrainConfig.mapping must be hpt or qv, not {self.mapping!r}")
         if not 0.0 <= self.rtl_sample <= 1.0:
             raise ValueError(f"TrainConfig.rtl_sample must be in [0, 1], not {self.rtl_sample}")
         for n in ("epochs", "batch", "lr_step_epochs"):
@@ -67,7 +72,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
-    hw: HardwareConfig = field(default_factory=HardwareConfig)
+    hw: ManycoreConfig = field(default_factory=lambda: preset("atleus"))
 
     def to_dict(self) -> dict:
         return {"model": self.model.to_dict(), "data": self.data.to_dict(),
@@ -76,8 +81,10 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        return cls(ModelConfig(**d["model"]), DataConfig(**d["data"]), TrainConfig(**d["train"]),
-                   PolicyConfig(**d["policy"]), HardwareConfig.from_dict(d["hw"]))
+        train = dict(d["train"])
+        train.setdefault("mapping", "qv")          # run folders from before the mapping
+        return cls(ModelConfig(**d["model"]), DataConfig(**d["data"]), TrainConfig(**train),
+                   PolicyConfig(**d["policy"]), ManycoreConfig.from_dict(d["hw"]))
 
 
 def _device(name: str) -> torch.device:
@@ -175,6 +182,11 @@ class Interrupted(Exception):
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, quiet: bool = False, *,
                  _program: bool = True):
+        from hw.placement import place
+
+        from .hybrid import frozen_shapes
+        if cfg.policy.name != "full":        # the frozen weights must fit the ReRAM
+            place(cfg.hw, frozen_shapes(cfg.model, cfg.train.mapping, cfg.policy.lora_targets))
         self.cfg, self.run_dir, self.quiet = cfg, Path(run_dir), quiet
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.device = _device(cfg.train.device)
@@ -219,7 +231,8 @@ class Trainer:
 
     def _lora(self, model, ranks):
         p = self.cfg.policy
-        apply_lora(model, dict(enumerate(ranks)), alpha=p.lora_alpha, dropout=p.lora_dropout)
+        apply_lora(model, dict(enumerate(ranks)), alpha=p.lora_alpha, dropout=p.lora_dropout,
+                   targets=p.lora_targets)
         for lora in lora_layers(model):
             lora.to(self.device)
 
@@ -237,7 +250,7 @@ class Trainer:
         self.trace.phase = "low"
         self.backend = make_backend(self.cfg.train.backend, self.cfg.hw, self.trace)
         if program:
-            set_backend(self.model, self.backend)
+            set_backend(self.model, self.backend, mapping=self.cfg.train.mapping)
         self.opt = opt
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=1, gamma=1.0)
 
@@ -282,10 +295,16 @@ class Trainer:
 
     # ---- one iteration --------------------------------------------------------------------
     def _iteration(self, X, y) -> float:
-        loss = torch.nn.functional.mse_loss(self.model(X), y)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        # low phase: what the host still computes goes into the trace, per kernel kind:
+        # the vector unit's work under the hpt mapping, the GPU's under qv
+        count = (self.backend.kernels("vector" if self.cfg.train.mapping == "hpt" else "gpu")
+                 if self.phase == "low" and self.backend is not None
+                 else contextlib.nullcontext())
+        with count:
+            loss = torch.nn.functional.mse_loss(self.model(X), y)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
         if self.trial is not None:            # the LoRA copy trains on the same batch
             tm, topt, fl, ll = self.trial
             tl = torch.nn.functional.mse_loss(tm(X), y)
@@ -382,7 +401,7 @@ class Trainer:
         m.load_state_dict(state)
         if ranks is not None:
             # the frozen weights are the ones already in ReRAM: attach, do not re-program
-            set_backend(m, self.backend, program=False)
+            set_backend(m, self.backend, program=False, mapping=self.cfg.train.mapping)
         return m
 
     def finish(self) -> dict:
@@ -470,7 +489,7 @@ class Trainer:
             tr._switch(s["ranks"], program=False)
         tr.model.load_state_dict(s["model"])
         if tr.backend is not None:            # program ReRAM (once) from the restored weights
-            set_backend(tr.model, tr.backend)
+            set_backend(tr.model, tr.backend, mapping=tr.cfg.train.mapping)
             tr.backend.load_state_dict(s.get("backend") or {})
         tr.opt.load_state_dict(s["opt"])
         tr.sched.load_state_dict(s["sched"])

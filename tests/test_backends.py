@@ -6,17 +6,18 @@ import torch
 
 from hw.reram import TileConfig
 from hw.systolic import SystolicConfig
-from sw.backends import (FunctionalDevice, HardwareConfig, QuantizedBackend, TorchBackend,
+from hw.manycore import ManycoreConfig
+from sw.backends import (FunctionalDevice, QuantizedBackend, TorchBackend,
                          make_backend, quantize)
 from sw.golden.reram import ReramModel
 from sw.golden.systolic import matmul as golden_matmul
 
-HW = HardwareConfig(SystolicConfig(rows=4, cols=4, k_depth=8),
-                    TileConfig(rows=16, cols=8, write_latency=1).ideal())
+HW = ManycoreConfig.single(SystolicConfig(rows=4, cols=4, k_depth=8),
+                           TileConfig(rows=16, cols=8, write_latency=1).ideal(), 64)
 
 
 def test_functional_systolic_equals_golden_model_including_wrap():
-    hw = HardwareConfig(SystolicConfig(rows=4, cols=4, in_width=8, acc_width=16), HW.tile)
+    hw = ManycoreConfig.single(SystolicConfig(rows=4, cols=4, in_width=8, acc_width=16), HW.tile, 64)
     dev = FunctionalDevice(hw)
     rng = np.random.default_rng(0)
     A = rng.integers(-128, 127, (3, 5, 40), endpoint=True)
@@ -43,7 +44,7 @@ def test_functional_reram_tiles_large_matrices_exactly_when_ideal(shape):
 def test_functional_tile_uses_the_tile_model_bit_for_bit():
     tile = TileConfig(rows=8, cols=8, adc_bits=5, prog_variation=4, verify_tol=1, read_noise=3,
                       seed=9)
-    dev = FunctionalDevice(HardwareConfig(HW.systolic, tile))
+    dev = FunctionalDevice(ManycoreConfig.single(HW.systolic, tile, 64))
     rng = np.random.default_rng(2)
     W = rng.integers(-128, 127, (8, 8), endpoint=True)
     X = rng.integers(-128, 127, (5, 8), endpoint=True)
@@ -63,7 +64,7 @@ def test_functional_tile_uses_the_tile_model_bit_for_bit():
 def test_exact_float_paths_equal_the_integer_device(tile, shape):
     """What the backend runs in training (exact_mvm / exact_matmul on integer-valued
     floats) gives the integers of the device interface, and advances the same counters."""
-    hw = HardwareConfig(HW.systolic, tile)
+    hw = ManycoreConfig.single(HW.systolic, tile, 64)
     fast, ref = FunctionalDevice(hw), FunctionalDevice(hw)
     rng = np.random.default_rng(3)
     W = rng.integers(-128, 127, shape, endpoint=True)
@@ -91,7 +92,7 @@ def test_exact_float_paths_equal_the_integer_device(tile, shape):
 
 
 def test_exact_matmul_declines_when_the_accumulator_could_wrap():
-    hw = HardwareConfig(SystolicConfig(rows=4, cols=4, in_width=8, acc_width=16), HW.tile)
+    hw = ManycoreConfig.single(SystolicConfig(rows=4, cols=4, in_width=8, acc_width=16), HW.tile, 64)
     assert FunctionalDevice(hw).exact_matmul(torch.ones(2, 40), torch.ones(40, 2)) is None
     assert FunctionalDevice(hw).exact_matmul(torch.ones(2, 1), torch.ones(1, 2)) is not None
 
@@ -136,15 +137,16 @@ def test_trace_counts_work():
 
 
 def test_frozen_matrices_take_consecutive_physical_tiles():
-    hw = HardwareConfig(HW.systolic, TileConfig(rows=16, cols=8, write_latency=1, seed=7), tiles=3)
+    hw = ManycoreConfig.single(HW.systolic, TileConfig(rows=16, cols=8, write_latency=1, seed=7), 3)
     dev = FunctionalDevice(hw)
     dev.program("a", np.ones((20, 8), np.int64))             # 2 x 1 blocks: tiles 0, 1
     assert [m.cfg.seed for line in dev.tiles["a"] for m in line] == [7, 8]
     with pytest.raises(ValueError, match="already programmed"):
         dev.program("a", np.ones((20, 8), np.int64))
-    with pytest.raises(ValueError, match="HardwareConfig.tiles is 3"):
+    with pytest.raises(ValueError, match=r"'b' \(16x9, 2 blocks of 16x8\) does not fit: "
+                                         r"blocks 2..3 of 3.*1 ReRAM tile\(s\) short"):
         dev.program("b", np.ones((16, 9), np.int64))         # would need tiles 2..3
     dev.program("c", np.ones((16, 8), np.int64))
     assert dev.tiles["c"][0][0].cfg.seed == 9
-    with pytest.raises(ValueError, match="HardwareConfig.tiles"):
-        HardwareConfig(tiles=0)
+    with pytest.raises(ValueError, match=r"ManycoreConfig.tiles_per_core must be in \[1, 4096\], not 0"):
+        ManycoreConfig.single(HW.systolic, HW.tile, 0)

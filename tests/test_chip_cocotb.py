@@ -3,16 +3,17 @@
 import pytest
 
 from cosim.sim import build_chip_sim, run_cocotb
-from hw.chip import ChipConfig
+from hw.chip import check_chip
+from hw.manycore import ManycoreConfig
 from hw.reram import TileConfig
 from hw.systolic import SystolicConfig
 
 # the chip of tests/test_cotrain.py (one build serves both): non-ideal tiles with
-# programming error, faults and read noise on four physical tiles
-CHIP = ChipConfig(SystolicConfig(rows=4, cols=4, k_depth=16),
-                  TileConfig(rows=16, cols=16, write_latency=2, verify_iters=3, prog_variation=6,
-                             verify_tol=1, read_noise=5, stuck_on_ppm=20_000, adc_bits=6, seed=3),
-                  tiles=4)
+# programming error, faults and read noise on six physical tiles
+CHIP = ManycoreConfig.single(SystolicConfig(rows=4, cols=4, k_depth=16),
+                             TileConfig(rows=16, cols=16, write_latency=2, verify_iters=3,
+                                        prog_variation=6, verify_tol=1, read_noise=5,
+                                        stuck_on_ppm=20_000, adc_bits=6, seed=3), 6)
 GRID = [CHIP]
 
 
@@ -27,9 +28,11 @@ def test_chip_rtl_matches_functional_device(cfg):
 
 def test_chip_config_errors_name_the_field():
     s, t = SystolicConfig(rows=2, cols=2), TileConfig(rows=4, cols=4)
-    with pytest.raises(ValueError, match="ChipConfig.tiles"):
-        ChipConfig(s, t, tiles=0)
-    with pytest.raises(ValueError, match="ChipConfig.tiles"):
-        ChipConfig(s, t, tiles=8)
-    with pytest.raises(TypeError, match="ChipConfig.tile "):
-        ChipConfig(s, s, tiles=1)
+    with pytest.raises(ValueError, match="ManycoreConfig.tiles_per_core"):
+        ManycoreConfig.single(s, t, 0)
+    with pytest.raises(ValueError, match=r"the RTL chip holds 1..7 ReRAM blocks .*has 8"):
+        check_chip(ManycoreConfig.single(s, t, 8))
+    with pytest.raises(TypeError, match="ManycoreConfig.tile "):
+        ManycoreConfig.single(s, s, 1)
+    with pytest.raises(ValueError, match="the RTL chip has one systolic core"):
+        check_chip(ManycoreConfig.single(s, t, 2, systolic_cores=2))

@@ -9,8 +9,10 @@ import pytest
 from hw.reram import TileConfig
 from hw.systolic import SystolicConfig
 from sw import cost
-from sw.cost import (Cost, gpu_kernel_cost, gpu_spec, movement_cost, mvm_cost, program_cost,
-                     systolic_cost, systolic_cycles, technology)
+from hw.manycore import LinkConfig, ManycoreConfig, VectorUnitConfig
+from sw.cost import (Cost, gpu_kernel_cost, gpu_spec, movement_cost, mvm_cost, onchip_cost,
+                     program_cost, static_watts, systolic_cost, systolic_cycles,
+                     systolic_split_cycles, technology, vector_cost)
 
 TECH = technology()
 
@@ -20,16 +22,27 @@ def test_systolic_cost_by_hand():
     # 5x7 @ 7x6: tm = tn = 2 output tiles each way, tk = 1 K chunk
     # cycles = tm*tn*(2k + tk*(rows + cols + 1)) + tn*(tm + m) = 4*(14 + 9) + 2*(2 + 5)
     assert systolic_cycles(sa, 1, 5, 7, 6) == 106
-    c = systolic_cost(sa, TECH, 1, 5, 7, 6)
+    c = systolic_cost(sa, TECH, 1, 5, 7, 6, clock_hz=1e9)
     assert c.seconds == pytest.approx(106e-9)
     # 210 MACs x (0.2 + 0.1) pJ; SRAM bytes: A 35 x 2 column tiles + B 42 x 2 row tiles
     # (1 byte each) + 30 results x 4 bytes = 274 B x 1.25 pJ
     assert c.joules == pytest.approx((210 * 0.3 + 274 * 1.25) * 1e-12)
     # 16-bit operands: the multiplier costs (16/8)^2 = 4x
     sa16 = SystolicConfig(rows=4, cols=4, in_width=16, acc_width=32, k_depth=16)
-    c16 = systolic_cost(sa16, TECH, 3, 5, 7, 6)
+    c16 = systolic_cost(sa16, TECH, 3, 5, 7, 6, clock_hz=1e9)
     assert c16.joules == pytest.approx(3 * (210 * (0.8 + 0.1) + (2 * 154 + 120) * 1.25) * 1e-12)
     assert c16.seconds == pytest.approx(3 * 106e-9)
+    # several cores: whole products per core (8 on 4 cores: 2 each, one after another) ...
+    assert systolic_split_cycles(sa, 4, 8, 5, 7, 6) == 2 * 106
+    assert systolic_split_cycles(sa, 4, 9, 5, 7, 6) == 3 * 106
+    # ... or one product's output tiles: 2x2 tiles on 4 cores -> one 4x7 @ 7x4 tile each:
+    # 1*1*(14 + 9) + 1*(1 + 4) = 28
+    assert systolic_split_cycles(sa, 4, 1, 5, 7, 6) == 28
+    # 2 cores: row tiles split, each core a 4-row (then 1-row) slice of both column tiles
+    assert systolic_split_cycles(sa, 2, 1, 5, 7, 6) == sa.matmul_cycles(4, 7, 6) == 2 * 23 + 2 * 5
+    # the clock and the split set the time, never the energy
+    c4 = systolic_cost(sa, TECH, 1, 5, 7, 6, clock_hz=2e9, cores=4)
+    assert c4.seconds == pytest.approx(28 / 2e9) and c4.joules == pytest.approx(c.joules)
 
 
 def test_reram_costs_by_hand():
@@ -54,14 +67,26 @@ def test_reram_costs_by_hand():
     p = program_cost(t, TECH, rows=128, pulses=1000)
     assert p.seconds == pytest.approx(128 * 8 * 110e-9)
     assert p.joules == pytest.approx((1000 * 6.7 + 128 * 8 * 30) * 1e-12)
-    two = technology({"reram_replication": 2})
-    assert mvm_cost(t, two, 10, 2).seconds == pytest.approx(c.seconds / 2)
-    assert program_cost(t, two, 128, 1000).joules == pytest.approx(2 * p.joules)
+    # copies split a call's vectors (ceil), energy unchanged; calls add up
+    assert mvm_cost(t, TECH, 10, 2, copies=2).seconds == pytest.approx(c.seconds / 2)
+    assert mvm_cost(t, TECH, 10, 2, copies=4).seconds == pytest.approx(3 * 8 * 100e-9)
+    assert mvm_cost(t, TECH, 10, 2, copies=4).joules == pytest.approx(c.joules)
+    assert mvm_cost(t, TECH, 10, 2, calls=3).joules == pytest.approx(3 * c.joules)
+    # every copy costs its pulses; tiles program in parallel: 3 blocks one after another
+    assert program_cost(t, TECH, 128, 1000, copies=2).joules == pytest.approx(2 * p.joules)
+    assert program_cost(t, TECH, 128, 1000, serial_blocks=3).seconds == pytest.approx(
+        3 * 128 * 8 * 110e-9)
 
 
 def test_movement_and_gpu_by_hand():
-    m = movement_cost(TECH, 1e6)
+    links = LinkConfig()
+    m = movement_cost(links, 1e6)
     assert m.seconds == pytest.approx(1e6 / 32e9) and m.joules == pytest.approx(1e6 * 162.5e-12)
+    # on chip: one vertical link (0.05 pJ/bit) and 3 NoC hops (0.5 pJ/bit each), at the
+    # slower of 256 GB/s (vertical) and 512 GB/s (NoC)
+    o = onchip_cost(links, 1e6)
+    assert o.seconds == pytest.approx(1e6 / 256e9)
+    assert o.joules == pytest.approx(1e6 * 8 * (0.05 + 3 * 0.5) * 1e-12)
     a100 = gpu_spec("A100-SXM4-80GB")
     # compute-bound kernel: 19.5 GFLOP at 19.5 TFLOP/s = 1 ms, plus 50 us per op; power
     # floor 110 W + 290 W x (1 ms busy / 1.05 ms)
@@ -76,6 +101,31 @@ def test_movement_and_gpu_by_hand():
     with pytest.raises(ValueError, match="no peak for dtype 'int4'"):
         gpu_kernel_cost(a100, TECH, 1, 1, dtype="int4")
     assert (Cost(1, 2) + Cost(3, 4)).to_dict() == {"seconds": 4, "joules": 6}
+
+
+def test_vector_unit_and_static_power_by_hand():
+    hw = ManycoreConfig(systolic=SystolicConfig(rows=4, cols=8), systolic_cores=2,
+                        reram_cores=3, vector=VectorUnitConfig(lanes=32), clock_hz=1e9)
+    # softmax: per element compare 1 + add 2 + exp 1 (4 cycles) + mul 1 = 8 lane-cycles;
+    # 1000 elements on 2 units x 32 lanes = 125 cycles
+    v = vector_cost(hw, TECH, "_softmax", 1000)
+    assert v.seconds == pytest.approx(125e-9)
+    # energy: compare and adds at the fp32 add (0.9 pJ), exp 14.8, mul 3.7, plus 12 B of
+    # SRAM at 1.25 pJ/B per element
+    assert v.joules == pytest.approx(1000 * (3 * 0.9 + 14.8 + 3.7 + 12 * 1.25) * 1e-12)
+    # in-place and foreach variants count as their op
+    assert vector_cost(hw, TECH, "_foreach_mul_", 64).joules == pytest.approx(
+        vector_cost(hw, TECH, "mul", 64).joules)
+    with pytest.raises(ValueError, match="no vector-unit cost for kernel 'erfinv'"):
+        vector_cost(hw, TECH, "erfinv", 1)
+    no_exp = ManycoreConfig(vector=VectorUnitConfig(ops=("add", "mul", "cmp")))
+    with pytest.raises(ValueError, match="does not offer 'exp'"):
+        vector_cost(no_exp, TECH, "_softmax", 1)
+    # static: crossbars used x 0.34 mW; 2 cores x 32 PEs x 60 uW; 2 vector units x 10 mW;
+    # (3 ReRAM + 2 systolic cores) routers x 20 mW
+    w = static_watts(hw, TECH, crossbars_used=100)
+    assert w == pytest.approx({"crossbars": 0.034, "systolic": 2 * 32 * 6e-5,
+                               "vector": 0.02, "routers": 0.1})
 
 
 def test_constants_have_sources_and_overrides_are_checked(tmp_path):
@@ -133,15 +183,15 @@ def test_cycle_model_equals_the_rtl(sa, tmp_path):
 def runs(tmp_path_factory):
     """A full, a paper and an intrinsic-dim run of a small model (functional backend)."""
     tmp_path = tmp_path_factory.mktemp("runs")
-    from sw.backends import HardwareConfig
+    from hw.manycore import ManycoreConfig
     from sw.data import DataConfig
     from sw.model import ModelConfig
     from sw.policy import PolicyConfig
     from sw.train import RunConfig, TrainConfig, Trainer
     small = dict(model=ModelConfig(d_model=16, layers=2, heads=2, ffn=16, reduce=8, dropout=0.1),
                  data=DataConfig(app="wind", steps=200, stations=6, window=4),
-                 hw=HardwareConfig(SystolicConfig(rows=8, cols=8, k_depth=16),
-                                   TileConfig(rows=16, cols=16, write_latency=1)))
+                 hw=ManycoreConfig.single(SystolicConfig(rows=8, cols=8, k_depth=16),
+                                          TileConfig(rows=16, cols=16, write_latency=1), 64))
     policies = {"full": PolicyConfig(name="full"),
                 "paper": PolicyConfig(name="paper", k=3, loss_tol=2.0, weight_tol=1.0,
                                       alpha=1e-12, lora_rank=2),
@@ -159,10 +209,16 @@ def runs(tmp_path_factory):
 
 
 def test_profile_counts_the_gpu_kernels(runs):
+    import dataclasses
+
     from sw.cost import profile_step
     from sw.train import RunConfig
     d = runs[1]
     cfg = RunConfig.from_dict(json.loads((d / "config.json").read_text()))
+    # the hpt mapping leaves no product on the host: not one FLOP of matrix work
+    assert cfg.train.mapping == "hpt"
+    assert sum(k["flops"] for k in profile_step(cfg, "low", [2, 2])) == 0
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mapping="qv"))
     full = profile_step(cfg, "full")
     low = profile_step(cfg, "low", [2, 2])
     f_full, f_low = sum(k["flops"] for k in full), sum(k["flops"] for k in low)
@@ -198,6 +254,23 @@ def test_report_writes_every_file_and_consistent_numbers(runs, tmp_path):
     for run in doc["runs"]:
         parts = sum(b["seconds"] for b in run["breakdown"]) - run["overlap_s"]
         assert run["hpt"]["seconds"] == pytest.approx(parts)
+        f = run["low_param_fraction"]
+        assert f == pytest.approx(run["low_steps"] / run["total_steps"])
+        if run["policy"] != "full":
+            # the hpt mapping: no GPU block after the switch; the vector unit and the
+            # links instead; static energy over the low phase's time
+            units = {(b["phase"], b["unit"]) for b in run["breakdown"]}
+            assert ("low", "gpu") not in units
+            assert {("low", "vector"), ("low", "links"), ("low", "static")} <= units
+            assert run["ceiling"] == pytest.approx(1 / (1 - f))
+            low_s = sum(b["seconds"] for b in run["breakdown"]
+                        if b["phase"] in ("low", "switch")) - run["overlap_s"]
+            assert run["low_step"]["seconds"] == pytest.approx(low_s / run["low_steps"])
+            assert run["step_speedup"] == pytest.approx(
+                run["gpu_full_step"]["seconds"] / run["low_step"]["seconds"])
+            static = next(b for b in run["breakdown"] if b["unit"] == "static")
+            assert static["joules"] == pytest.approx(sum(run["static_w"].values()) * low_s)
+            assert run["gpu_idle_low_j"] == pytest.approx(110.0 * low_s)   # A100 floor
         assert run["gpu_only"]["seconds"] == pytest.approx(
             run["gpu_full_step"]["seconds"] * run["total_steps"])
         if run["policy"] == "paper":          # its LoRA trial ran k steps per trial
@@ -223,8 +296,9 @@ def test_compare_trains_apps_and_policies_then_reports(tmp_path, capsys):
     from sw.cli import main
     assert main(["compare", "--apps", "wind", "--policies", "full", "paper", "--epochs", "1",
                  "--jobs", "1", "--out", str(tmp_path)]) == 0
-    for d in ("wind_full_functional_s0", "wind_paper_functional_s0"):
+    for d in ("wind_tiny_full_s0", "wind_tiny_paper_hpt_s0", "wind_tiny_paper_qv_s0"):
         assert (tmp_path / d / "metrics.json").is_file(), d
     doc = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert [c["case"] for c in doc["cases"]] == ["gpu-only", "hpt-paper"]
+    assert [c["case"] for c in doc["cases"]] == ["gpu-only", "hpt-paper", "hpt-paper (qv)"]
+    assert {r["manycore"]["reram_cores"] for r in doc["runs"]} == {16}     # atleus
     assert "wrote" in capsys.readouterr().out

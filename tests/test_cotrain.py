@@ -5,31 +5,34 @@ import json
 
 import pytest
 
-from cosim.cotrain import chip_for, cotrain, needed_tiles
+from cosim.cotrain import chip_for, cotrain
 from hw.reram import TileConfig
 from hw.systolic import SystolicConfig
-from sw.backends import HardwareConfig
+from hw.manycore import ManycoreConfig
 from sw.data import DataConfig
 from sw.model import ModelConfig
 from sw.policy import PolicyConfig
 from sw.train import RunConfig, TrainConfig, Trainer
 
 CFG = RunConfig(
-    model=ModelConfig(d_model=16, layers=2, heads=2, ffn=16, reduce=8, dropout=0.1),
+    # one layer: its six frozen 16x16 linears (the hpt mapping) fill six of the RTL
+    # chip's (at most seven) tiles
+    model=ModelConfig(d_model=16, layers=1, heads=2, ffn=16, reduce=8, dropout=0.1),
     data=DataConfig(app="wind", steps=90, stations=4, window=4),
-    train=TrainConfig(epochs=2, batch=8, backend="rtl", lr_step_epochs=1),
+    train=TrainConfig(epochs=2, batch=8, backend="rtl", lr_step_epochs=1, mapping="hpt"),
     policy=PolicyConfig(name="paper", k=3, loss_tol=2.0, weight_tol=1.0, alpha=1e-12,
                         lora_rank=2),
-    hw=HardwareConfig(SystolicConfig(rows=4, cols=4, k_depth=16),
-                      TileConfig(rows=16, cols=16, write_latency=2, verify_iters=3,
-                                 prog_variation=6, verify_tol=1, read_noise=5,
-                                 stuck_on_ppm=20_000, adc_bits=6, seed=3)))
+    hw=ManycoreConfig.single(SystolicConfig(rows=4, cols=4, k_depth=16),
+                             TileConfig(rows=16, cols=16, write_latency=2, verify_iters=3,
+                                        prog_variation=6, verify_tol=1, read_noise=5,
+                                        stuck_on_ppm=20_000, adc_bits=6, seed=3), 6))
 
 
 @pytest.mark.sim
 def test_rtl_training_equals_functional_training_bit_for_bit(tmp_path):
     """Same seed, same integers: the co-simulated run (every op on the RTL and checked)
-    ends with exactly the functional backend's numbers, and records RTL cycles."""
+    ends with exactly the functional backend's numbers, and records RTL cycles. The hpt
+    mapping: every frozen linear on the RTL tiles, every trainable product on the core."""
     m_rtl = cotrain(CFG, tmp_path / "rtl", quiet=True)
     func = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, backend="functional"))
     m_fn = Trainer(func, tmp_path / "fn", quiet=True).fit()
@@ -47,8 +50,18 @@ def test_rtl_training_equals_functional_training_bit_for_bit(tmp_path):
     # with read noise, evaluation runs on the RTL too: the tiles' noise counters must
     # follow every conversion (without noise it runs on the functional models)
     assert sum(r["count"] for r in ops) == checks["checked"] and checks["functional_only"] == 0
-    def grouped(r):
-        return r["op"] in ("mvm", "mvm_t") or r["layer"].endswith((".lora_A", ".lora_B.grad"))
+    # hpt mapping: all six frozen linears programmed, the trainable linears on the core,
+    # and no GPU work left (the host's remaining kernels are the vector unit's)
+    assert sorted(r["layer"] for r in low if r["op"] == "program") == sorted(
+        f"layers.0.{n}" for n in ("attn.q", "attn.k", "attn.v", "attn.o", "ff1", "ff2"))
+    assert {"embed.0", "embed.2", "reduce.0", "reduce.2", "head"} <= {
+        r["layer"] for r in low if r["unit"] == "systolic"}
+    assert not [r for r in trace if r["unit"] == "gpu"]
+    assert any(r["unit"] == "vector" and r["phase"] == "low" for r in trace)
+
+    def grouped(r):                 # LoRA layers' products run in concurrent groups
+        return (r["op"] in ("mvm", "mvm_t") and r["layer"].endswith(("attn.q", "attn.v"))) \
+            or r["layer"].endswith((".lora_A", ".lora_B.grad"))
     # RTL cycles go to the op, or to its concurrent group
     assert all(r["rtl_cycles"] > 0 for r in groups + [r for r in ops if not grouped(r)])
     assert not any("rtl_cycles" in r for r in ops if grouped(r))
@@ -70,14 +83,21 @@ def test_rtl_training_equals_functional_training_bit_for_bit(tmp_path):
     assert check["equal"] and check["systolic_rtl_cycles"] > 0, check
 
 
-def test_chip_is_sized_for_the_frozen_weights():
-    assert needed_tiles(CFG) == 4 and chip_for(CFG).tiles == 4
-    too_few = dataclasses.replace(CFG, hw=dataclasses.replace(CFG.hw, tiles=3))
-    with pytest.raises(ValueError, match="need 4 tiles of 16x16; HardwareConfig.tiles is 3"):
+def test_chip_must_hold_the_frozen_weights_and_be_simulable():
+    assert chip_for(CFG).blocks == 6
+    too_few = dataclasses.replace(CFG, hw=dataclasses.replace(CFG.hw, tiles_per_core=5))
+    with pytest.raises(ValueError, match=r"frozen matrix 'layers.0.ff2' \(16x16, 1 block of "
+                                         r"16x16\) does not fit.*1 ReRAM tile\(s\) short"):
         chip_for(too_few)
-    big = dataclasses.replace(CFG, model=ModelConfig.preset("paper"))
-    with pytest.raises(ValueError, match="at most 7"):
+    qv = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, mapping="qv"),
+                             hw=dataclasses.replace(CFG.hw, tiles_per_core=2))
+    assert chip_for(qv).blocks == 2                 # Q and V only
+    big = dataclasses.replace(CFG, hw=dataclasses.replace(CFG.hw, tiles_per_core=8))
+    with pytest.raises(ValueError, match="the RTL chip holds 1..7 ReRAM blocks"):
         chip_for(big)
+    many = dataclasses.replace(CFG, hw=dataclasses.replace(CFG.hw, systolic_cores=2))
+    with pytest.raises(ValueError, match="the RTL chip has one systolic core"):
+        chip_for(many)
 
 
 def test_checked_device_samples_checks_and_stops_at_the_first_difference():
@@ -86,8 +106,8 @@ def test_checked_device_samples_checks_and_stops_at_the_first_difference():
     from cosim.rtl_device import CheckedDevice, OpMismatch
     from sw.backends import FunctionalDevice
 
-    hw = HardwareConfig(SystolicConfig(rows=2, cols=2, k_depth=4),
-                        TileConfig(rows=4, cols=4, write_latency=1))
+    hw = ManycoreConfig.single(SystolicConfig(rows=2, cols=2, k_depth=4),
+                               TileConfig(rows=4, cols=4, write_latency=1), 4)
 
     class Stand_in:                 # an "RTL" that is the functional model, counting calls
         def __init__(self, wrong=False):
@@ -119,7 +139,7 @@ def test_checked_device_samples_checks_and_stops_at_the_first_difference():
                                          r"first at \(1, 2\)"):
         bad.matmul(A, B)
     with pytest.raises(ValueError, match="read_noise"):
-        noisy = HardwareConfig(hw.systolic, TileConfig(rows=4, cols=4, read_noise=1))
+        noisy = ManycoreConfig.single(hw.systolic, TileConfig(rows=4, cols=4, read_noise=1), 4)
         CheckedDevice(Stand_in(), FunctionalDevice(noisy), sample=0.5)
     # resuming: the reference takes the checkpoint's tile counters; the RTL's noise
     # counters cannot follow, so a noisy run refuses to resume instead of mismatching

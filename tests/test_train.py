@@ -6,7 +6,7 @@ import pytest
 
 from hw.reram import TileConfig
 from hw.systolic import SystolicConfig
-from sw.backends import HardwareConfig
+from hw.manycore import ManycoreConfig
 from sw.cli import main
 from sw.data import DataConfig
 from sw.model import ModelConfig
@@ -15,8 +15,8 @@ from sw.train import RunConfig, TrainConfig, Trainer
 
 SMALL = dict(model=ModelConfig(d_model=16, layers=2, heads=2, ffn=16, reduce=8, dropout=0.1),
              data=DataConfig(app="wind", steps=200, stations=6, window=4),
-             hw=HardwareConfig(SystolicConfig(rows=8, cols=8, k_depth=16),
-                               TileConfig(rows=16, cols=16, write_latency=1)))
+             hw=ManycoreConfig.single(SystolicConfig(rows=8, cols=8, k_depth=16),
+                                      TileConfig(rows=16, cols=16, write_latency=1), 64))
 # loose thresholds so the paper test (plateaus, then the LoRA trial and t-test) fires early
 EAGER = PolicyConfig(name="paper", k=3, loss_tol=2.0, weight_tol=1.0, alpha=1e-12, lora_rank=2)
 
@@ -60,9 +60,9 @@ def test_same_seed_same_numbers_and_exact_resume(tmp_path):
 def test_exact_resume_with_read_noise_on_the_functional_backend(tmp_path):
     """Read noise is salted by the tiles' conversion counters: a resumed run must carry
     them over, not restart them when it re-programs the frozen weights."""
-    noisy = dict(SMALL, hw=HardwareConfig(SMALL["hw"].systolic,
-                                          TileConfig(rows=16, cols=16, write_latency=1,
-                                                     read_noise=24, adc_bits=6)))
+    noisy = dict(SMALL, hw=ManycoreConfig.single(SMALL["hw"].systolic,
+                                                 TileConfig(rows=16, cols=16, write_latency=1,
+                                                            read_noise=24, adc_bits=6), 64))
     c = RunConfig(train=TrainConfig(epochs=3, batch=16, backend="functional"),
                   policy=PolicyConfig(name="lora", lora_rank=2), **noisy)
     a = Trainer(c, tmp_path / "a", quiet=True).fit()
@@ -142,3 +142,40 @@ def test_waves_need_the_rtl_backend(tmp_path, capsys):
                  str(tmp_path / "w.fst")]) == 2
     assert "--waves needs --backend rtl" in capsys.readouterr().err
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("mapping", ["hpt", "qv"])
+def test_low_phase_trace_has_no_gpu_rows_under_hpt(tmp_path, mapping):
+    """After the switch the hpt mapping leaves nothing on the GPU: the host's remaining
+    kernels are the vector unit's (element counts per kind); under qv they are the GPU's."""
+    c = RunConfig(train=TrainConfig(epochs=1, batch=16, backend="functional", mapping=mapping),
+                  policy=PolicyConfig(name="lora", lora_rank=2), **SMALL)
+    Trainer(c, tmp_path, quiet=True).fit()
+    low = [r for r in json.loads((tmp_path / "trace.json").read_text()) if r["phase"] == "low"]
+    units = {r["unit"] for r in low}
+    host = "vector" if mapping == "hpt" else "gpu"
+    assert units == {"reram", "systolic", "chip", host}
+    rows = [r for r in low if r["unit"] == host]
+    assert {"_softmax", "native_layer_norm", "mse_loss"} <= {r["op"] for r in rows}
+    assert all(r["elements"] > 0 for r in rows)
+    matrix = sum(r["flops"] for r in rows)          # products left on the host
+    assert (matrix == 0) if mapping == "hpt" else (matrix > 0)
+
+
+def test_cli_manycore_flags(tmp_path, capsys):
+    args = ["train", "--app", "wind", "--steps", "120", "--stations", "3", "--epochs", "1",
+            "--policy", "lora", "--backend", "functional"]
+    assert main(args + ["--manycore", "small", "--out", str(tmp_path / "small")]) == 2
+    err = capsys.readouterr().err
+    # 2 layers x 6 frozen 64x64..128 linears need 12 of the small chip's 7 128x128 blocks
+    assert "frozen matrix 'layers.1.attn.k' (64x64, 1 block of 128x128) does not fit" in err
+    assert "all frozen matrices need 12 blocks, 5 more than the ReRAM holds: 5 ReRAM " \
+        "tile(s) short" in err and not (tmp_path / "small").exists()
+    assert main(args + ["--manycore", "small", "--mapping", "qv", "--hw", "systolic_cores=2",
+                        "--out", str(tmp_path / "qv")]) == 0
+    saved = json.loads((tmp_path / "qv" / "config.json").read_text())
+    assert saved["train"]["mapping"] == "qv" and saved["hw"]["systolic_cores"] == 2
+    assert main(args + ["--hw", "tile.adc=3", "--out", str(tmp_path / "bad")]) == 2
+    assert "unknown ManycoreConfig field tile.'adc'" in capsys.readouterr().err
+    assert main(args + ["--lora-targets", "q,x", "--out", str(tmp_path / "bad")]) == 2
+    assert "lora_targets must be distinct names" in capsys.readouterr().err
