@@ -7,12 +7,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hw.chip import MAX_TILES
+
 from .harness import HarnessSpec, MultiSpec  # noqa: F401 (MultiSpec: see HarnessDriver)
 
 __all__ = ["SharedBuffer", "ArrayBuffer", "Transaction", "RunResult", "MultiResult",
            "HarnessDriver"]
 
-PROGRAM_BASE = 16
+#: First word of the programs: below it, two header words per channel (base, entries)
+#: for the most channels a chip has (one systolic core and hw.chip.MAX_TILES tiles).
+PROGRAM_BASE = 2 * (1 + MAX_TILES)
 
 
 class SharedBuffer:

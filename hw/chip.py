@@ -28,7 +28,9 @@ from .systolic import SystolicCore
 
 __all__ = ["Chip", "check_chip", "generate_chip", "tile_module", "MAX_TILES"]
 
-MAX_TILES = 7            # the harness gives each channel two header words below word 16
+#: Blocks (ReramTile instances) the RTL chip may hold: the co-simulation harness gives each
+#: of its 1 + MAX_TILES command channels two header words (cosim.driver.PROGRAM_BASE).
+MAX_TILES = 31
 
 
 def check_chip(cfg: ManycoreConfig) -> None:

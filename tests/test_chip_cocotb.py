@@ -30,8 +30,8 @@ def test_chip_config_errors_name_the_field():
     s, t = SystolicConfig(rows=2, cols=2), TileConfig(rows=4, cols=4)
     with pytest.raises(ValueError, match="ManycoreConfig.tiles_per_core"):
         ManycoreConfig.single(s, t, 0)
-    with pytest.raises(ValueError, match=r"the RTL chip holds 1..7 ReRAM blocks .*has 8"):
-        check_chip(ManycoreConfig.single(s, t, 8))
+    with pytest.raises(ValueError, match=r"the RTL chip holds 1..31 ReRAM blocks .*has 32"):
+        check_chip(ManycoreConfig.single(s, t, 32))
     with pytest.raises(TypeError, match="ManycoreConfig.tile "):
         ManycoreConfig.single(s, s, 1)
     with pytest.raises(ValueError, match="the RTL chip has one systolic core"):

@@ -106,7 +106,7 @@ def test_cli_chip(tmp_path, capsys):
     assert len(tops) == 3 and any(t.startswith("chip_sa2x3_t2x4x4") for t in tops)
     top = next(out.glob("chip_*.json"))
     assert json.loads(top.read_text())["config"]["tiles_per_core"] == 2
-    assert main(["verilog", "chip", "--tiles", "8", "--out", str(tmp_path / "bad")]) == 2
-    assert "the RTL chip holds 1..7 ReRAM blocks (harness channels); this ManycoreConfig " \
-        "has 8" in capsys.readouterr().err
+    assert main(["verilog", "chip", "--tiles", "32", "--out", str(tmp_path / "bad")]) == 2
+    assert "the RTL chip holds 1..31 ReRAM blocks (harness channels); this ManycoreConfig " \
+        "has 32" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
