@@ -576,7 +576,10 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
         watts = static_watts(hw, tech, acc["crossbars_used"])
         out["static_w"] = watts
         breakdown[("low", "static")] = Cost(0.0, sum(watts.values()) * low_s)
-        out["gpu_idle_low_j"] = spec["floor_w"] * low_s
+        # the GPU idling at its floor while the manycore works (hpt: the whole low phase;
+        # qv: the low phase less the GPU's own kernels, whose energy is already counted)
+        gpu_busy = breakdown.get(("low", "gpu"), Cost()).seconds
+        out["gpu_idle_low_j"] = spec["floor_w"] * max(low_s - gpu_busy, 0.0)
     hpt = Cost()
     for c in breakdown.values():
         hpt = hpt + c

@@ -281,7 +281,7 @@ def _label(c: dict) -> str:
     defaults."""
     return (f"{c['app']}/{c['policy']}" + ("" if c.get("mapping", "hpt") == "hpt"
                                            else f"/{c['mapping']}")
-            + ("" if c.get("preset", "tiny") == "tiny" else f"/{c['preset']}"))
+            + ("" if c.get("preset", "tiny") == "tiny" else f" ({c['preset']} preset)"))
 
 
 def _manycore_line(m: dict) -> str:
@@ -420,7 +420,9 @@ def compare(out: Path, *, apps=("swe", "weather", "wind", "epidemic"),
 #: "hw" changes a ManycoreConfig field, "tech" a technology constant.
 SENSITIVITY = (
     ("replication", "hw", "replication", (1, 4, 16, None)),
+    ("ReRAM cores (capacity)", "hw", "reram_cores", (16, 64)),
     ("ADC bits", "hw", "tile.adc_bits", (8, 9, 10)),
+    ("DAC bits (input steps)", "hw", "tile.dac_bits", (1, 2, 4)),
     ("ADC rate (S/s)", "tech", "adc_rate_hz", (0.64e9, 1.28e9, 2.56e9)),
     ("crossbar read (s)", "tech", "xbar_read_s", (50e-9, 100e-9, 200e-9)),
     ("systolic cores", "hw", "systolic_cores", (1, 4, 16)),
