@@ -151,19 +151,15 @@ class Backend:
     def load_state_dict(self, state: dict) -> None:
         pass
 
-    @offloaded
     def matmul(self, a: torch.Tensor, b: torch.Tensor, layer: str = "") -> torch.Tensor:
         raise NotImplementedError
 
-    @offloaded
     def program(self, key: str, W: torch.Tensor) -> None:
         raise NotImplementedError
 
-    @offloaded
     def mvm(self, key: str, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    @offloaded
     def mvm_t(self, key: str, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

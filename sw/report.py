@@ -5,7 +5,8 @@ them by app and writes ``report.md``, ``report.json`` and figures into one folde
 
 * time and energy of GPU-only full training, HpT with the paper policy and HpT with the
   intrinsic-dimension policy (and any other policy given), speedups and energy reductions;
-* ``breakdown.png``: time and energy per unit and phase, stacked;
+* ``breakdown.png``: time and energy per unit and phase, stacked (and ``breakdown_<app>.png``
+  per app when there are several);
 * ``loss.png``: loss curves with the switch marked;
 * ``intrinsic_dim.png``: the measured intrinsic dimension of every layer over training;
 * ``reram_wear.png``: write pulses per ReRAM cell after HpT (one programming at the switch)
@@ -207,6 +208,10 @@ def report(run_dirs, out: Path, *, gpu: str = DEFAULT_GPU, tech=None, dtype: str
     hpt_costs = sorted([c for c in costs if c["policy"] != "full"] or costs,
                        key=lambda c: (order[c["app"]], c.get("preset", "")))
     _plot_breakdown(hpt_costs, out / "breakdown.png")
+    if len(apps) > 1:                          # and one figure per app
+        for app in apps:
+            _plot_breakdown([c for c in hpt_costs if c["app"] == app],
+                            out / f"breakdown_{app}.png")
     names = [f"{_label(c)}" for c in costs]
     _plot_losses(list(zip(names, histories, metrics)), out / "loss.png")
     _plot_intrinsic_dim(list(zip(names, histories, metrics)), out / "intrinsic_dim.png")
@@ -317,7 +322,10 @@ def _write_md(path: Path, doc: dict) -> None:
                      f"{_fmt(r['energy_reduction_gpu_idle'], '{:.2f}x')} | "
                      f"{_fmt(r['ceiling'], '{:.2f}x')} | {_fmt(r['step_speedup'], '{:.2f}x')} | "
                      f"{_fmt(r['test_mse'])} | {_fmt(r['switch_step'], '{}')} / {r['steps']} |")
+    apps = list(dict.fromkeys(c["app"] for c in doc["runs"]))
+    per_app = [f"![{a}](breakdown_{a}.png)" for a in apps] if len(apps) > 1 else []
     lines += ["", "## Where the time and energy go", "", "![breakdown](breakdown.png)", "",
+              *per_app, *([""] if per_app else []),
               "| run | phase | unit | time (s) | energy (J) |", "|---|---|---|---|---|"]
     for c in doc["runs"]:
         for b in c["breakdown"]:
