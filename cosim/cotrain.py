@@ -78,9 +78,13 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False,
     build_s = time.perf_counter() - t0
     for stale in ("error.txt", "sim.log", "interrupted.json"):
         (run_dir / stale).unlink(missing_ok=True)
+    import torch
+    # the simulator's torch uses this process's thread count: CPU reductions depend on
+    # it, and a co-simulated run must give an in-process functional run's numbers
     job = {"run_dir": str(run_dir.resolve()), "config": cfg.to_dict(), "resume": resume,
-           "quiet": quiet, "train": {"rtl_sample": cfg.train.rtl_sample,
-                                     "check": cfg.train.check, "seed": cfg.train.seed}}
+           "quiet": quiet, "torch_threads": torch.get_num_threads(),
+           "train": {"rtl_sample": cfg.train.rtl_sample, "check": cfg.train.check,
+                     "seed": cfg.train.seed}}
     log = run_dir / "sim.log"
     xml = run_dir / "results.xml"
     env = {"HPT_CONFIG": json.dumps(chip.to_dict()), "HPT_TRAIN": json.dumps(job)}

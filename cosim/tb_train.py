@@ -61,6 +61,9 @@ async def train(dut):
     register_device("rtl", factory)
 
     def work():
+        import torch
+        if JOB.get("torch_threads"):
+            torch.set_num_threads(JOB["torch_threads"])
         if JOB["resume"]:
             trainer = Trainer.resume(run_dir, quiet=JOB["quiet"])
         else:

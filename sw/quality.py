@@ -57,10 +57,10 @@ def run_grid(out: Path, apps=APPS, policies=POLICIES, backends=("torch",), seeds
 
 
 def run_jobs(jobs_list, jobs: int = 2) -> list[dict]:
-    """Train the runs of ``jobs_list`` (see :func:`_one`) on ``jobs`` processes."""
-    if jobs <= 1:
-        return [_one(j) for j in jobs_list]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    """Train the runs of ``jobs_list`` (see :func:`_one`) on ``jobs`` worker processes
+    (always in workers: each sets torch to one thread, which must not leak into the
+    caller, whose numbers depend on its thread count)."""
+    with ProcessPoolExecutor(max_workers=max(jobs, 1)) as pool:
         return list(pool.map(_one, jobs_list))
 
 
