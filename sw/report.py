@@ -40,6 +40,18 @@ def _read(run_dir: Path, name: str):
     return json.loads(path.read_text())
 
 
+def _finished_runs(run_dirs) -> list[Path]:
+    """The run folders, each checked to hold a finished run (one error naming the first
+    that does not), before anything is costed or written."""
+    run_dirs = [Path(d) for d in run_dirs]
+    if not run_dirs:
+        raise ValueError("give at least one run directory")
+    for d in run_dirs:
+        for f in ("config.json", "metrics.json", "trace.json", "history.json"):
+            _read(d, f)
+    return run_dirs
+
+
 def reram_wear(run_dir: Path) -> dict | None:
     """Write pulses per cell of every block holding the run's frozen weights (every encoder
     linear under the hpt mapping, the LoRA targets under qv), from programming them once
@@ -188,12 +200,7 @@ def report(run_dirs, out: Path, *, gpu: str = DEFAULT_GPU, tech=None, dtype: str
            gpu_specs: Path | None = None, hw=None) -> Path:
     """Cost ``run_dirs`` and write report.md, report.json and the figures into ``out``.
     ``hw``: a ManycoreConfig to cost every run on (default: each run's own)."""
-    run_dirs = [Path(d) for d in run_dirs]
-    if not run_dirs:
-        raise ValueError("give at least one run directory")
-    for d in run_dirs:
-        for f in ("config.json", "metrics.json", "trace.json", "history.json"):
-            _read(d, f)
+    run_dirs = _finished_runs(run_dirs)
     spec = gpu_spec(gpu, gpu_specs)
     tech_v = technology(tech)
     costs = [run_cost(d, spec, tech_v, dtype, hw=hw) for d in run_dirs]
@@ -445,12 +452,7 @@ def sensitivity(run_dirs, out: Path, *, gpu: str = DEFAULT_GPU, tech=None, dtype
     each factor of :data:`SENSITIVITY` varies alone, the rest at the runs' manycore (or
     ``hw``) and ``tech``; writes ``sensitivity.md`` and ``sensitivity.json``."""
     from .train import RunConfig
-    run_dirs = [Path(d) for d in run_dirs]
-    if not run_dirs:
-        raise ValueError("give at least one run directory")
-    for d in run_dirs:
-        for f in ("config.json", "metrics.json", "trace.json", "history.json"):
-            _read(d, f)
+    run_dirs = _finished_runs(run_dirs)
     spec = gpu_spec(gpu, gpu_specs)
     base_tech = dict(tech or {})
     technology(base_tech)

@@ -302,3 +302,28 @@ def test_compare_trains_apps_and_policies_then_reports(tmp_path, capsys):
     assert [c["case"] for c in doc["cases"]] == ["gpu-only", "hpt-paper", "hpt-paper (qv)"]
     assert {r["manycore"]["reram_cores"] for r in doc["runs"]} == {16}     # atleus
     assert "wrote" in capsys.readouterr().out
+
+
+def test_sensitivity_varies_one_factor_at_a_time(runs, tmp_path):
+    from sw.cli import main
+    from sw.report import SENSITIVITY
+    out = tmp_path / "sens"
+    assert main(["sensitivity", *map(str, runs), "--out", str(out)]) == 0
+    doc = json.loads((out / "sensitivity.json").read_text())
+    hpt_runs = {r["run"] for r in doc["rows"]}
+    # the full run is no HpT run (the small model is no named preset)
+    assert hpt_runs == {"wind/paper (custom preset)", "wind/intrinsic-dim (custom preset)"}
+    assert len(doc["rows"]) == 2 * sum(len(v) for *_, v in SENSITIVITY)
+
+    def at(name, value, run="wind/paper (custom preset)"):
+        return next(r for r in doc["rows"] if r["name"] == name and r["value"] == value
+                    and r["run"] == run)
+    # more copies and more cores never slow the low phase; a cheaper GPU op helps the GPU
+    assert at("replication", 1)["speedup"] <= at("replication", None)["speedup"]
+    assert at("systolic_cores", 1)["speedup"] <= at("systolic_cores", 16)["speedup"]
+    assert at("gpu_op_overhead_s", 5e-6)["speedup"] < at("gpu_op_overhead_s", 50e-6)["speedup"]
+    # the ceiling does not depend on the hardware
+    assert len({r["ceiling"] for r in doc["rows"] if r["run"] == at("replication", 1)["run"]}) == 1
+    md = (out / "sensitivity.md").read_text()
+    assert "| GPU per-op overhead (s) | 5e-06 |" in md and "ceiling 1/(1-f)" in md
+    assert main(["sensitivity", str(runs[0]), "--out", str(out)]) == 2      # full run only
