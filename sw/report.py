@@ -219,7 +219,7 @@ def report(run_dirs, out: Path, *, gpu: str = DEFAULT_GPU, tech=None, dtype: str
         for app in apps:
             _plot_breakdown([c for c in hpt_costs if c["app"] == app],
                             out / f"breakdown_{app}.png")
-    names = [f"{_label(c)}" for c in costs]
+    names = [_label(c) for c in costs]
     _plot_losses(list(zip(names, histories, metrics)), out / "loss.png")
     _plot_intrinsic_dim(list(zip(names, histories, metrics)), out / "intrinsic_dim.png")
     wear_stats = None                          # an HpT run's weights first
