@@ -21,7 +21,7 @@ from sw.golden.reram import ReramModel
 from sw.golden.systolic import matmul as golden_matmul
 
 from .bench import op_mix
-from .rtl_device import ChipDriver
+from .rtl_device import ChipDriver, ChipRun
 from .systolic_driver import place_results
 
 
@@ -32,10 +32,22 @@ async def chip_throughput(dut):
     steps, products, tile_ops, tile_data = op_mix(cfg)
     drv = ChipDriver(dut, cfg)
     await drv.reset()
+    serial = os.environ.get("HPT_BENCH_SCHEDULE", "concurrent") == "serial"
     runs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        res = await drv.run(steps, tile_ops)
+        if serial:
+            # as a training step issues them: the systolic products, then each tile's
+            # ops alone (one harness run each), the other tiles idle
+            parts = [await drv.run(steps, {})]
+            parts += [await drv.run((), {k: ops}) for k, ops in tile_ops.items()]
+            res = ChipRun(parts[0].sa_outputs,
+                          {k: p.tile_results[k] for k, p in zip(tile_ops, parts[1:])},
+                          sum(p.cycles for p in parts),
+                          [sum(col) for col in zip(*(p.active for p in parts))],
+                          sum(p.overlap for p in parts))
+        else:
+            res = await drv.run(steps, tile_ops)
         runs.append((time.perf_counter() - t0, res))
     s = cfg.systolic
     models = {k: ReramModel(cfg.physical_tile(k)) for k in tile_data}

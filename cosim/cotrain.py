@@ -132,9 +132,8 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False,
 def demo_config():
     """``make demo``: the tiny preset on the built-in wind app (4 stations), intrinsic-dim
     switch, every low-parameter op on the RTL and checked, on the ``demo`` manycore (one
-    16x16 core, four ideal 64x64 tiles: their build stays within the demo's budget, see
-    the README) under the ``qv`` mapping (the ``hpt`` mapping needs 16 such tiles, more
-    than the RTL chip's harness holds)."""
+    16x16 core, sixteen ideal 64x64 tiles holding every frozen matrix) under the ``hpt``
+    mapping."""
     from hw.manycore import preset
     from sw.data import DataConfig
     from sw.model import ModelConfig
@@ -142,7 +141,7 @@ def demo_config():
     from sw.train import RunConfig, TrainConfig
     return RunConfig(model=ModelConfig.preset("tiny"),
                      data=DataConfig(app="wind", steps=240, stations=4),
-                     train=TrainConfig(epochs=2, batch=4, backend="rtl", mapping="qv"),
+                     train=TrainConfig(epochs=2, batch=4, backend="rtl", mapping="hpt"),
                      policy=PolicyConfig(name="intrinsic-dim", k=3),
                      hw=preset("demo"))
 

@@ -340,9 +340,13 @@ def _atleus() -> ManycoreConfig:
 
 
 def _demo() -> ManycoreConfig:
-    # make demo: one 16x16 core and four ideal 64x64 blocks (Q and V of the tiny preset's
-    # two layers), small enough to build and co-simulate within the demo's budget.
-    return ManycoreConfig.single(SystolicConfig(), TileConfig(rows=64, cols=64).ideal(), 4)
+    # make demo: one 16x16 core and sixteen ideal 64x64 blocks, every frozen matrix of the
+    # tiny preset's two layers (Q, K, V, O: one block each; FFN fc1 and fc2: two each).
+    # The tiles sum 8 crossbar rows per cycle (TileConfig.rows_per_cycle) and the chip
+    # gates idle tiles' clocks, so the 16 tiles build and co-simulate within the demo's
+    # budget.
+    return ManycoreConfig.single(SystolicConfig(),
+                                 TileConfig(rows=64, cols=64, rows_per_cycle=8).ideal(), 16)
 
 
 def _small() -> ManycoreConfig:

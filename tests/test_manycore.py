@@ -17,7 +17,12 @@ def test_presets_describe_their_machines():
     assert (a.blocks_per_tile, a.blocks, a.crossbars) == (24, 6144, 24576)
     assert (a.systolic.rows, a.systolic.cols, a.systolic_cores) == (128, 32, 16)
     d = preset("demo")
-    assert (d.blocks, d.tile.rows, d.systolic_cores, d.tile.read_noise) == (4, 64, 1, 0)
+    assert (d.blocks, d.tile.rows, d.systolic_cores, d.tile.read_noise) == (16, 64, 1, 0)
+    # the demo chip holds every frozen matrix of the tiny preset, one copy, no spare block
+    from sw.hybrid import frozen_shapes
+    from sw.model import ModelConfig
+    placed = place(d, frozen_shapes(ModelConfig.preset("tiny"), "hpt", ("q", "v")))
+    assert len(placed.matrices) == 12 and placed.blocks_used == d.blocks == 16
     s = preset("small")
     assert (s.blocks, s.tile.rows, s.systolic.rows) == (7, 128, 16)
     with pytest.raises(ValueError, match="unknown manycore preset 'tpu'"):

@@ -12,7 +12,8 @@ GRID = [
     TileConfig(rows=1, cols=1, cell_bits=1, adc_bits=4, **FAST).ideal(),
     TileConfig(rows=4, cols=4, cell_bits=2, adc_bits=4, **FAST, **NONIDEAL),
     TileConfig(rows=8, cols=3, cell_bits=4, dac_bits=2, adc_bits=10, **FAST).ideal(),
-    TileConfig(rows=8, cols=3, cell_bits=1, input_bits=6, adc_bits=5, **FAST, **NONIDEAL),
+    TileConfig(rows=7, cols=3, cell_bits=1, input_bits=6, adc_bits=5, rows_per_cycle=4, **FAST,
+               **NONIDEAL),                                                # 2 banked groups
     TileConfig(rows=16, cols=24, cell_bits=2, adc_bits=6, **FAST, **NONIDEAL),
     TileConfig(rows=128, cols=40, cell_bits=2, adc_bits=10, **FAST).ideal(),   # 128-deep sums
 ]
@@ -20,7 +21,7 @@ GRID = [
 
 @pytest.mark.sim
 @pytest.mark.parametrize("cfg", GRID, ids=lambda c: f"{c.rows}x{c.cols}_cb{c.cell_bits}_adc{c.adc_bits}"
-                         + ("_ideal" if c.prog_variation == 0 else "_nonideal"))
+                         f"_p{c.rows_per_cycle}" + ("_ideal" if c.prog_variation == 0 else "_nonideal"))
 def test_tile_rtl_matches_golden_model(cfg):
     sim = build_tile_sim(cfg)
     tests, failed, log = run_cocotb(sim, "cosim.tb_reram")

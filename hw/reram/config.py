@@ -94,6 +94,13 @@ class TileConfig:
         (default 0: off).
     seed:
         Seed of the on-chip generator (variation, faults, noise).
+    rows_per_cycle:
+        Crossbar rows the behavioural model sums per clock cycle (a power of two). The
+        analog crossbar sums every row at once; the RTL forms a column sum from its
+        row-major conductance memory, banked ``rows_per_cycle`` ways, so an input step
+        takes ``ceil(rows / rows_per_cycle)`` cycles. A model parameter, not a device
+        one: it changes the RTL's cycles and its size, never a result. Default 1 (the
+        smallest tile); ``make demo``'s chip uses 8 to co-simulate 16 tiles in time.
     """
 
     rows: int = 128
@@ -114,6 +121,7 @@ class TileConfig:
     stuck_off_ppm: int = 0
     read_noise: int = 0
     seed: int = 1
+    rows_per_cycle: int = 1
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, 1024)
@@ -136,6 +144,10 @@ class TileConfig:
         _check_int("stuck_off_ppm", self.stuck_off_ppm, 0, 1_000_000 - self.stuck_on_ppm)
         _check_int("read_noise", self.read_noise, 0, 1 << (self.g_frac_bits + self.cell_bits))
         _check_int("seed", self.seed, 0, (1 << 32) - 1)
+        _check_int("rows_per_cycle", self.rows_per_cycle, 1, 1024)
+        if self.rows_per_cycle & (self.rows_per_cycle - 1):
+            raise ValueError(f"TileConfig.rows_per_cycle ({self.rows_per_cycle}) must be a "
+                             "power of two (it selects a memory bank by the row's low bits)")
         if self.adc_range is None:
             object.__setattr__(self, "adc_range", self.max_sum)
         _check_int("adc_range", self.adc_range, 1, self.max_sum)
@@ -156,7 +168,8 @@ class TileConfig:
         return (f"reram_r{self.rows}_c{self.cols}_cb{self.cell_bits}_w{self.weight_bits}"
                 f"_i{self.input_bits}_d{self.dac_bits}_a{self.adc_bits}r{self.adc_range}"
                 f"_g{self.g_frac_bits}{nonideal}_s{self.seed}"
-                f"_wl{self.write_latency}x{self.verify_iters}_e{self.endurance}")
+                f"_wl{self.write_latency}x{self.verify_iters}_e{self.endurance}"
+                + (f"_p{self.rows_per_cycle}" if self.rows_per_cycle != 1 else ""))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -193,6 +206,11 @@ class TileConfig:
     def input_steps(self) -> int:
         """Analog reads per MVM: magnitude chunks of ``dac_bits``, then the sign bit."""
         return math.ceil((self.input_bits - 1) / self.dac_bits) + 1
+
+    @property
+    def row_groups(self) -> int:
+        """Cycles to read every crossbar row once (``rows_per_cycle`` rows per cycle)."""
+        return -(-self.rows // self.rows_per_cycle)
 
     @property
     def g_max(self) -> int:
@@ -236,13 +254,15 @@ class TileConfig:
 
     def mvm_latency(self, count: int) -> int:
         """MVM of ``count`` input vectors: per vector, take it; per input step, accumulate
-        the ``rows`` crossbar rows (one per cycle, plus one cycle to fill the read pipeline,
-        which also converts the previous step); convert the last step; send the result."""
-        return 1 + count * (3 + self.input_steps * (self.rows + 1)) if count else 1
+        the ``rows`` crossbar rows (``rows_per_cycle`` per cycle, plus one cycle to fill
+        the read pipeline, which also converts the previous step); convert the last step;
+        send the result."""
+        return 1 + count * (3 + self.input_steps * (self.row_groups + 1)) if count else 1
 
     def mvm_t_latency(self, count: int) -> int:
-        """MVM_T of ``count`` vectors: per vector, take it, convert one row per cycle for
-        each input step (plus one cycle to fill the read pipeline), send the result.
+        """MVM_T of ``count`` vectors: per vector, take it, convert ``rows_per_cycle``
+        rows per cycle for each input step (plus one cycle to fill the read pipeline), send
+        the result.
         The crossbar is stored row-major, so this equals :meth:`mvm_latency`."""
         return self.mvm_latency(count)
 

@@ -92,17 +92,26 @@ class ReramTile(wiring.Component):
         m = Module()
         c = self.cfg
         Rn, C, S, F = c.rows, c.cols, c.slices, c.g_frac_bits
+        P, G = c.rows_per_cycle, c.row_groups             # rows summed per cycle, row groups
+        L = G * P                                         # rows padded to whole groups
+        pb = P.bit_length() - 1                           # row = group * P + bank
         cb, gw, J = c.cell_bits, c.g_width, c.input_steps
         ow = c.out_width
         cells = C * S                                    # cells in one crossbar row
 
         # ---- memories: conductance codes and wear, one word per crossbar row ----------
-        # (at least 2 deep: a 1-deep memory would have a zero-width address port)
-        depth = max(Rn, 2)
-        m.submodules.g_mem = g_mem = memory.Memory(shape=unsigned(cells * gw), depth=depth, init=[])
-        m.submodules.wear_mem = wear_mem = memory.Memory(shape=unsigned(cells * 32), depth=depth,
-                                                         init=[])
-        g_wr, g_rd = g_mem.write_port(), g_mem.read_port()
+        # The conductances are banked P ways (row r in bank r % P at address r // P), so
+        # one read gives the P rows of a row group; rows past the last are never written
+        # and read as zero conductance. (At least 2 deep: a 1-deep memory would have a
+        # zero-width address port.)
+        g_wr, g_rd = [], []
+        for b in range(P):
+            bank = memory.Memory(shape=unsigned(cells * gw), depth=max(G, 2), init=[])
+            m.submodules[f"g_mem{b}" if P > 1 else "g_mem"] = bank
+            g_wr.append(bank.write_port())
+            g_rd.append(bank.read_port())
+        m.submodules.wear_mem = wear_mem = memory.Memory(shape=unsigned(cells * 32),
+                                                         depth=max(Rn, 2), init=[])
         wear_wr, wear_rd = wear_mem.write_port(), wear_mem.read_port()
 
         def g_cell(word, col, s):
@@ -132,21 +141,22 @@ class ReramTile(wiring.Component):
         n_in = max(Rn, C)
         transpose = Signal()
         step = Signal(range(J + 1))
-        i = Signal(range(Rn + 2))
-        x = [Signal(signed(c.input_bits), name=f"x{k}") for k in range(n_in)]
+        i = Signal(range(G + 2))
+        x = [Signal(signed(c.input_bits), name=f"x{k}") for k in range(max(n_in, L))]
         bias = Signal(signed(ow))
         sum_w = (Rn * ((1 << c.dac_bits) - 1) * c.g_max).bit_length() + 2
         col_sum = [Signal(signed(sum_w), name=f"cs{k}") for k in range(cells)]
         y = [Signal(signed(ow), name=f"y{k}") for k in range(C)]
-        yt = [Signal(signed(ow), name=f"yt{k}") for k in range(Rn)]
+        yt = [Signal(signed(ow), name=f"yt{k}") for k in range(L)]
 
         do_conv = Signal()            # MVM: convert all column sums of step `conv_step`
         conv_step = Signal(range(J + 1))
-        acc_row = Signal()            # MVM: add crossbar row i-1 into the column sums
-        conv_row = Signal()           # MVM_T: convert crossbar row i-1's dot products
+        acc_row = Signal()            # MVM: add row group i-1 into the column sums
+        conv_row = Signal()           # MVM_T: convert row group i-1's dot products
 
-        m.d.comb += [g_wr.addr.eq(row), wear_wr.addr.eq(row), wear_rd.addr.eq(row),
-                     g_rd.addr.eq(i)]
+        m.d.comb += [wear_wr.addr.eq(row), wear_rd.addr.eq(row)]
+        for b in range(P):
+            m.d.comb += [g_wr[b].addr.eq(row >> pb), g_rd[b].addr.eq(i)]
 
         # ---- input digits of step `step` (bit-serial DAC schedule) --------------------
         top = c.input_bits - 1
@@ -259,7 +269,9 @@ class ReramTile(wiring.Component):
                     m.next = "P_WRITE"
 
             with m.State("P_WRITE"):
-                m.d.comb += [self.busy.eq(1), g_wr.en.eq(1), wear_wr.en.eq(1)]
+                m.d.comb += [self.busy.eq(1), wear_wr.en.eq(1)]
+                for b in range(P):
+                    m.d.comb += g_wr[b].en.eq(row[:pb] == b if P > 1 else 1)
                 full = ((1 << cb) - 1) << F
                 on_thr, off_thr = R.ppm_threshold(c.stuck_on_ppm), R.ppm_threshold(c.stuck_off_ppm)
                 if on_thr or off_thr:
@@ -297,7 +309,8 @@ class ReramTile(wiring.Component):
                     new_wear.append(nw)
                     crossings.append((old <= c.endurance) & (nw > c.endurance))
                     pulse_sum.append(p)
-                m.d.comb += [g_wr.data.eq(Cat(*g_words)), wear_wr.data.eq(Cat(*new_wear))]
+                m.d.comb += [wear_wr.data.eq(Cat(*new_wear))]
+                m.d.comb += [g_wr[b].data.eq(Cat(*g_words)) for b in range(P)]
                 level, n_ = list(new_wear), 0          # maximum as a balanced tree
                 while len(level) > 1:
                     nxt = []
@@ -325,7 +338,8 @@ class ReramTile(wiring.Component):
                 with m.If(self.vin.valid):
                     n_act = Mux(transpose, C, Rn)
                     terms = [Mux(k < n_act, self.vin.payload[k], 0) for k in range(n_in)]
-                    m.d.sync += [x[k].eq(self.vin.payload[k]) for k in range(n_in)]
+                    m.d.sync += [x[k].eq(self.vin.payload[k] if k < n_in else 0)
+                                 for k in range(len(x))]
                     m.d.sync += bias.eq(_tree_sum(terms) << (c.weight_bits - 1))
                     m.d.sync += [v.eq(0) for v in y + yt + col_sum]
                     m.d.sync += [step.eq(0), i.eq(0)]
@@ -333,7 +347,7 @@ class ReramTile(wiring.Component):
 
             with m.State("V_RUN"):
                 m.d.comb += self.busy.eq(1)
-                last_i = i == Rn
+                last_i = i == G
                 m.d.sync += i.eq(Mux(last_i, 0, i + 1))
                 with m.If(last_i):
                     m.d.sync += step.eq(step + 1)
@@ -342,7 +356,7 @@ class ReramTile(wiring.Component):
                 # MVM: at i == 0, convert the previous step's column sums
                 with m.If(~transpose & (i == 0) & (step != 0)):
                     m.d.comb += [do_conv.eq(1), conv_step.eq(step - 1)]
-                # rows i-1 = 0..rows-1 arrive from the conductance memory
+                # row groups i-1 = 0..G-1 arrive from the conductance memory
                 with m.If(i != 0):
                     m.d.comb += [acc_row.eq(~transpose), conv_row.eq(transpose)]
 
@@ -365,14 +379,18 @@ class ReramTile(wiring.Component):
                     with m.Else():
                         m.next = "V_TAKE"
 
-        # ---- MVM data path: accumulate one crossbar row into every column sum ----------
-        d = digit(x[0], step)
+        # input digits: x[0..P-1] are the current row group's inputs (MVM, the vector
+        # rotates by P rows per group), x[0..C-1] the column inputs (MVM_T)
+        ds = [digit(x[k], step) for k in range(max(C, P))]
+
+        # ---- MVM data path: accumulate one row group into every column sum --------------
         with m.If(acc_row):
             for col in range(C):
                 for s in range(S):
                     k = col * S + s
-                    m.d.sync += col_sum[k].eq(col_sum[k] + d * g_cell(g_rd.data, col, s))
-            m.d.sync += [x[k].eq(x[(k + 1) % Rn]) for k in range(Rn)]
+                    part = _tree_sum([ds[b] * g_cell(g_rd[b].data, col, s) for b in range(P)])
+                    m.d.sync += col_sum[k].eq(col_sum[k] + part)
+            m.d.sync += [x[k].eq(x[(k + P) % L]) for k in range(L)]
 
         # ---- MVM: convert every column sum of one input step, shift-add into y ----------
         conv_weight = Signal(signed(c.input_bits + 1))
@@ -396,19 +414,22 @@ class ReramTile(wiring.Component):
                 m.d.sync += y[col].eq(y[col] + conv_weight * _tree_sum(add))
             m.d.sync += [v.eq(0) for v in col_sum]
 
-        # ---- MVM_T data path: one crossbar row's dot products, converted per slice -------
-        ds = [digit(x[col], step) for col in range(C)]
+        # ---- MVM_T data path: one row group's dot products, converted per slice ---------
+        # yt rotates by P per group: yt[b] holds row (i-1)*P + b, which returns to its own
+        # place after the G groups of a step
         with m.If(conv_row):
             salt = noise_salt(step) if c.read_noise else None
-            add = []
-            for s in range(S):
-                rs = _tree_sum([ds[col] * g_cell(g_rd.data, col, s) for col in range(C)])
-                if c.read_noise:
-                    lane = mix32(m, (((i - 1) * S + s) | (1 << 31))[:32], f"rlane{s}")
-                    rs = rs + bounded(mix32(m, lane ^ salt, f"rnoise{s}"), c.read_noise)
-                add.append(adc(rs, s))
-            m.d.sync += [yt[k].eq(yt[(k + 1) % Rn]) for k in range(Rn - 1)]
-            m.d.sync += yt[Rn - 1].eq(yt[0] + step_weight * _tree_sum(add))
+            for b in range(P):
+                add = []
+                for s in range(S):
+                    rs = _tree_sum([ds[col] * g_cell(g_rd[b].data, col, s) for col in range(C)])
+                    if c.read_noise:
+                        r = ((i - 1) << pb) + b if P > 1 else i - 1
+                        lane = mix32(m, ((r * S + s) | (1 << 31))[:32], f"rlane{b}_{s}")
+                        rs = rs + bounded(mix32(m, lane ^ salt, f"rnoise{b}_{s}"), c.read_noise)
+                    add.append(adc(rs, s))
+                m.d.sync += yt[L - P + b].eq(yt[b] + step_weight * _tree_sum(add))
+            m.d.sync += [yt[k].eq(yt[k + P]) for k in range(L - P)]
         return m
 
 
