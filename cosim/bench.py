@@ -143,6 +143,8 @@ def bench_chip(cfg=None, repeats: int = 3) -> list[dict]:
     cfg = cfg or preset("demo")
     sim = build_chip_sim(cfg)
     cosim = _cocotb_json(sim, "cosim.bench_chip", "bench", {"HPT_BENCH_REPEATS": str(repeats)})
+    serial = _cocotb_json(sim, "cosim.bench_chip", "bench-serial",
+                          {"HPT_BENCH_REPEATS": str(repeats), "HPT_BENCH_SCHEDULE": "serial"})
     steps, _, tile_ops, _ = op_mix(cfg)
     stager = ChipDriver(None, cfg, ArrayBuffer())
     stager.hw.stage_channels(stager.transactions(steps, tile_ops))
@@ -165,6 +167,10 @@ def bench_chip(cfg=None, repeats: int = 3) -> list[dict]:
          "(transactions packed, outputs unpacked), one Python call", **cosim,
          "native_cycles_per_s": native["cycles_per_s"],
          "ratio": cosim["cycles_per_s"] / native["cycles_per_s"], "target_ratio": 0.5, **common},
+        {"name": "chip_cosim_serial", "what": "the same ops as a training step issues them: "
+         "the systolic products, then each tile's ops alone (one cocotb call per unit), the "
+         "other tiles idle with their clocks gated", **serial,
+         "concurrent_cycles_per_s": cosim["cycles_per_s"], **common},
     ]
 
 

@@ -190,7 +190,7 @@ def write_report(run_dir: Path, wall_s: float | None = None) -> Path:
                      f"{model} |")
     lines += ["", "RTL cycles include one harness cycle per run (`rtl_runs` in trace.json); "
               "the cycle model is the closed form of each unit (systolic "
-              "`SystolicConfig.matmul_cycles`, tile `TileConfig.mvm_latency` per tile).",
+              "`SystolicConfig.matmul_cycles`, tile `TileConfig.mvm_latency`, the tiles of a matrix at once).",
               "", "Files: metrics.json, trace.json (per op: unit, shapes, counts, RTL cycles), "
               "history.json, loss.png (switch marked), rtl.json, checkpoint.pt, sim.log."]
     path = run_dir / "report.md"

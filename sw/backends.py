@@ -128,7 +128,8 @@ class Backend:
         self.trace.add("reram", op, layer, (n_vec, *self.shapes[key]), vectors=n_vec * tr * tc,
                        crossbar_reads=n_vec * tr * tc * t.crossbar_reads(),
                        adc_conversions=n_vec * tr * tc * conv,
-                       cycles_model=tr * tc * (t.mvm_t_latency if op == "mvm_t" else t.mvm_latency)(n_vec),
+                       # the matrix's tiles run at once: the op lasts one tile's latency
+                       cycles_model=(t.mvm_t_latency if op == "mvm_t" else t.mvm_latency)(n_vec),
                        **extra)
 
     def kernels(self, unit: str):

@@ -25,7 +25,8 @@ CFG = RunConfig(
     hw=ManycoreConfig.single(SystolicConfig(rows=4, cols=4, k_depth=16),
                              TileConfig(rows=16, cols=16, write_latency=2, verify_iters=3,
                                         prog_variation=6, verify_tol=1, read_noise=5,
-                                        stuck_on_ppm=20_000, adc_bits=6, seed=3), 6))
+                                        stuck_on_ppm=20_000, adc_bits=6, seed=3,
+                                        rows_per_cycle=4), 6))
 
 
 @pytest.mark.sim

@@ -43,10 +43,11 @@ class ReramTile(wiring.Component):
     :class:`sw.golden.reram.ReramModel`.
 
     The crossbar state is a row-major conductance memory (one word = one crossbar row,
-    all columns and slices) plus a wear memory of pulses per cell. Everything runs in
-    the RTL without Python: an analog column sum is formed by accumulating one crossbar
-    row per cycle (MVM) or one row's dot product per cycle (MVM_T), then converted by
-    per-column ADCs and shift-added. Latencies: :meth:`TileConfig.program_latency`,
+    all columns and slices), banked ``rows_per_cycle`` ways, plus a wear memory of pulses
+    per cell. Everything runs in the RTL without Python: an analog column sum is formed by
+    accumulating ``rows_per_cycle`` crossbar rows per cycle (MVM) or converting that many
+    rows' dot products per cycle (MVM_T), then converted by per-column ADCs and
+    shift-added. Latencies: :meth:`TileConfig.program_latency`,
     :meth:`TileConfig.mvm_latency`, :meth:`TileConfig.mvm_t_latency`, exposed below.
 
     Ports
