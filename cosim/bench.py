@@ -20,7 +20,8 @@ from .build import BUILD_ROOT
 from .native import run_systolic_bench, run_tile_bench
 from .sim import build_systolic_sim, build_tile_sim, run_cocotb
 
-__all__ = ["bench_systolic", "bench_tile", "merge_results"]
+__all__ = ["bench_systolic", "bench_systolic_utilisation", "bench_tile", "merge_results",
+           "scalesim_os_cycles", "UTILISATION_SHAPES"]
 
 
 def _host() -> dict:
@@ -42,6 +43,7 @@ def bench_systolic(cfg: SystolicConfig | None = None, shape=(256, 256, 256),
                 out = Path(f.name)
             tests, failed, log = run_cocotb(
                 sim, "cosim.bench_systolic", name=f"bench-{label}-{rep}",
+                testcase="matmul_throughput",
                 extra_env={"HPT_BENCH_SHAPE": ",".join(map(str, shape)),
                            "HPT_BENCH_TILES_PER_CALL": str(per_call), "HPT_BENCH_OUT": str(out)})
             if failed or tests != 1:
@@ -64,6 +66,61 @@ def bench_systolic(cfg: SystolicConfig | None = None, shape=(256, 256, 256),
                     f"cocotb, {r['tiles_per_call']} tile(s) per Python call",
             **r, "native_cycles_per_s": native["cycles_per_s"],
             "ratio": r["cycles_per_s"] / native["cycles_per_s"], "target_ratio": 0.5, **common})
+    return results
+
+
+#: The shapes (m, k, n) of issue 13's comparison with SCALE-Sim, on 8x8 and 16x16 arrays.
+UTILISATION_SHAPES = ((16, 16, 16), (64, 64, 64), (256, 256, 256), (32, 64, 8),
+                      (1024, 64, 64), (57, 64, 57), (4096, 512, 8), (512, 8, 4096))
+
+
+def scalesim_os_cycles(cfg: SystolicConfig, m: int, k: int, n: int) -> int:
+    """SCALE-Sim 3.0's output-stationary cycles for ``(m x k) @ (k x n)`` on a
+    ``rows x cols`` array (M on rows, N on columns): ``tm*tn*(k + rows + cols - 2)``
+    (its CALC mode reports this count minus one, the last cycle's index; measured,
+    ``shared/TOOLCHAIN.md``). A fold streams k operands and drains the skew, and folds
+    do not overlap."""
+    tm, tn = -(-m // cfg.rows), -(-n // cfg.cols)
+    return tm * tn * (k + cfg.rows + cfg.cols - 2)
+
+
+def bench_systolic_utilisation(arrays=((8, 8), (16, 16)), shapes=UTILISATION_SHAPES) -> list[dict]:
+    """PE utilisation ``m*k*n / (rows*cols*cycles)`` of each shape on each array, from the
+    co-simulated RTL's cycles (whole program in one call, checked bit for bit) and from the
+    closed form, next to SCALE-Sim's count for the same fold."""
+    results = []
+    for r, c in arrays:
+        cfg = SystolicConfig(rows=r, cols=c, in_width=8, k_depth=256)
+        sim = build_systolic_sim(cfg)
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+            out = Path(f.name)
+        try:
+            tests, failed, log = run_cocotb(
+                sim, "cosim.bench_systolic", name="utilisation", testcase="utilisation",
+                extra_env={"HPT_BENCH_SHAPES": ";".join(",".join(map(str, s)) for s in shapes),
+                           "HPT_BENCH_OUT": str(out)})
+            if failed or tests != 1:
+                raise RuntimeError(f"utilisation benchmark failed; log: {log}")
+            measured = json.loads(out.read_text())
+        finally:
+            out.unlink(missing_ok=True)
+        for row in measured:
+            m, k, n = row["shape"]
+            model, scalesim = cfg.matmul_cycles(m, k, n), scalesim_os_cycles(cfg, m, k, n)
+            if row["core_active_cycles"] != model:
+                raise RuntimeError(f"{m}x{k}x{n} on {r}x{c}: the RTL took "
+                                   f"{row['core_active_cycles']} cycles, the closed form says {model}")
+            util = lambda cyc: m * k * n / (r * c * cyc)            # noqa: E731
+            results.append({
+                "name": f"systolic_pe_utilisation_{r}x{c}_{m}x{k}x{n}",
+                "what": "PE utilisation m*k*n/(rows*cols*cycles) of one tiled product",
+                "array": [r, c], "shape": [m, k, n], **row,
+                "closed_form_cycles": model, "scalesim_os_cycles": scalesim,
+                "utilisation_rtl": util(row["rtl_cycles"]),
+                "utilisation_closed_form": util(model),
+                "utilisation_scalesim": util(scalesim),
+                "cycles_over_scalesim": row["core_active_cycles"] / scalesim,
+                "target_cycles_over_scalesim": 1.10, "config": cfg.to_dict(), "host": _host()})
     return results
 
 

@@ -11,7 +11,7 @@
     hpt demo                                               # co-simulated run -> build/demo
     hpt quality [--backends torch functional]              # apps x policies x seeds table
     hpt fidelity                                           # ReRAM MVM error vs ADC/cell bits
-    hpt bench [--only systolic|reram-tile|chip|host]       # build/bench.json
+    hpt bench [--only systolic|utilisation|reram-tile|chip|host]   # build/bench.json
     hpt report RUN_DIR [RUN_DIR ...] --out build/report    # HpT vs GPU-only time and energy
     hpt compare --out build/compare                        # 4 apps x policies x mappings
     hpt sensitivity RUN_DIR [RUN_DIR ...]                  # whole-run ratios vs each factor
@@ -164,11 +164,14 @@ def cmd_sim(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from cosim.bench import bench_chip, bench_systolic, bench_tile, merge_results
+    from cosim.bench import (bench_chip, bench_systolic, bench_systolic_utilisation, bench_tile,
+                             merge_results)
 
     results = []
     if args.only in (None, "systolic"):
         results += bench_systolic(repeats=args.repeats)
+    if args.only in (None, "systolic", "utilisation"):
+        results += bench_systolic_utilisation()
     if args.only in (None, "reram-tile"):
         results += bench_tile(repeats=args.repeats)
     if args.only in (None, "chip"):
@@ -179,7 +182,11 @@ def cmd_bench(args) -> int:
     path = merge_results(results, args.out)
     for r in results:
         extra = f"  ratio {r['ratio']:.2f}" if "ratio" in r else ""
-        if "mvm_per_s" in r:
+        if "utilisation_rtl" in r:
+            rate = (f"PE utilisation {r['utilisation_rtl']:6.1%} (SCALE-Sim "
+                    f"{r['utilisation_scalesim']:6.1%}), cycles {r['cycles_over_scalesim']:.2f}x "
+                    "SCALE-Sim's")
+        elif "mvm_per_s" in r:
             rate = f"{r['mvm_per_s']:9.1f} MVM/s"
         elif "cycles_per_s" in r:
             rate = f"{r['cycles_per_s'] / 1e6:6.3f} M cycles/s"
@@ -530,8 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks; results merged into build/bench.json")
     p.add_argument("--out", type=Path, default=None, help="JSON file (default build/bench.json)")
     p.add_argument("--repeats", type=int, default=3, help="best of N runs (default %(default)s)")
-    p.add_argument("--only", choices=["systolic", "reram-tile", "chip", "host"], default=None,
-                   help="run one block's benchmarks only")
+    p.add_argument("--only", choices=["systolic", "utilisation", "reram-tile", "chip", "host"],
+                   default=None, help="run one block's benchmarks only (utilisation: the "
+                   "systolic core's PE utilisation on issue 13's shapes; also part of systolic)")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -60,3 +60,12 @@ def test_command_pack_unpack_and_limits():
         pack_command(cfg, Op.LOAD_A, addr=5, count=6)
     with pytest.raises(ValueError, match="exceeds 4"):
         pack_command(cfg, Op.READ, addr=1, count=4)
+
+
+def test_scalesim_reference_count():
+    """The benchmark's SCALE-Sim reference: 256^3 on 16x16 is 73,216 cycles (SCALE-Sim 3.0
+    reports 73,215, the last cycle's index); a partial fold counts as a whole one."""
+    from cosim.bench import UTILISATION_SHAPES, scalesim_os_cycles
+    assert scalesim_os_cycles(SystolicConfig(rows=16, cols=16), 256, 256, 256) == 73_216
+    assert scalesim_os_cycles(SystolicConfig(rows=8, cols=8), 57, 64, 57) == 8 * 8 * (64 + 14)
+    assert len(UTILISATION_SHAPES) == 8
