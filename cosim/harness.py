@@ -156,10 +156,14 @@ def _channel(c: int, prefix: str, spec: HarnessSpec) -> dict:
                 continue
             ptr, cnt = s.uses[op]
             left = f"{q}cur_count" if cnt == "count" else f"{cnt_w}'d{cnt}"
-            body.append(f"{q}{s.port}_ptr <= {q}p{ptr}; {q}{s.port}_left <= {left};")
+            # a command that transfers nothing leaves the stream alone: a block may accept
+            # it while an earlier command's transfers on that stream are still running
+            guard = f"if ({q}cur_count != 0) " if cnt == "count" else ""
+            setup = f"{q}{s.port}_ptr <= {q}p{ptr}; {q}{s.port}_left <= {left};"
             if s.inbound:
-                body.append(f"for (int i = 0; i < {s.words}; i++) "
-                            f"{q}{s.port}_buf[32*i +: 32] <= hpt_rd({q}p{ptr} + i);")
+                setup += (f" for (int i = 0; i < {s.words}; i++) "
+                          f"{q}{s.port}_buf[32*i +: 32] <= hpt_rd({q}p{ptr} + i);")
+            body.append(f"{guard}begin {setup} end")
         on_cmd.append(f"                    {op_w}'d{op}: begin\n                        "
                       + "\n                        ".join(body) + "\n                    end")
     ncmd, entry = spec.cmd_words, spec.entry_words

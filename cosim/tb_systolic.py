@@ -85,8 +85,10 @@ def random_steps(rng, count: int) -> list[Step]:
         else:
             cnt = int(rng.integers(0, D + 1))
             addr = int(rng.integers(0, D - cnt + 1))
-        acc = bool(rng.integers(0, 2))
-        cmd = pack_command(CFG, op, addr=addr, count=cnt, accumulate=acc)
+        flags = {f: bool(rng.integers(0, 2)) for f in ("accumulate", "last")}
+        flags["fence"] = rng.random() < 0.1
+        banks = {b: int(rng.integers(0, 2)) for b in ("sbank", "obank")}
+        cmd = pack_command(CFG, op, addr=addr, count=cnt, **flags, **banks)
         a = operands(rng, "random", (cnt, R)) if op in (Op.LOAD_A, Op.LOAD_AB) else None
         b = operands(rng, "random", (cnt, C)) if op in (Op.LOAD_B, Op.LOAD_AB) else None
         steps.append(Step(cmd, op, cnt, a=a, b=b))
@@ -109,12 +111,14 @@ async def back_to_back_commands(dut):
     rng = np.random.default_rng(11)
     # bring the RTL to the model's power-up state: zero scratchpads, reset accumulators
     D = CFG.k_depth
-    await drv.run([Step(pack_command(CFG, Op.LOAD_AB, count=D), Op.LOAD_AB, D,
-                        a=np.zeros((D, CFG.rows), np.int64), b=np.zeros((D, CFG.cols), np.int64))])
+    await drv.run([Step(pack_command(CFG, Op.LOAD_AB, count=D, sbank=bank), Op.LOAD_AB, D,
+                        a=np.zeros((D, CFG.rows), np.int64), b=np.zeros((D, CFG.cols), np.int64))
+                   for bank in (0, 1)])
     await drv.reset()
     model = SystolicModel(CFG)
     for round_, stall in enumerate((0, 0, 90, 200)):
         steps = random_steps(rng, 60)
+        model.new_run()                      # each harness run starts on an idle core
         before = model.cycles
         want = model_run(model, steps)
         res = await drv.run(steps, stall=stall, seed=round_ + 3)
@@ -164,6 +168,7 @@ async def accumulate_across_calls(dut):
         await drv.run([
             Step(pack_command(CFG, Op.LOAD_A, count=D), Op.LOAD_A, D, a=A[:, sl].T),
             Step(pack_command(CFG, Op.LOAD_B, count=D), Op.LOAD_B, D, b=B[sl]),
-            Step(pack_command(CFG, Op.COMPUTE, count=D, accumulate=c > 0), Op.COMPUTE, D)])
+            Step(pack_command(CFG, Op.COMPUTE, count=D, accumulate=c > 0, last=c == 2),
+                 Op.COMPUTE, D)])
     res = await drv.run([Step(pack_command(CFG, Op.READ, count=CFG.rows), Op.READ, CFG.rows)])
     check_equal(res.reads[0], matmul(CFG, A, B), "three accumulated chunks")

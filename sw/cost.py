@@ -9,8 +9,9 @@ and the one description of the accelerator it ran on (:class:`hw.manycore.Manyco
   (:mod:`sw.opcount`); time is ``max(FLOPs / peak, bytes / bandwidth) + overhead``,
   energy that time at a power between the board's floor and its peak, by utilisation.
   The GPU's numbers come from a spec file (:data:`GPU_SPECS`, ``sw/gpus.json``).
-* **Systolic cores**: the closed-form cycle count (``SystolicConfig.matmul_cycles``,
-  equal to the RTL's, see ``tests/test_cost.py``) at the manycore's clock, products split
+* **Systolic cores**: the cycle model (``SystolicConfig.matmul_cycles``: the overlapped
+  core's :class:`hw.systolic.CoreTiming` over the product's program, equal to the RTL's)
+  at the manycore's clock, products split
   over the cores (:func:`systolic_split_cycles`); energy per MAC and per SRAM byte.
 * **ReRAM**: physical latencies, not the RTL's row-serial cycles: an MVM takes one
   crossbar read per input step, overlapped with the ADCs converting the previous one;

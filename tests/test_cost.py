@@ -19,11 +19,14 @@ TECH = technology()
 
 def test_systolic_cost_by_hand():
     sa = SystolicConfig(rows=4, cols=4, in_width=8, acc_width=32, k_depth=16)
-    # 5x7 @ 7x6: tm = tn = 2 output tiles each way, tk = 1 K chunk
-    # cycles = tm*tn*(2k + tk*(rows + cols + 1)) + tn*(tm + m) = 4*(14 + 9) + 2*(2 + 5)
-    assert systolic_cycles(sa, 1, 5, 7, 6) == 106
+    # 5x7 @ 7x6: tm = tn = 2 output tiles each way, tk = 1 K chunk of 7. The pipelined
+    # program L0 L1 C0 L2 C1 R0 L3 C2 R1 C3 R2 R3 is accepted at cycles 0, 8 (load engine
+    # busy 1-7), 9, 17 (bank 0 computed until 16), 18, 24 (tile 0's last wavefront issued
+    # at 16 passes every PE by 16 + 4 + 4), 26, 27, 33, 35, 42, 50; R3 reads 1 row in
+    # cycle 51: 52 cycles (the serial core of earlier versions took 106)
+    assert systolic_cycles(sa, 1, 5, 7, 6) == 52
     c = systolic_cost(sa, TECH, 1, 5, 7, 6, clock_hz=1e9)
-    assert c.seconds == pytest.approx(106e-9)
+    assert c.seconds == pytest.approx(52e-9)
     # 210 MACs x (0.2 + 0.1) pJ; SRAM bytes: A 35 x 2 column tiles + B 42 x 2 row tiles
     # (1 byte each) + 30 results x 4 bytes = 274 B x 1.25 pJ
     assert c.joules == pytest.approx((210 * 0.3 + 274 * 1.25) * 1e-12)
@@ -31,15 +34,17 @@ def test_systolic_cost_by_hand():
     sa16 = SystolicConfig(rows=4, cols=4, in_width=16, acc_width=32, k_depth=16)
     c16 = systolic_cost(sa16, TECH, 3, 5, 7, 6, clock_hz=1e9)
     assert c16.joules == pytest.approx(3 * (210 * (0.8 + 0.1) + (2 * 154 + 120) * 1.25) * 1e-12)
-    assert c16.seconds == pytest.approx(3 * 106e-9)
+    assert c16.seconds == pytest.approx(3 * 52e-9)
     # several cores: whole products per core (8 on 4 cores: 2 each, one after another) ...
-    assert systolic_split_cycles(sa, 4, 8, 5, 7, 6) == 2 * 106
-    assert systolic_split_cycles(sa, 4, 9, 5, 7, 6) == 3 * 106
-    # ... or one product's output tiles: 2x2 tiles on 4 cores -> one 4x7 @ 7x4 tile each:
-    # 1*1*(14 + 9) + 1*(1 + 4) = 28
+    assert systolic_split_cycles(sa, 4, 8, 5, 7, 6) == 2 * 52
+    assert systolic_split_cycles(sa, 4, 9, 5, 7, 6) == 3 * 52
+    # ... or one product's output tiles: 2x2 tiles on 4 cores -> one 4x7 @ 7x4 tile each,
+    # nothing to overlap: load 1-7, compute accepted at 8 (last wavefront at 15), read
+    # accepted at 15 + 8 = 23, rows 24-27: 28
     assert systolic_split_cycles(sa, 4, 1, 5, 7, 6) == 28
-    # 2 cores: row tiles split, each core a 4-row (then 1-row) slice of both column tiles
-    assert systolic_split_cycles(sa, 2, 1, 5, 7, 6) == sa.matmul_cycles(4, 7, 6) == 2 * 23 + 2 * 5
+    # 2 cores: row tiles split, each core a 4-row (then 1-row) slice of both column tiles:
+    # L0 0, L1 8, C0 9 (last wavefront 16), C1 17 (24), R0 24 (rows 25-28), R1 32 -> 37
+    assert systolic_split_cycles(sa, 2, 1, 5, 7, 6) == sa.matmul_cycles(4, 7, 6) == 37
     # the clock and the split set the time, never the energy
     c4 = systolic_cost(sa, TECH, 1, 5, 7, 6, clock_hz=2e9, cores=4)
     assert c4.seconds == pytest.approx(28 / 2e9) and c4.joules == pytest.approx(c.joules)

@@ -23,7 +23,7 @@ def build_systolic_bench(cfg: SystolicConfig, tiles: int) -> Path:
     defines = [f"BENCH_ROWS={cfg.rows}", f"BENCH_COLS={cfg.cols}", f"BENCH_IN_WIDTH={cfg.in_width}",
                f"BENCH_K={k}", f"BENCH_TILES={tiles}",
                f"BENCH_CMD_LOAD={pack_command(cfg, Op.LOAD_AB, count=k)}ULL",
-               f"BENCH_CMD_COMPUTE={pack_command(cfg, Op.COMPUTE, count=k)}ULL",
+               f"BENCH_CMD_COMPUTE={pack_command(cfg, Op.COMPUTE, count=k, last=True)}ULL",
                f"BENCH_CMD_READ={pack_command(cfg, Op.READ, count=cfg.rows)}ULL"]
     return _build(cfg.name, v_path, cpp, defines)
 

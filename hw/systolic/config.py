@@ -6,8 +6,9 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
-__all__ = ["SystolicConfig", "MatmulPlan"]
+__all__ = ["SystolicConfig", "MatmulPlan", "PlanCommand", "CoreTiming"]
 
 
 def _check_int(name: str, value, lo: int, hi: int) -> None:
@@ -38,11 +39,12 @@ class SystolicConfig:
         Accumulator width in bits (signed, wrapping). ``2*in_width .. 64``. Default
         ``2*in_width + 16``: exact (no wrap) for any K up to 65536 at full-scale operands.
     k_depth:
-        Depth of the A and B scratchpads, in vectors: A holds ``rows x k_depth`` operands
-        (one column of an A tile per entry), B holds ``k_depth x cols`` (one row of a B
-        tile per entry). Products with a longer K are split into chunks of at most
-        ``k_depth`` that accumulate in place. 2..65536 (a one-entry memory would have a
-        zero-width address).
+        Depth of each of the two A and B scratchpad banks, in vectors: a bank of A holds
+        ``rows x k_depth`` operands (one column of an A tile per entry), of B
+        ``k_depth x cols`` (one row of a B tile per entry); one bank loads while the other
+        computes. Products with a longer K are split into chunks of at most ``k_depth``
+        that accumulate in place. 2..65536 (a one-entry memory would have a zero-width
+        address).
     """
 
     rows: int = 16
@@ -101,39 +103,104 @@ class SystolicConfig:
         return (1 << (self.in_width - 1)) - 1
 
     # ---- cycle model -------------------------------------------------------------------
-    # Every command spends one cycle being accepted, then the cycles below, assuming the
-    # streams never stall. These formulas are the latency contract of the RTL; tests
-    # compare them with cycle counts measured in simulation.
-    def load_latency(self, count: int) -> int:
-        """Cycles of LOAD_A / LOAD_B / LOAD_AB of ``count`` vectors (one vector per cycle)."""
-        return 1 + count if count else 1
-
-    def compute_latency(self, count: int) -> int:
-        """Cycles of COMPUTE over ``count`` scratchpad entries: issue ``count`` reads, then
-        drain the wavefront through ``rows + cols - 1`` PE hops."""
-        return 1 + count + self.rows + self.cols - 1 if count else 1
-
-    def read_latency(self, count: int) -> int:
-        """Cycles of READ of ``count`` result rows (one row per cycle)."""
-        return 1 + count if count else 1
+    def timing(self) -> "CoreTiming":
+        """A fresh :class:`CoreTiming`: the latency contract of the RTL, command by command."""
+        return CoreTiming(self)
 
     def plan(self, m: int, k: int, n: int) -> "MatmulPlan":
         return MatmulPlan(self, m, k, n)
 
     def matmul_cycles(self, m: int, k: int, n: int) -> int:
-        """Closed-form cycles of the tiled (m x k) @ (k x n) product issued by :meth:`plan`.
-
-        With ``tm = ceil(m/rows)`` row tiles, ``tn = ceil(n/cols)`` column tiles and
-        ``tk = ceil(k/k_depth)`` K chunks, each output tile does ``tk`` LOAD_AB+COMPUTE
-        pairs and one READ of its valid rows, so::
-
-            cycles = tm*tn*(2*k + tk*(rows + cols + 1)) + tn*(tm + m)
-        """
+        """Cycles of the tiled ``(m x k) @ (k x n)`` program of :meth:`plan`, from its first
+        command's acceptance to its last busy cycle (:class:`CoreTiming` over the plan's
+        commands; exact, tested against the RTL). In steady state an output tile of a
+        K chunk of ``kc`` entries costs ``kc + 2`` cycles when ``kc`` covers the loads,
+        the skew drain and the reads (``kc >= rows + cols + mr``); shorter chunks are
+        bound by the drain and the read of the tile before."""
         for name, v in (("m", m), ("k", k), ("n", n)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"matmul dimension {name} must be a positive integer, not {v!r}")
-        tm, tn, tk = math.ceil(m / self.rows), math.ceil(n / self.cols), math.ceil(k / self.k_depth)
-        return tm * tn * (2 * k + tk * (self.rows + self.cols + 1)) + tn * (tm + m)
+        return _matmul_cycles(self, m, k, n)
+
+
+@lru_cache(maxsize=4096)
+def _matmul_cycles(cfg: SystolicConfig, m: int, k: int, n: int) -> int:
+    t = CoreTiming(cfg)
+    for c in MatmulPlan(cfg, m, k, n).commands():
+        t.accept(c.op_name, c.count, sbank=c.sbank, obank=c.obank, last=c.last, fence=c.fence)
+    return t.cycles
+
+
+#: The engine each command kind runs on (by :class:`hw.systolic.Op` name).
+_KIND = {"LOAD_A": "load", "LOAD_B": "load", "LOAD_AB": "load", "COMPUTE": "compute",
+         "READ": "read"}
+
+
+class CoreTiming:
+    """When each command is accepted and when the core goes idle: the RTL's latency
+    contract, for streams that never stall.
+
+    The core has three engines that run at once: *load* (one vector per cycle into
+    scratchpad bank ``sbank``), *compute* (one scratchpad entry per cycle into the array;
+    the wavefront then needs ``rows + cols - 1`` more cycles to pass every PE) and *read*
+    (one output row per cycle from output bank ``obank``). Commands are accepted in order,
+    at most one per cycle, each in the first cycle in which
+
+    * its engine is idle;
+    * LOAD: the compute engine is not issuing from the same scratchpad bank;
+    * COMPUTE: the load engine is not loading the same scratchpad bank;
+    * READ: the output bank's last capture has passed every PE (``rows + cols`` cycles
+      after the last wavefront of the COMPUTE that ended the tile was issued);
+    * ``fence``: every engine is idle and every wavefront has drained.
+
+    A COMPUTE that ends a tile (``last``) holds its last wavefront while the read engine
+    is reading the output bank it will overwrite. A command with ``count == 0`` (or a NOP)
+    only takes its acceptance cycle. The first command is accepted in cycle 0;
+    :attr:`cycles` counts cycles 0 .. the last busy cycle.
+    """
+
+    def __init__(self, cfg: SystolicConfig):
+        self.cfg = cfg
+        self.t = -1                       # cycle of the last accepted command
+        self.end = -1                     # last cycle in which the core is busy
+        self.load_end, self.load_bank = -1, 0
+        self.comp_end, self.comp_bank = -1, 0       # cycle of the last wavefront issued
+        self.read_end, self.read_bank = -1, 0
+        self.cap_ready = [0, 0]           # first cycle a READ of output bank o may start
+
+    def accept(self, op, count: int, *, sbank: int = 0, obank: int = 0, last: bool = False,
+               fence: bool = False) -> int:
+        """Account one command (``op`` an :class:`hw.systolic.Op` or its name); returns
+        the cycle in which it is accepted."""
+        kind = _KIND.get(getattr(op, "name", op))
+        T = self.t + 1
+        if fence:
+            T = max(T, self.end + 1)
+        busy_end = T
+        if count and kind == "load":
+            T = max(T, self.load_end + 1, self.comp_end + 1 if self.comp_bank == sbank else 0)
+            busy_end = self.load_end = T + count
+            self.load_bank = sbank
+        elif count and kind == "compute":
+            T = max(T, self.comp_end + 1, self.load_end + 1 if self.load_bank == sbank else 0)
+            x = T + count
+            if last and self.read_bank == obank:
+                x = max(x, self.read_end + 1)
+            self.comp_end, self.comp_bank = x, sbank
+            if last:
+                self.cap_ready[obank] = x + self.cfg.rows + self.cfg.cols
+            busy_end = x + self.cfg.rows + self.cfg.cols - 1
+        elif count and kind == "read":
+            T = max(T, self.read_end + 1, self.cap_ready[obank])
+            busy_end = self.read_end = T + count
+            self.read_bank = obank
+        self.t = T
+        self.end = max(self.end, T, busy_end)
+        return T
+
+    @property
+    def cycles(self) -> int:
+        return self.end + 1
 
 
 @dataclass(frozen=True)
@@ -142,8 +209,9 @@ class MatmulPlan:
 
     Output tile ``(i, j)`` covers rows ``i*rows ..`` and columns ``j*cols ..``; it is
     computed as ``LOAD_AB, COMPUTE`` per K chunk (the first chunk clears the
-    accumulators, later ones accumulate), then ``READ`` of its valid rows. Partial tiles
-    are zero-padded on the host side of the array.
+    accumulators, later ones accumulate, the last captures into an output bank), then
+    ``READ`` of its valid rows; :meth:`commands` interleaves the tiles for the engines.
+    Partial tiles are zero-padded on the host side of the array.
     """
 
     cfg: SystolicConfig
@@ -170,12 +238,68 @@ class MatmulPlan:
     def macs(self) -> int:
         return self.m * self.k * self.n
 
+    def commands(self) -> list["PlanCommand"]:
+        """The program, software-pipelined for the core's three engines: the K chunks
+        of every output tile in order (column tiles outer, row tiles inner), chunk ``g``
+        in scratchpad bank ``g % 2`` and tile ``t`` in output bank ``t % 2``; chunk
+        ``g + 1`` loads while chunk ``g`` computes, and tile ``t - 1`` is read while tile
+        ``t`` computes. The first command fences (waits for an idle core)."""
+        chunks = [(t, i0, mr, j0, nc, k0, kc, c == len(self.k_chunks) - 1)
+                  for t, ((j0, nc), (i0, mr)) in enumerate(
+                      (jt, it) for jt in self.col_tiles for it in self.row_tiles)
+                  for c, (k0, kc) in enumerate(self.k_chunks)]
+        out = []
+
+        def load(g):
+            t, i0, mr, j0, nc, k0, kc, _ = chunks[g]
+            out.append(PlanCommand("LOAD_AB", kc, sbank=g % 2, fence=g == 0,
+                                   tile=(i0, j0, mr, nc), k=(k0, kc)))
+
+        def read(g):
+            t, i0, mr, j0, nc, _, _, _ = chunks[g]
+            out.append(PlanCommand("READ", mr, obank=t % 2, tile=(i0, j0, mr, nc)))
+
+        load(0)
+        done = []                                   # chunks that ended a tile
+        for g, (t, i0, mr, j0, nc, k0, kc, final) in enumerate(chunks):
+            if g + 1 < len(chunks):
+                load(g + 1)
+            out.append(PlanCommand("COMPUTE", kc, sbank=g % 2, obank=t % 2, last=final,
+                                   accumulate=k0 > 0, tile=(i0, j0, mr, nc), k=(k0, kc)))
+            if final:
+                if done:
+                    read(done[-1])
+                done.append(g)
+        read(done[-1])
+        return out
+
     @property
     def cycles(self) -> int:
-        """Cycles summed command by command (equals :meth:`SystolicConfig.matmul_cycles`)."""
-        c = self.cfg
-        per_col_tile = 0
-        for _, mr in self.row_tiles:
-            per_col_tile += sum(c.load_latency(kc) + c.compute_latency(kc) for _, kc in self.k_chunks)
-            per_col_tile += c.read_latency(mr)
-        return per_col_tile * len(self.col_tiles)
+        """Cycles of :meth:`commands` on a :class:`CoreTiming` (equals
+        :meth:`SystolicConfig.matmul_cycles`)."""
+        t = CoreTiming(self.cfg)
+        for c in self.commands():
+            t.accept(c.op_name, c.count, sbank=c.sbank, obank=c.obank, last=c.last,
+                     fence=c.fence)
+        return t.cycles
+
+
+@dataclass(frozen=True)
+class PlanCommand:
+    """One command of a :class:`MatmulPlan` program: the op (a name of
+    :class:`hw.systolic.Op`), its count and bank fields, and what it works on
+    (``tile = (row0, col0, rows, cols)`` of the output, ``k = (k0, kc)``)."""
+    op_name: str
+    count: int
+    sbank: int = 0
+    obank: int = 0
+    last: bool = False
+    accumulate: bool = False
+    fence: bool = False
+    tile: tuple = ()
+    k: tuple = ()
+
+    @property
+    def op(self):
+        from .command import Op
+        return Op[self.op_name]

@@ -1,4 +1,5 @@
-"""Output-stationary systolic array with A/B scratchpads and a command stream."""
+"""Output-stationary systolic array: double-buffered scratchpads and output banks,
+three engines (load, compute, read) behind one command stream."""
 
 from __future__ import annotations
 
@@ -13,26 +14,32 @@ __all__ = ["SystolicCore"]
 
 
 class SystolicCore(wiring.Component):
-    """A ``rows x cols`` output-stationary systolic array.
+    """A ``rows x cols`` output-stationary systolic array with overlapped load, compute
+    and drain.
 
     Data path
     ---------
     ``a`` and ``b`` are streams of whole vectors (one per cycle): an ``a`` vector is one
     column of an A tile (``rows`` operands), a ``b`` vector one row of a B tile (``cols``
-    operands). ``LOAD_*`` commands write them into two ``k_depth``-deep scratchpads.
-    ``COMPUTE`` reads one entry of each scratchpad per cycle; row ``i`` of A enters the
-    grid ``i`` cycles late and column ``j`` of B ``j`` cycles late (the skew), so PE
-    ``(i, j)`` sees ``A[i, k]`` and ``B[k, j]`` together at cycle ``k + i + j`` and adds
-    their product to its accumulator. A *first* flag travels with the k = 0 wavefront and
-    clears each accumulator as that wavefront passes, unless the command accumulates.
-    ``READ`` returns accumulator rows through ``result``, one ``cols``-wide row per cycle
-    (the de-skew is implicit: a row is read only after the whole wavefront has drained).
+    operands). ``LOAD_*`` commands write them into one of two ``k_depth``-deep scratchpad
+    banks. ``COMPUTE`` reads one entry of a bank per cycle; row ``i`` of A enters the grid
+    ``i`` cycles late and column ``j`` of B ``j`` cycles late (the skew), so PE ``(i, j)``
+    sees ``A[i, k]`` and ``B[k, j]`` together at cycle ``k + i + j`` and adds their
+    product to its accumulator. A *first* flag travels with the k = 0 wavefront and clears
+    each accumulator as it passes, unless the command accumulates; with ``last`` set, a
+    *capture* flag travels with the final wavefront and copies each PE's final sum into
+    output bank 0 or 1. ``READ`` returns output-bank rows through ``result``, one
+    ``cols``-wide row per cycle.
 
-    Latency
+    Overlap
     -------
-    Each command takes one cycle to be accepted and then, when its streams do not stall,
-    ``count`` cycles (LOAD, READ) or ``count + rows + cols - 1`` cycles (COMPUTE); see
-    :meth:`SystolicConfig.load_latency` and friends, exposed here as properties.
+    Three engines (load, compute, read) work at once, so the next K chunk loads into the
+    other scratchpad bank while this one computes, the next tile's wavefronts follow this
+    tile's without a drain (the capture flags carry the results out of the way), and the
+    previous tile is read from its output bank meanwhile. Commands are accepted in order;
+    the interlocks (engine busy, bank in use, capture not yet complete, a READ still
+    reading the bank a ``last`` COMPUTE will overwrite) and the resulting cycle counts are
+    :class:`hw.systolic.CoreTiming`, which the tests compare with this RTL.
 
     Ports
     -----
@@ -56,16 +63,6 @@ class SystolicCore(wiring.Component):
             "busy": Out(1),
         })
 
-    # Latency contract, in cycles, for a command of `count` items without stalls.
-    def load_latency(self, count: int) -> int:
-        return self.cfg.load_latency(count)
-
-    def compute_latency(self, count: int) -> int:
-        return self.cfg.compute_latency(count)
-
-    def read_latency(self, count: int) -> int:
-        return self.cfg.read_latency(count)
-
     @property
     def drain_cycles(self) -> int:
         """Cycles from the last scratchpad read until PE (rows-1, cols-1) has its sum."""
@@ -76,87 +73,118 @@ class SystolicCore(wiring.Component):
         cfg = self.cfg
         R, C, W = cfg.rows, cfg.cols, cfg.in_width
 
-        # ---- scratchpads -----------------------------------------------------------------
-        m.submodules.a_mem = a_mem = memory.Memory(shape=unsigned(R * W), depth=cfg.k_depth, init=[])
-        m.submodules.b_mem = b_mem = memory.Memory(shape=unsigned(C * W), depth=cfg.k_depth, init=[])
-        a_wr, b_wr = a_mem.write_port(), b_mem.write_port()
-        a_rd, b_rd = a_mem.read_port(), b_mem.read_port()
+        # ---- scratchpads: two banks of A and of B --------------------------------------
+        a_wr, b_wr, a_rd, b_rd = [], [], [], []
+        for bank in (0, 1):
+            a_mem = memory.Memory(shape=unsigned(R * W), depth=cfg.k_depth, init=[])
+            b_mem = memory.Memory(shape=unsigned(C * W), depth=cfg.k_depth, init=[])
+            m.submodules[f"a_mem{bank}"], m.submodules[f"b_mem{bank}"] = a_mem, b_mem
+            a_wr.append(a_mem.write_port())
+            b_wr.append(b_mem.write_port())
+            a_rd.append(a_mem.read_port())
+            b_rd.append(b_mem.read_port())
 
-        # ---- control registers -----------------------------------------------------------
-        op = Signal(Op)
-        ptr = Signal(cfg.addr_width)
-        left = Signal(cfg.count_width)
-        drain = Signal(range(R + C + 1))
-        first = Signal()            # the next COMPUTE read is k = 0 of a non-accumulating op
-        feed_v = Signal()           # scratchpad data on the read ports is a valid wavefront
-        feed_first = Signal()       # ... and it is the k = 0 wavefront
+        cmd = self.cmd.payload
+        drain_n = R + C - 1          # cycles from a wavefront's issue until it passed every PE
 
-        has_a = (op == Op.LOAD_A) | (op == Op.LOAD_AB)
-        has_b = (op == Op.LOAD_B) | (op == Op.LOAD_AB)
+        # ---- load engine: one vector per cycle into scratchpad bank l_bank -------------
+        l_left = Signal(cfg.count_width)
+        l_ptr = Signal(cfg.addr_width)
+        l_bank, l_a, l_b = Signal(), Signal(), Signal()
+        l_busy = l_left != 0
+        go = l_busy & (self.a.valid | ~l_a) & (self.b.valid | ~l_b)
+        m.d.comb += [self.a.ready.eq(l_a & go), self.b.ready.eq(l_b & go)]
+        for bank in (0, 1):
+            m.d.comb += [
+                a_wr[bank].addr.eq(l_ptr), a_wr[bank].data.eq(self.a.payload.as_value()),
+                a_wr[bank].en.eq(l_a & go & (l_bank == bank)),
+                b_wr[bank].addr.eq(l_ptr), b_wr[bank].data.eq(self.b.payload.as_value()),
+                b_wr[bank].en.eq(l_b & go & (l_bank == bank)),
+            ]
+        with m.If(go):
+            m.d.sync += [l_ptr.eq(l_ptr + 1), l_left.eq(l_left - 1)]
 
-        m.d.comb += [
-            a_wr.addr.eq(ptr), a_wr.data.eq(self.a.payload.as_value()),
-            b_wr.addr.eq(ptr), b_wr.data.eq(self.b.payload.as_value()),
-            a_rd.addr.eq(ptr), b_rd.addr.eq(ptr),
-        ]
-        m.d.sync += [feed_v.eq(0), feed_first.eq(0)]
+        # ---- compute engine: one scratchpad entry per cycle into the array ---------------
+        c_left = Signal(cfg.count_width)
+        c_ptr = Signal(cfg.addr_width)
+        c_bank, c_first, c_last, c_obank = Signal(), Signal(), Signal(), Signal()
+        c_busy = c_left != 0
+        # the reads run ahead; the captures follow the last wavefront through the array
+        r_left = Signal(cfg.count_width)
+        r_ptr = Signal(cfg.addr_width)
+        r_bank = Signal()
+        r_busy = r_left != 0
+        final = c_left == 1
+        hold = final & c_last & r_busy & (r_bank == c_obank)   # output bank still being read
+        issue = c_busy & ~hold
+        feed_v = Signal()            # scratchpad data on the read ports is a valid wavefront
+        feed_first = Signal()        # ... it is the k = 0 wavefront of a clearing COMPUTE
+        feed_bank = Signal()         # ... read from this scratchpad bank
+        feed_cap = [Signal(name=f"feed_cap{o}") for o in (0, 1)]  # ... it ends a tile
+        d_cnt = Signal(range(drain_n + 1))                        # last wavefront in flight
+        cap_cnt = [Signal(range(drain_n + 1), name=f"cap_cnt{o}") for o in (0, 1)]
+        for bank in (0, 1):
+            m.d.comb += [a_rd[bank].addr.eq(c_ptr), b_rd[bank].addr.eq(c_ptr)]
+        m.d.sync += [feed_v.eq(0), feed_first.eq(0), feed_cap[0].eq(0), feed_cap[1].eq(0)]
+        for cnt in [d_cnt] + cap_cnt:
+            with m.If(cnt != 0):
+                m.d.sync += cnt.eq(cnt - 1)
+        with m.If(issue):
+            m.d.sync += [c_ptr.eq(c_ptr + 1), c_left.eq(c_left - 1), c_first.eq(0),
+                         feed_v.eq(1), feed_first.eq(c_first), feed_bank.eq(c_bank)]
+            with m.If(final):
+                m.d.sync += d_cnt.eq(drain_n)
+                for o in (0, 1):
+                    with m.If(c_last & (c_obank == o)):
+                        m.d.sync += [feed_cap[o].eq(1), cap_cnt[o].eq(drain_n)]
 
-        with m.FSM(name="ctrl"):
-            with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(1)
-                cmd = self.cmd.payload
-                with m.If(self.cmd.valid & (cmd.count != 0)):
-                    m.d.sync += [op.eq(cmd.op), ptr.eq(cmd.addr), left.eq(cmd.count)]
-                    with m.Switch(cmd.op):
-                        with m.Case(Op.LOAD_A, Op.LOAD_B, Op.LOAD_AB):
-                            m.next = "LOAD"
-                        with m.Case(Op.COMPUTE):
-                            m.d.sync += [first.eq(~cmd.accumulate), drain.eq(R + C - 1)]
-                            m.next = "COMPUTE"
-                        with m.Case(Op.READ):
-                            m.next = "READ"
+        # ---- read engine: one output row per cycle from output bank r_bank ---------------
+        m.d.comb += self.result.valid.eq(r_busy)
+        with m.If(self.result.valid & self.result.ready):
+            m.d.sync += [r_ptr.eq(r_ptr + 1), r_left.eq(r_left - 1)]
 
-            with m.State("LOAD"):
-                m.d.comb += self.busy.eq(1)
-                go = (self.a.valid | ~has_a) & (self.b.valid | ~has_b)
-                m.d.comb += [
-                    self.a.ready.eq(has_a & go), a_wr.en.eq(has_a & go),
-                    self.b.ready.eq(has_b & go), b_wr.en.eq(has_b & go),
-                ]
-                with m.If(go):
-                    m.d.sync += [ptr.eq(ptr + 1), left.eq(left - 1)]
-                    with m.If(left == 1):
-                        m.next = "IDLE"
-
-            with m.State("COMPUTE"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(left != 0):
-                    m.d.sync += [ptr.eq(ptr + 1), left.eq(left - 1),
-                                 feed_v.eq(1), feed_first.eq(first), first.eq(0)]
-                with m.Else():
-                    m.d.sync += drain.eq(drain - 1)
-                    with m.If(drain == 1):
-                        m.next = "IDLE"
-
-            with m.State("READ"):
-                m.d.comb += [self.busy.eq(1), self.result.valid.eq(1)]
-                with m.If(self.result.ready):
-                    m.d.sync += [ptr.eq(ptr + 1), left.eq(left - 1)]
-                    with m.If(left == 1):
-                        m.next = "IDLE"
+        # ---- dispatcher: commands in order, each when its engine and banks are free -------
+        idle = ~l_busy & ~c_busy & ~r_busy & (d_cnt == 0) & (cap_cnt[0] == 0) & (cap_cnt[1] == 0)
+        m.d.comb += self.busy.eq(~idle)
+        capturing = Mux(cmd.obank, cap_cnt[1] != 0, cap_cnt[0] != 0) \
+            | (c_busy & c_last & (c_obank == cmd.obank))
+        ok = Signal()
+        with m.Switch(cmd.op):
+            with m.Case(Op.LOAD_A, Op.LOAD_B, Op.LOAD_AB):
+                m.d.comb += ok.eq(~l_busy & ~(c_busy & (c_bank == cmd.sbank)))
+            with m.Case(Op.COMPUTE):
+                m.d.comb += ok.eq(~c_busy & ~(l_busy & (l_bank == cmd.sbank)))
+            with m.Case(Op.READ):
+                m.d.comb += ok.eq(~r_busy & ~capturing)
+            with m.Default():
+                m.d.comb += ok.eq(1)
+        m.d.comb += self.cmd.ready.eq((ok | (cmd.count == 0)) & (~cmd.fence | idle))
+        with m.If(self.cmd.valid & self.cmd.ready & (cmd.count != 0)):
+            with m.Switch(cmd.op):
+                with m.Case(Op.LOAD_A, Op.LOAD_B, Op.LOAD_AB):
+                    m.d.sync += [l_left.eq(cmd.count), l_ptr.eq(cmd.addr), l_bank.eq(cmd.sbank),
+                                 l_a.eq(cmd.op != Op.LOAD_B), l_b.eq(cmd.op != Op.LOAD_A)]
+                with m.Case(Op.COMPUTE):
+                    m.d.sync += [c_left.eq(cmd.count), c_ptr.eq(cmd.addr), c_bank.eq(cmd.sbank),
+                                 c_first.eq(~cmd.accumulate), c_last.eq(cmd.last),
+                                 c_obank.eq(cmd.obank)]
+                with m.Case(Op.READ):
+                    m.d.sync += [r_left.eq(cmd.count), r_ptr.eq(cmd.addr), r_bank.eq(cmd.obank)]
 
         # ---- skew: row i of A and column j of B enter i (j) cycles late -----------------
-        def skewed(value, first_flag, delay, name):
-            """Delay ``value`` (and ``first_flag``, if given) by ``delay`` cycles."""
+        def skewed(value, flags, delay, name):
+            """Delay ``value`` (and the 1-bit ``flags``) by ``delay`` cycles."""
             for d in range(delay):
                 v = Signal.like(value, name=f"{name}_d{d}")
                 m.d.sync += v.eq(value)
                 value = v
-                if first_flag is not None:
-                    f = Signal(name=f"{name}_f{d}")
-                    m.d.sync += f.eq(first_flag)
-                    first_flag = f
-            return value, first_flag
+                moved = []
+                for n_, f in enumerate(flags):
+                    g = Signal(name=f"{name}_f{n_}_{d}")
+                    m.d.sync += g.eq(f)
+                    moved.append(g)
+                flags = moved
+            return value, flags
 
         # Operand lanes. When a full product of two accumulator-wide values fits in 64
         # bits, operands travel sign-extended to acc_width and are multiplied unsigned:
@@ -167,42 +195,56 @@ class SystolicCore(wiring.Component):
         lane = unsigned(cfg.acc_width) if extended else signed(W)
         acc_shape = unsigned(cfg.acc_width) if extended else signed(cfg.acc_width)
 
+        a_rd_data = Mux(feed_bank, a_rd[1].data, a_rd[0].data)
+        b_rd_data = Mux(feed_bank, b_rd[1].data, b_rd[0].data)
         a_in, f_in, b_in = [], [], []
         for i in range(R):
-            x = Mux(feed_v, a_rd.data[i * W:(i + 1) * W], 0).as_signed()
+            x = Mux(feed_v, a_rd_data[i * W:(i + 1) * W], 0).as_signed()
             xs = Signal(lane, name=f"a_feed{i}")
             m.d.comb += xs.eq(x)
-            v, f = skewed(xs, feed_first, i, f"a_skew{i}")
+            v, f = skewed(xs, [feed_first, feed_cap[0], feed_cap[1]], i, f"a_skew{i}")
             a_in.append(v)
             f_in.append(f)
         for j in range(C):
-            y = Mux(feed_v, b_rd.data[j * W:(j + 1) * W], 0).as_signed()
+            y = Mux(feed_v, b_rd_data[j * W:(j + 1) * W], 0).as_signed()
             ys = Signal(lane, name=f"b_feed{j}")
             m.d.comb += ys.eq(y)
-            v, _ = skewed(ys, None, j, f"b_skew{j}")
+            v, _ = skewed(ys, [], j, f"b_skew{j}")
             b_in.append(v)
 
         # ---- PE grid ---------------------------------------------------------------------
-        acc = [[Signal(acc_shape, name=f"acc_{i}_{j}") for j in range(C)]
-               for i in range(R)]
+        # Each PE accumulates; the k = 0 wavefront of a clearing COMPUTE clears it as it
+        # passes, and the last wavefront of a tile copies the final sum into output bank
+        # 0 or 1 (cap flags), so the next tile can start while this one is read.
+        acc = [[Signal(acc_shape, name=f"acc_{i}_{j}") for j in range(C)] for i in range(R)]
+        out = [[[Signal(acc_shape, name=f"out{o}_{i}_{j}") for j in range(C)] for i in range(R)]
+               for o in (0, 1)]
         b_col = list(b_in)
         for i in range(R):
             a_row, f_row = a_in[i], f_in[i]
             for j in range(C):
-                a_cur, f_cur, b_cur = a_row, f_row, b_col[j]
+                a_cur, (f_cur, c0_cur, c1_cur), b_cur = a_row, f_row, b_col[j]
                 prod = (a_cur * b_cur)[:cfg.acc_width] if extended else a_cur * b_cur
-                m.d.sync += acc[i][j].eq(Mux(f_cur, 0, acc[i][j]) + prod)
-                if j + 1 < C:        # pass A right
+                new = Signal(acc_shape, name=f"sum_{i}_{j}")
+                m.d.comb += new.eq(Mux(f_cur, 0, acc[i][j]) + prod)
+                m.d.sync += acc[i][j].eq(new)
+                with m.If(c0_cur):
+                    m.d.sync += out[0][i][j].eq(new)
+                with m.If(c1_cur):
+                    m.d.sync += out[1][i][j].eq(new)
+                if j + 1 < C:        # pass A (and its flags) right
                     a_row = Signal(lane, name=f"a_{i}_{j}")
-                    f_row = Signal(name=f"f_{i}_{j}")
-                    m.d.sync += [a_row.eq(a_cur), f_row.eq(f_cur)]
+                    f_row = [Signal(name=f"{nm}_{i}_{j}") for nm in ("f", "c0", "c1")]
+                    m.d.sync += [a_row.eq(a_cur)] + [d.eq(s_) for d, s_ in
+                                                     zip(f_row, (f_cur, c0_cur, c1_cur))]
                 if i + 1 < R:        # pass B down
                     b_col[j] = Signal(lane, name=f"b_{i}_{j}")
                     m.d.sync += b_col[j].eq(b_cur)
 
-        # ---- result: one accumulator row per cycle --------------------------------------
-        with m.Switch(ptr):
-            for i in range(R):
-                with m.Case(i):
-                    m.d.comb += self.result.payload.as_value().eq(Cat(*acc[i]))
+        # ---- result: one output-bank row per cycle ----------------------------------------
+        with m.Switch(Cat(r_ptr, r_bank)):
+            for o in (0, 1):
+                for i in range(R):
+                    with m.Case(i | (o << len(r_ptr))):
+                        m.d.comb += self.result.payload.as_value().eq(Cat(*out[o][i]))
         return m

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hw.systolic import Op, SystolicConfig, unpack_command
+from hw.systolic import CoreTiming, Op, SystolicConfig, unpack_command
 
 __all__ = ["wrap", "check_operands", "SystolicModel", "Step", "Program", "build_program",
            "run_program", "matmul"]
@@ -47,64 +47,81 @@ def check_operands(cfg: SystolicConfig, x, name: str) -> np.ndarray:
 
 
 class SystolicModel:
-    """Command-level model of one core: scratchpads, accumulators and wrap-around.
+    """Command-level model of one core: two scratchpad banks, accumulators, two output
+    banks, wrap-around, and the cycle-exact timing of its engines (:class:`CoreTiming`).
 
-    State after power-up and after reset: accumulators zero. Scratchpads start at zero
-    and, like the RTL's memories, keep their contents across reset.
+    State after power-up and after reset: accumulators and output banks zero.
+    Scratchpads start at zero and, like the RTL's memories, keep their contents across
+    reset.
     """
 
     def __init__(self, cfg: SystolicConfig):
         self.cfg = cfg
-        self.a_mem = np.zeros((cfg.k_depth, cfg.rows), np.int64)
-        self.b_mem = np.zeros((cfg.k_depth, cfg.cols), np.int64)
+        self.a_mem = np.zeros((2, cfg.k_depth, cfg.rows), np.int64)
+        self.b_mem = np.zeros((2, cfg.k_depth, cfg.cols), np.int64)
         self.acc = np.zeros((cfg.rows, cfg.cols), np.int64)
-        self.cycles = 0
+        self.out = np.zeros((2, cfg.rows, cfg.cols), np.int64)
+        self.timing = CoreTiming(cfg)
+        self._base = 0
+
+    @property
+    def cycles(self) -> int:
+        """Cycles of every run so far (each run starts with the core idle)."""
+        return self._base + self.timing.cycles
+
+    def new_run(self) -> None:
+        """The next command starts a new run on an idle core (a harness run)."""
+        self._base += self.timing.cycles
+        self.timing = CoreTiming(self.cfg)
 
     def reset(self) -> None:
         self.acc[:] = 0
+        self.out[:] = 0
+        self.new_run()
 
     def _range(self, addr: int, count: int, limit: int, what: str) -> slice:
         if addr < 0 or addr + count > limit:
             raise ValueError(f"{what}: addr {addr} + count {count} exceeds {limit}")
         return slice(addr, addr + count)
 
-    def load(self, op: Op, addr: int, a=None, b=None) -> None:
+    def load(self, op: Op, addr: int, a=None, b=None, sbank: int = 0) -> None:
         cfg = self.cfg
         if op in (Op.LOAD_A, Op.LOAD_AB):
             a = check_operands(cfg, a, "a vectors")
             a = a.reshape(len(a), cfg.rows)
-            self.a_mem[self._range(addr, len(a), cfg.k_depth, op.name)] = a
+            self.a_mem[sbank, self._range(addr, len(a), cfg.k_depth, op.name)] = a
         if op in (Op.LOAD_B, Op.LOAD_AB):
             b = check_operands(cfg, b, "b vectors")
             b = b.reshape(len(b), cfg.cols)
-            self.b_mem[self._range(addr, len(b), cfg.k_depth, op.name)] = b
-        n = len(a) if op in (Op.LOAD_A, Op.LOAD_AB) else len(b)
-        self.cycles += cfg.load_latency(n)
+            self.b_mem[sbank, self._range(addr, len(b), cfg.k_depth, op.name)] = b
 
-    def compute(self, addr: int, count: int, accumulate: bool) -> None:
+    def compute(self, addr: int, count: int, accumulate: bool, sbank: int = 0,
+                last: bool = False, obank: int = 0) -> None:
         sl = self._range(addr, count, self.cfg.k_depth, "COMPUTE")
-        prod = self.a_mem[sl].T @ self.b_mem[sl]          # int64, wraps mod 2**64
+        prod = self.a_mem[sbank, sl].T @ self.b_mem[sbank, sl]     # int64, wraps mod 2**64
         self.acc = wrap((self.acc if accumulate else 0) + prod, self.cfg.acc_width)
-        self.cycles += self.cfg.compute_latency(count)
+        if last:
+            self.out[obank] = self.acc
 
-    def read(self, addr: int, count: int) -> np.ndarray:
+    def read(self, addr: int, count: int, obank: int = 0) -> np.ndarray:
         sl = self._range(addr, count, self.cfg.rows, "READ")
-        self.cycles += self.cfg.read_latency(count)
-        return self.acc[sl].copy()
+        return self.out[obank, sl].copy()
 
     def execute(self, cmd_bits: int, a=None, b=None) -> np.ndarray | None:
         """Execute one packed command; returns the rows a READ sends out."""
         c = unpack_command(self.cfg, cmd_bits)
         op, addr, count = c["op"], c["addr"], c["count"]
+        self.timing.accept(op, count, sbank=c["sbank"], obank=c["obank"], last=bool(c["last"]),
+                           fence=bool(c["fence"]))
         if count == 0 or op == Op.NOP:
-            self.cycles += 1
             return None
         if op in (Op.LOAD_A, Op.LOAD_B, Op.LOAD_AB):
-            self.load(op, addr, a, b)
+            self.load(op, addr, a, b, c["sbank"])
         elif op == Op.COMPUTE:
-            self.compute(addr, count, bool(c["accumulate"]))
+            self.compute(addr, count, bool(c["accumulate"]), c["sbank"], bool(c["last"]),
+                         c["obank"])
         elif op == Op.READ:
-            return self.read(addr, count)
+            return self.read(addr, count, c["obank"])
         return None
 
 
@@ -132,15 +149,18 @@ class Program:
 
     @property
     def cycles(self) -> int:
-        """Closed-form cycles of the whole program without stalls."""
-        c = self.cfg
-        lat = {Op.LOAD_A: c.load_latency, Op.LOAD_B: c.load_latency, Op.LOAD_AB: c.load_latency,
-               Op.COMPUTE: c.compute_latency, Op.READ: c.read_latency}
-        return sum(lat[s.op](s.count) if s.op in lat else 1 for s in self.steps)
+        """Cycles of the whole program on an idle core, without stalls (:class:`CoreTiming`)."""
+        t = CoreTiming(self.cfg)
+        for s in self.steps:
+            c = unpack_command(self.cfg, s.cmd)
+            t.accept(s.op, s.count, sbank=c["sbank"], obank=c["obank"], last=bool(c["last"]),
+                     fence=bool(c["fence"]))
+        return t.cycles
 
 
 def build_program(cfg: SystolicConfig, A, B) -> Program:
-    """Tile ``A @ B`` into core commands (see :class:`hw.systolic.MatmulPlan`)."""
+    """Tile ``A @ B`` into core commands, software-pipelined
+    (:meth:`hw.systolic.MatmulPlan.commands`)."""
     from hw.systolic import pack_command
 
     A = check_operands(cfg, A, "A")
@@ -149,22 +169,23 @@ def build_program(cfg: SystolicConfig, A, B) -> Program:
         raise ValueError(f"cannot multiply shapes {A.shape} and {B.shape}")
     m, k = A.shape
     n = B.shape[1]
-    plan = cfg.plan(m, k, n)
     R, C = cfg.rows, cfg.cols
     steps: list[Step] = []
-    for j0, nc in plan.col_tiles:
-        for i0, mr in plan.row_tiles:
-            for k0, kc in plan.k_chunks:
-                a = np.zeros((kc, R), np.int64)
-                a[:, :mr] = A[i0:i0 + mr, k0:k0 + kc].T
-                b = np.zeros((kc, C), np.int64)
-                b[:, :nc] = B[k0:k0 + kc, j0:j0 + nc]
-                steps.append(Step(pack_command(cfg, Op.LOAD_AB, addr=0, count=kc),
-                                  Op.LOAD_AB, kc, a=a, b=b))
-                steps.append(Step(pack_command(cfg, Op.COMPUTE, addr=0, count=kc,
-                                               accumulate=k0 > 0), Op.COMPUTE, kc))
-            steps.append(Step(pack_command(cfg, Op.READ, addr=0, count=mr), Op.READ, mr,
-                              out=(i0, j0, mr, nc)))
+    for c in cfg.plan(m, k, n).commands():
+        cmd = pack_command(cfg, c.op, addr=0, count=c.count, accumulate=c.accumulate,
+                           last=c.last, fence=c.fence, sbank=c.sbank, obank=c.obank)
+        i0, j0, mr, nc = c.tile
+        if c.op == Op.LOAD_AB:
+            k0, kc = c.k
+            a = np.zeros((kc, R), np.int64)
+            a[:, :mr] = A[i0:i0 + mr, k0:k0 + kc].T
+            b = np.zeros((kc, C), np.int64)
+            b[:, :nc] = B[k0:k0 + kc, j0:j0 + nc]
+            steps.append(Step(cmd, c.op, kc, a=a, b=b))
+        elif c.op == Op.READ:
+            steps.append(Step(cmd, c.op, mr, out=(i0, j0, mr, nc)))
+        else:
+            steps.append(Step(cmd, c.op, c.count))
     return Program(cfg, steps, (m, k, n))
 
 
