@@ -173,17 +173,15 @@ class SystolicCore(wiring.Component):
 
         # ---- skew: row i of A and column j of B enter i (j) cycles late -----------------
         def skewed(value, flags, delay, name):
-            """Delay ``value`` (and the 1-bit ``flags``) by ``delay`` cycles."""
+            """Delay ``value`` (and the flag vector ``flags``) by ``delay`` cycles."""
             for d in range(delay):
                 v = Signal.like(value, name=f"{name}_d{d}")
                 m.d.sync += v.eq(value)
                 value = v
-                moved = []
-                for n_, f in enumerate(flags):
-                    g = Signal(name=f"{name}_f{n_}_{d}")
-                    m.d.sync += g.eq(f)
-                    moved.append(g)
-                flags = moved
+                if flags is not None:
+                    g = Signal.like(flags, name=f"{name}_f{d}")
+                    m.d.sync += g.eq(flags)
+                    flags = g
             return value, flags
 
         # Operand lanes. When a full product of two accumulator-wide values fits in 64
@@ -195,6 +193,10 @@ class SystolicCore(wiring.Component):
         lane = unsigned(cfg.acc_width) if extended else signed(W)
         acc_shape = unsigned(cfg.acc_width) if extended else signed(cfg.acc_width)
 
+        # the flags travel with A as one 3-bit vector: first (clear), capture into bank 0,
+        # capture into bank 1
+        feed_flags = Signal(3)
+        m.d.comb += feed_flags.eq(Cat(feed_first, feed_cap[0], feed_cap[1]))
         a_rd_data = Mux(feed_bank, a_rd[1].data, a_rd[0].data)
         b_rd_data = Mux(feed_bank, b_rd[1].data, b_rd[0].data)
         a_in, f_in, b_in = [], [], []
@@ -202,14 +204,14 @@ class SystolicCore(wiring.Component):
             x = Mux(feed_v, a_rd_data[i * W:(i + 1) * W], 0).as_signed()
             xs = Signal(lane, name=f"a_feed{i}")
             m.d.comb += xs.eq(x)
-            v, f = skewed(xs, [feed_first, feed_cap[0], feed_cap[1]], i, f"a_skew{i}")
+            v, f = skewed(xs, feed_flags, i, f"a_skew{i}")
             a_in.append(v)
             f_in.append(f)
         for j in range(C):
             y = Mux(feed_v, b_rd_data[j * W:(j + 1) * W], 0).as_signed()
             ys = Signal(lane, name=f"b_feed{j}")
             m.d.comb += ys.eq(y)
-            v, _ = skewed(ys, [], j, f"b_skew{j}")
+            v, _ = skewed(ys, None, j, f"b_skew{j}")
             b_in.append(v)
 
         # ---- PE grid ---------------------------------------------------------------------
@@ -223,20 +225,17 @@ class SystolicCore(wiring.Component):
         for i in range(R):
             a_row, f_row = a_in[i], f_in[i]
             for j in range(C):
-                a_cur, (f_cur, c0_cur, c1_cur), b_cur = a_row, f_row, b_col[j]
+                a_cur, f_cur, b_cur = a_row, f_row, b_col[j]
                 prod = (a_cur * b_cur)[:cfg.acc_width] if extended else a_cur * b_cur
                 new = Signal(acc_shape, name=f"sum_{i}_{j}")
-                m.d.comb += new.eq(Mux(f_cur, 0, acc[i][j]) + prod)
-                m.d.sync += acc[i][j].eq(new)
-                with m.If(c0_cur):
-                    m.d.sync += out[0][i][j].eq(new)
-                with m.If(c1_cur):
-                    m.d.sync += out[1][i][j].eq(new)
+                m.d.comb += new.eq(Mux(f_cur[0], 0, acc[i][j]) + prod)
+                m.d.sync += [acc[i][j].eq(new),
+                             out[0][i][j].eq(Mux(f_cur[1], new, out[0][i][j])),
+                             out[1][i][j].eq(Mux(f_cur[2], new, out[1][i][j]))]
                 if j + 1 < C:        # pass A (and its flags) right
                     a_row = Signal(lane, name=f"a_{i}_{j}")
-                    f_row = [Signal(name=f"{nm}_{i}_{j}") for nm in ("f", "c0", "c1")]
-                    m.d.sync += [a_row.eq(a_cur)] + [d.eq(s_) for d, s_ in
-                                                     zip(f_row, (f_cur, c0_cur, c1_cur))]
+                    f_row = Signal(3, name=f"f_{i}_{j}")
+                    m.d.sync += [a_row.eq(a_cur), f_row.eq(f_cur)]
                 if i + 1 < R:        # pass B down
                     b_col[j] = Signal(lane, name=f"b_{i}_{j}")
                     m.d.sync += b_col[j].eq(b_cur)
