@@ -67,21 +67,29 @@ class SystolicDriver:
                  for s, o in zip(steps, res.outputs) if s.op == Op.READ]
         return StepResult(reads, res.cycles, res.active)
 
+    @staticmethod
+    def calls(program: Program, tiles_per_call: int | None = None) -> list[list[Step]]:
+        """The program's steps cut into harness runs of ``tiles_per_call`` output tiles
+        (each cut after a READ; ``None``: one run). Each run starts on an idle core, so
+        the engines overlap within a run only."""
+        groups, cur = [], []
+        for s in program.steps:
+            cur.append(s)
+            if s.op == Op.READ:
+                groups.append(cur)
+                cur = []
+        if cur:
+            groups.append(cur)
+        per = len(groups) if tiles_per_call is None else max(1, tiles_per_call)
+        return [[s for g in groups[g0:g0 + per] for s in g] for g0 in range(0, len(groups), per)]
+
     async def run_program(self, program: Program, *, tiles_per_call: int | None = None,
                           stall: int = 0) -> tuple[np.ndarray, int, int]:
         """Run a tiled matmul program; returns (output, cycles, active cycles)."""
         m, _, n = program.shape
         out = np.zeros((m, n), np.int64)
-        groups, cur = [], []
-        for s in program.steps:              # one group per output tile, ending with READ
-            cur.append(s)
-            if s.op == Op.READ:
-                groups.append(cur)
-                cur = []
-        per = len(groups) if tiles_per_call is None else max(1, tiles_per_call)
         cycles = active = 0
-        for g0 in range(0, len(groups), per):
-            steps = [s for g in groups[g0:g0 + per] for s in g]
+        for steps in self.calls(program, tiles_per_call):
             res = await self.run(steps, stall=stall)
             cycles += res.cycles
             active += res.active
