@@ -232,6 +232,24 @@ class TileConfig:
         return max(0, self.adc_range.bit_length() - self.adc_bits)
 
     @property
+    def sign_adc_range(self) -> int:
+        """Full scale of the sign step's conversions. The sign step drives a one-bit digit
+        where the magnitude steps drive up to ``2**dac_bits - 1``, so its column sums are
+        that much smaller; the ADC's reference follows the step's DAC amplitude (one
+        full-scale setting per step kind), else the sign step, weighted by
+        ``-2**(input_bits-1)``, would be quantized with the magnitude steps' coarse LSB."""
+        return -(-self.adc_range // ((1 << self.dac_bits) - 1))
+
+    @property
+    def sign_adc_shift(self) -> int:
+        """log2 of the sign step's ADC LSB (equals :attr:`adc_shift` for 1-bit DACs)."""
+        return max(0, self.sign_adc_range.bit_length() - self.adc_bits)
+
+    def step_adc_shift(self, step: int) -> int:
+        """ADC LSB exponent of input step ``step`` (the last step is the sign bit)."""
+        return self.sign_adc_shift if step == self.input_steps - 1 else self.adc_shift
+
+    @property
     def lossless_adc_bits(self) -> int:
         return self.max_sum.bit_length()
 

@@ -184,16 +184,24 @@ class ReramTile(wiring.Component):
             return d
 
         # ---- ADC + shift-add: a column sum -> the value it adds, before the step weight --
-        sh = c.adc_shift + F
+        # the sign step converts with its own LSB (TileConfig.step_adc_shift); for 1-bit
+        # DACs both LSBs are the same and there is one quantizer
         code_max = (1 << c.adc_bits) - 1
 
-        def adc(value, s):
+        def quantize(value, shift, s):
+            sh = shift + F
             v = Signal(signed(sum_w + 1))
             m.d.comb += v.eq(value + ((1 << (sh - 1)) if sh else 0))
             q = Signal(signed(sum_w + 1))
             m.d.comb += q.eq(v >> sh)
             code = Mux(q < 0, 0, Mux(q > code_max, code_max, q[:c.adc_bits]))
-            return code << (c.adc_shift + cb * s)
+            return code << (shift + cb * s)
+
+        def adc(value, s, sign):
+            mag = quantize(value, c.adc_shift, s)
+            if c.sign_adc_shift == c.adc_shift:
+                return mag
+            return Mux(sign, quantize(value, c.sign_adc_shift, s), mag)
 
         seed = self.seed if self.seed_port else Const(c.seed, 32)
 
@@ -411,7 +419,7 @@ class ReramTile(wiring.Component):
                     if c.read_noise:
                         v = v + bounded(mix32(m, Const(R.mix32_int(k), 32) ^ salt, f"cnoise{k}"),
                                         c.read_noise)
-                    add.append(adc(v, s))
+                    add.append(adc(v, s, conv_step == J - 1))
                 m.d.sync += y[col].eq(y[col] + conv_weight * _tree_sum(add))
             m.d.sync += [v.eq(0) for v in col_sum]
 
@@ -428,7 +436,7 @@ class ReramTile(wiring.Component):
                         r = ((i - 1) << pb) + b if P > 1 else i - 1
                         lane = mix32(m, ((r * S + s) | (1 << 31))[:32], f"rlane{b}_{s}")
                         rs = rs + bounded(mix32(m, lane ^ salt, f"rnoise{b}_{s}"), c.read_noise)
-                    add.append(adc(rs, s))
+                    add.append(adc(rs, s, step == J - 1))
                 m.d.sync += yt[L - P + b].eq(yt[b] + step_weight * _tree_sum(add))
             m.d.sync += [yt[k].eq(yt[k + P]) for k in range(L - P)]
         return m

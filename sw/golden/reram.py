@@ -148,11 +148,14 @@ class ReramModel:
             salt = np.array([[R.salt_int(c.seed, R.STREAM_NOISE, self.noise_ctr + v, j)
                               for v in range(n)] for j in range(J)], np.uint64)
             sums = sums + bounded(mix32(lanes[None, None] ^ salt[:, :, None, None]), c.read_noise)
-        sh = c.adc_shift + c.g_frac_bits
-        rnd = (1 << (sh - 1)) if sh else 0
+        # each input step converts with its own LSB (TileConfig.step_adc_shift)
+        shift = np.array([c.step_adc_shift(j) for j in range(sums.shape[0])], np.int64)
+        sh = (shift + c.g_frac_bits)[:, None, None, None]
+        rnd = np.where(sh > 0, np.int64(1) << np.maximum(sh - 1, 0), 0)
         code = np.clip((sums + rnd) >> sh, 0, (1 << c.adc_bits) - 1)
-        scale = np.int64(1) << (c.adc_shift + c.cell_bits * np.arange(c.slices, dtype=np.int64))
-        return np.einsum("jnos,js->no", code, weights[:, None] * scale[None, :])
+        scale = np.int64(1) << (shift[:, None]
+                                + c.cell_bits * np.arange(c.slices, dtype=np.int64)[None, :])
+        return np.einsum("jnos,js->no", code, weights[:, None] * scale)
 
     def mvm(self, xs, transpose: bool = False, active: tuple[int, int] | None = None) -> np.ndarray:
         """``x @ W`` (or ``y @ W.T`` with ``transpose``) for each vector of ``xs``, in order.
