@@ -11,7 +11,7 @@ NONIDEAL = dict(prog_variation=6, verify_tol=1, read_noise=5, stuck_on_ppm=20_00
 GRID = [
     TileConfig(rows=1, cols=1, cell_bits=1, adc_bits=4, **FAST).ideal(),
     TileConfig(rows=4, cols=4, cell_bits=2, adc_bits=4, **FAST, **NONIDEAL),
-    TileConfig(rows=8, cols=3, cell_bits=4, dac_bits=2, adc_bits=10, **FAST).ideal(),
+    TileConfig(rows=8, cols=3, cell_bits=4, dac_bits=2, **FAST).ideal(adc_bits=7),  # sign-step LSB
     TileConfig(rows=7, cols=3, cell_bits=1, input_bits=6, adc_bits=5, rows_per_cycle=4, **FAST,
                **NONIDEAL),                                                # 2 banked groups
     TileConfig(rows=16, cols=24, cell_bits=2, adc_bits=6, **FAST, **NONIDEAL),
