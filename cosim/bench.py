@@ -39,17 +39,10 @@ def bench_systolic(cfg: SystolicConfig | None = None, shape=(256, 256, 256),
     for label, per_call in (("all_tiles_per_call", 0), ("one_tile_per_call", 1)):
         best = None
         for rep in range(repeats):
-            with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
-                out = Path(f.name)
-            tests, failed, log = run_cocotb(
-                sim, "cosim.bench_systolic", name=f"bench-{label}-{rep}",
-                testcase="matmul_throughput",
-                extra_env={"HPT_BENCH_SHAPE": ",".join(map(str, shape)),
-                           "HPT_BENCH_TILES_PER_CALL": str(per_call), "HPT_BENCH_OUT": str(out)})
-            if failed or tests != 1:
-                raise RuntimeError(f"co-simulated benchmark failed; log: {log}")
-            r = json.loads(out.read_text())
-            out.unlink()
+            r = _cocotb_json(sim, "cosim.bench_systolic", f"bench-{label}-{rep}",
+                             {"HPT_BENCH_SHAPE": ",".join(map(str, shape)),
+                              "HPT_BENCH_TILES_PER_CALL": str(per_call)},
+                             testcase="matmul_throughput")
             if best is None or r["cycles_per_s"] > best["cycles_per_s"]:
                 best = r
         cosim[label] = best
@@ -87,48 +80,41 @@ def scalesim_os_cycles(cfg: SystolicConfig, m: int, k: int, n: int) -> int:
 def bench_systolic_utilisation(arrays=((8, 8), (16, 16)), shapes=UTILISATION_SHAPES) -> list[dict]:
     """PE utilisation ``m*k*n / (rows*cols*cycles)`` of each shape on each array, from the
     co-simulated RTL's cycles (whole program in one call, checked bit for bit) and from the
-    closed form, next to SCALE-Sim's count for the same fold."""
+    cycle model (``matmul_cycles``), next to SCALE-Sim's count for the same fold."""
     results = []
     for r, c in arrays:
         cfg = SystolicConfig(rows=r, cols=c, in_width=8, k_depth=256)
-        sim = build_systolic_sim(cfg)
-        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
-            out = Path(f.name)
-        try:
-            tests, failed, log = run_cocotb(
-                sim, "cosim.bench_systolic", name="utilisation", testcase="utilisation",
-                extra_env={"HPT_BENCH_SHAPES": ";".join(",".join(map(str, s)) for s in shapes),
-                           "HPT_BENCH_OUT": str(out)})
-            if failed or tests != 1:
-                raise RuntimeError(f"utilisation benchmark failed; log: {log}")
-            measured = json.loads(out.read_text())
-        finally:
-            out.unlink(missing_ok=True)
+        measured = _cocotb_json(
+            build_systolic_sim(cfg), "cosim.bench_systolic", "utilisation",
+            {"HPT_BENCH_SHAPES": ";".join(",".join(map(str, s)) for s in shapes)},
+            testcase="utilisation")
         for row in measured:
             m, k, n = row["shape"]
             model, scalesim = cfg.matmul_cycles(m, k, n), scalesim_os_cycles(cfg, m, k, n)
             if row["core_active_cycles"] != model:
                 raise RuntimeError(f"{m}x{k}x{n} on {r}x{c}: the RTL took "
-                                   f"{row['core_active_cycles']} cycles, the closed form says {model}")
+                                   f"{row['core_active_cycles']} cycles, the cycle model says {model}")
             util = lambda cyc: m * k * n / (r * c * cyc)            # noqa: E731
             results.append({
                 "name": f"systolic_pe_utilisation_{r}x{c}_{m}x{k}x{n}",
                 "what": "PE utilisation m*k*n/(rows*cols*cycles) of one tiled product",
                 "array": [r, c], "shape": [m, k, n], **row,
-                "closed_form_cycles": model, "scalesim_os_cycles": scalesim,
+                "model_cycles": model, "scalesim_os_cycles": scalesim,
                 "utilisation_rtl": util(row["rtl_cycles"]),
-                "utilisation_closed_form": util(model),
+                "utilisation_model": util(model),
                 "utilisation_scalesim": util(scalesim),
                 "cycles_over_scalesim": row["core_active_cycles"] / scalesim,
                 "target_cycles_over_scalesim": 1.10, "config": cfg.to_dict(), "host": _host()})
     return results
 
 
-def _cocotb_json(sim, module: str, name: str, env: dict) -> dict:
+def _cocotb_json(sim, module: str, name: str, env: dict, testcase: str | None = None):
+    """Run one cocotb benchmark test (``testcase`` of ``module``, or its only test); return
+    the JSON it wrote to ``HPT_BENCH_OUT``."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = Path(f.name)
     try:
-        tests, failed, log = run_cocotb(sim, module, name=name,
+        tests, failed, log = run_cocotb(sim, module, name=name, testcase=testcase,
                                         extra_env={**env, "HPT_BENCH_OUT": str(out)})
         if failed or tests != 1:
             raise RuntimeError(f"co-simulated benchmark {module} failed; log: {log}")

@@ -189,7 +189,7 @@ def write_report(run_dir: Path, wall_s: float | None = None) -> Path:
         lines.append(f"| {phase} | {unit} | {op} | {a['count']} | {a['rtl_cycles']:,} | "
                      f"{model} |")
     lines += ["", "RTL cycles include one harness cycle per run (`rtl_runs` in trace.json); "
-              "the cycle model is the closed form of each unit (systolic "
+              "the cycle model is each unit's (systolic "
               "`SystolicConfig.matmul_cycles`, tile `TileConfig.mvm_latency`, the tiles of a matrix at once).",
               "", "Files: metrics.json, trace.json (per op: unit, shapes, counts, RTL cycles), "
               "history.json, loss.png (switch marked), rtl.json, checkpoint.pt, sim.log."]

@@ -187,7 +187,7 @@ class Cost:
 
 # ---- systolic cores ------------------------------------------------------------------------
 def systolic_cycles(sa, batch: int, m: int, k: int, n: int) -> int:
-    """Cycles of ``batch`` (m x k) @ (k x n) products on one core ``sa``: the closed form
+    """Cycles of ``batch`` (m x k) @ (k x n) products on one core ``sa``: the cycle model
     of the tiled program, which the RTL meets exactly (tests/test_cost.py)."""
     return batch * sa.matmul_cycles(m, k, n)
 
@@ -210,7 +210,7 @@ def systolic_split_cycles(sa, cores: int, batch: int, m: int, k: int, n: int) ->
 def systolic_cost(sa, tech: dict, batch: int, m: int, k: int, n: int, *,
                   clock_hz: float, cores: int = 1) -> Cost:
     """``batch`` products (m x k) @ (k x n) on ``cores`` cores ``sa`` at ``clock_hz``:
-    cycles from the closed form (:func:`systolic_split_cycles`); energy = MACs x
+    cycles from the cycle model (:func:`systolic_split_cycles`); energy = MACs x
     (multiply + 32-bit add) + SRAM bytes (operands read once per output tile that needs
     them, results written once), the same however the work is split."""
     cycles = systolic_split_cycles(sa, cores, batch, m, k, n)
@@ -487,7 +487,7 @@ def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low",
 
 
 def rtl_check(trace: list[dict]) -> dict | None:
-    """For a co-simulated run: the systolic core's RTL cycles against the closed form the
+    """For a co-simulated run: the systolic core's RTL cycles against the cycle model the
     cost model uses (standalone products: RTL cycles less one harness cycle per run;
     concurrent groups: the core's active cycles)."""
     rtl = model = 0

@@ -167,7 +167,7 @@ CYCLE_CONFIGS = [SystolicConfig(rows=r, cols=c, in_width=w, k_depth=d)
 @pytest.mark.parametrize("sa", CYCLE_CONFIGS, ids=lambda c: c.name)
 def test_cycle_model_equals_the_rtl(sa, tmp_path):
     """Random shapes (6 per configuration, 24 in all) co-simulated on the RTL: its active
-    cycles equal the cost model's closed form exactly."""
+    cycles equal the cost model's cycle model exactly."""
     from cosim.sim import build_systolic_sim, run_cocotb
     rng = np.random.default_rng(sa.rows * 100 + sa.cols)
     shapes = [[int(rng.integers(1, 3 * sa.rows + 2)), int(rng.integers(1, 3 * sa.k_depth + 2)),

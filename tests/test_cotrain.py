@@ -78,7 +78,7 @@ def test_rtl_training_equals_functional_training_bit_for_bit(tmp_path):
         assert g["rtl_cycles"] == g["cycles_model"] + g["rtl_runs"], g
         assert g["rtl_overlap"] == g["overlap_model"], g
     assert rtl["rtl_overlap_cycles"] == sum(g["rtl_overlap"] for g in groups) > 0
-    # what the cost model reads: every systolic cycle of the run as the closed form says
+    # what the cost model reads: every systolic cycle of the run as the cycle model says
     from sw.cost import rtl_check
     check = rtl_check(trace)
     assert check["equal"] and check["systolic_rtl_cycles"] > 0, check

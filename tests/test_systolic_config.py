@@ -1,4 +1,4 @@
-"""SystolicConfig validation and the closed-form cycle model's internal consistency."""
+"""SystolicConfig validation and the cycle model's internal consistency."""
 
 import itertools
 

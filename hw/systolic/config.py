@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -103,10 +102,6 @@ class SystolicConfig:
         return (1 << (self.in_width - 1)) - 1
 
     # ---- cycle model -------------------------------------------------------------------
-    def timing(self) -> "CoreTiming":
-        """A fresh :class:`CoreTiming`: the latency contract of the RTL, command by command."""
-        return CoreTiming(self)
-
     def plan(self, m: int, k: int, n: int) -> "MatmulPlan":
         return MatmulPlan(self, m, k, n)
 
