@@ -190,7 +190,7 @@ def bench_chip(cfg=None, repeats: int = 3) -> list[dict]:
                           {"HPT_BENCH_REPEATS": str(repeats), "HPT_BENCH_SCHEDULE": "serial"})
     steps, _, tile_ops, _ = op_mix(cfg)
     stager = ChipDriver(None, cfg, ArrayBuffer())
-    stager.hw.stage_channels(stager.transactions(steps, tile_ops))
+    stager.hw.stage_channels(stager.transactions({0: steps}, tile_ops))
     image = BUILD_ROOT / "native" / f"{cfg.name}_op_mix.bin"
     image.parent.mkdir(parents=True, exist_ok=True)
     stager.hw.buf.words[:stager.hw.staged_words].tofile(image)

@@ -39,22 +39,22 @@ async def chip_throughput(dut):
         if serial:
             # as a training step issues them: the systolic products, then each tile's
             # ops alone (one harness run each), the other tiles idle
-            parts = [await drv.run(steps, {})]
+            parts = [await drv.run({0: steps}, {})]
             parts += [await drv.run((), {k: ops}) for k, ops in tile_ops.items()]
-            res = ChipRun(parts[0].sa_outputs,
+            res = ChipRun(parts[0].core_outputs,
                           {k: p.tile_results[k] for k, p in zip(tile_ops, parts[1:])},
                           sum(p.cycles for p in parts),
                           [sum(col) for col in zip(*(p.active for p in parts))],
-                          sum(p.overlap for p in parts))
+                          sum(p.overlap for p in parts), cfg.systolic_cores)
         else:
-            res = await drv.run(steps, tile_ops)
+            res = await drv.run({0: steps}, tile_ops)
         runs.append((time.perf_counter() - t0, res))
     s = cfg.systolic
     models = {k: ReramModel(cfg.physical_tile(k)) for k in tile_data}
     for _, res in runs:                         # every run checked, in order (tile state)
         for A, B, at, n in products:
             out = np.zeros((A.shape[0], B.shape[1]), np.int64)
-            place_results(s, steps[at:at + n], res.sa_outputs[at:at + n], out)
+            place_results(s, steps[at:at + n], res.core_outputs[0][at:at + n], out)
             np.testing.assert_array_equal(out, golden_matmul(s, A, B))
         for k, (W, X, Y) in tile_data.items():
             models[k].program(0, W)

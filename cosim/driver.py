@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hw.chip import MAX_TILES
+from hw.chip import MAX_CORES, MAX_TILES
 
 from .harness import HarnessSpec, MultiSpec  # noqa: F401 (MultiSpec: see HarnessDriver)
 
@@ -15,8 +15,8 @@ __all__ = ["SharedBuffer", "ArrayBuffer", "Transaction", "RunResult", "MultiResu
            "HarnessDriver"]
 
 #: First word of the programs: below it, two header words per channel (base, entries)
-#: for the most channels a chip has (one systolic core and hw.chip.MAX_TILES tiles).
-PROGRAM_BASE = 2 * (1 + MAX_TILES)
+#: for the most channels a chip has (hw.chip.MAX_CORES cores and hw.chip.MAX_TILES tiles).
+PROGRAM_BASE = 2 * (MAX_CORES + MAX_TILES)
 
 
 class SharedBuffer:
@@ -54,7 +54,7 @@ class MultiResult:
     cycles: int
     active: int                  # cycles in which any channel was active
     channel_active: list[int]    # per channel
-    overlap: int                 # cycles with channel 0 and another channel active
+    overlap: int                 # cycles with the first group and another channel active
 
 
 class ArrayBuffer:

@@ -73,10 +73,19 @@ class HarnessSpec:
 class MultiSpec:
     """Several blocks inside one module (a chip), each with its own command channel:
     ``channels`` are ``(prefix, HarnessSpec)``; the block ``spec.core`` of a channel is
-    reached through ports ``<prefix>__cmd``, ``<prefix>__<stream>``, ``<prefix>__busy``."""
+    reached through ports ``<prefix>__cmd``, ``<prefix>__<stream>``, ``<prefix>__busy``.
+    The first ``first`` channels form one group (a chip's systolic cores) for the
+    ``overlap`` counter: cycles in which a channel of that group and one of the others
+    were active at once."""
     top: str
     core: str
     channels: tuple
+    first: int = 1
+
+    def __post_init__(self):
+        if not 1 <= self.first < len(self.channels):
+            raise ValueError(f"MultiSpec.first must leave channels on both sides: "
+                             f"{self.first} of {len(self.channels)}")
 
 
 def render_harness(spec) -> str:
@@ -86,12 +95,12 @@ def render_harness(spec) -> str:
     entries at ``2c + 1``. ``start`` runs every channel's program at once (the blocks work
     concurrently); ``done`` toggles when all have finished. ``active`` counts the cycles
     in which any block accepted or executed a command; a chip also reports that per
-    channel (``active_<prefix>``) and ``overlap``: cycles in which the first channel and
-    at least one other were active at the same time.
+    channel (``active_<prefix>``) and ``overlap``: cycles in which a channel of the first
+    group (:attr:`MultiSpec.first`) and a channel of the rest were active at once.
     """
     if isinstance(spec, HarnessSpec):
-        return _render(spec.top, spec.core, [("", spec)])
-    return _render(spec.top, spec.core, list(spec.channels))
+        return _render(spec.top, spec.core, [("", spec)], 1)
+    return _render(spec.top, spec.core, list(spec.channels), spec.first)
 
 
 def _channel(c: int, prefix: str, spec: HarnessSpec) -> dict:
@@ -193,7 +202,7 @@ def _channel(c: int, prefix: str, spec: HarnessSpec) -> dict:
     return f
 
 
-def _render(top: str, core: str, channels: list) -> str:
+def _render(top: str, core: str, channels: list, first: int) -> str:
     parts = [_channel(c, prefix, spec) for c, (prefix, spec) in enumerate(channels)]
     cat = lambda k, sep="\n": sep.join(x for p in parts for x in p[k])   # noqa: E731
     nl = "\n"
@@ -202,11 +211,12 @@ def _render(top: str, core: str, channels: list) -> str:
     extra_ports = "".join(f",\n    output logic [63:0] active_{prefix} {PUB}" for prefix, _ in channels) \
         + f",\n    output logic [63:0] overlap {PUB}" if multi else ""
     any_active = " | ".join(f"c{c}_active" for c in range(len(channels)))
-    others = " | ".join(f"c{c}_active" for c in range(1, len(channels))) or "1'b0"
+    group = " | ".join(f"c{c}_active" for c in range(first))
+    others = " | ".join(f"c{c}_active" for c in range(first, len(channels))) or "1'b0"
     per_channel = "".join(
         f"            if (c{c}_active) active_{prefix} <= active_{prefix} + 1;\n"
         for c, (prefix, _) in enumerate(channels)) + \
-        f"            if (c0_active & ({others})) overlap <= overlap + 1;\n" if multi else ""
+        f"            if (({group}) & ({others})) overlap <= overlap + 1;\n" if multi else ""
     clear = "".join(f" active_{prefix} <= 0;" for prefix, _ in channels) + " overlap <= 0;" \
         if multi else ""
     return f"""\

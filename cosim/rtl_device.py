@@ -1,12 +1,14 @@
 """The accelerator's RTL behind the host's integer device interface.
 
 :class:`ChipDriver` (async, in cocotb) turns numpy-level work into one harness run of
-the chip: systolic programs (:func:`sw.golden.systolic.build_program`) on channel 0 and
-tile commands on channel ``1 + k``, all started together so the units work at the same
-time. :class:`RtlDevice` is the :class:`sw.backends.IntDevice` the training loop calls
-from cocotb's bridge thread; each call blocks that thread while the simulator runs.
-:class:`CheckedDevice` sends each op to the RTL (all of them, or a sampled fraction) and
-checks it against the functional golden models, stopping at the first difference.
+the chip: systolic programs (:func:`sw.golden.systolic.build_program`) on the cores'
+channels (``0 .. N-1``) and tile commands on channel ``N + k``, all started together so
+the units work at the same time. :class:`RtlDevice` is the :class:`sw.backends.IntDevice`
+the training loop calls from cocotb's bridge thread; each call blocks that thread while
+the simulator runs. It splits independent products over the cores by
+:func:`hw.placement.assign_products`, the rule the host's cycle model and the cost model
+use. :class:`CheckedDevice` sends each op to the RTL (all of them, or a sampled fraction)
+and checks it against the functional golden models, stopping at the first difference.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hw.manycore import ManycoreConfig
-from hw.placement import place
+from hw.placement import assign_products, place
 from hw.reram import TileOp
 from sw.backends import FunctionalDevice, IntDevice
 from sw.golden.systolic import build_program
@@ -35,11 +37,20 @@ BUFFER_BUDGET = 1 << 23             # words staged per harness run (half the sha
 
 @dataclass
 class ChipRun:
-    sa_outputs: list[dict]                    # raw systolic READ outputs, per step
+    core_outputs: dict[int, list]             # core c -> raw systolic outputs, per step
     tile_results: dict[int, list]             # tile k -> per op: None / vectors / stats
     cycles: int
-    active: list[int]                         # per channel: systolic, tile 0, tile 1, ...
-    overlap: int                              # cycles with the core and a tile both active
+    active: list[int]                         # per channel: cores 0..N-1, then tiles 0..K-1
+    overlap: int                              # cycles with a core and a tile both active
+    cores: int = 1
+
+    @property
+    def core_active(self) -> list[int]:
+        return self.active[:self.cores]
+
+    @property
+    def tile_active(self) -> list[int]:
+        return self.active[self.cores:]
 
 
 class ChipDriver:
@@ -47,23 +58,31 @@ class ChipDriver:
         self.cfg = cfg
         self.hw = HarnessDriver(dut, chip_harness_spec(cfg), buffer)
 
-    def transactions(self, sa_steps=(), tile_ops: dict | None = None) -> list[list]:
-        """Per channel: the harness transactions of systolic steps and tile ops."""
-        cfg, tile_ops = self.cfg, tile_ops or {}
-        per_channel = [[step_transaction(cfg.systolic, s) for s in sa_steps]]
+    def transactions(self, core_steps: dict | None = None, tile_ops: dict | None = None) -> list[list]:
+        """Per channel: the harness transactions of each core's systolic steps
+        (``core -> steps``) and each tile's ops (``tile -> ops``)."""
+        cfg, core_steps, tile_ops = self.cfg, core_steps or {}, tile_ops or {}
+        for c in core_steps:
+            if not 0 <= c < cfg.systolic_cores:
+                raise ValueError(f"systolic core {c} does not exist (the chip has "
+                                 f"{cfg.systolic_cores})")
+        per_channel = [[step_transaction(cfg.systolic, s) for s in core_steps.get(c, ())]
+                       for c in range(cfg.systolic_cores)]
         for k in range(cfg.blocks):
             per_channel.append([tile_transaction(cfg.physical_tile(k), *o)
                                 for o in tile_ops.get(k, [])])
         return per_channel
 
-    async def run(self, sa_steps=(), tile_ops: dict | None = None, *, stall: int = 0,
-                  seed: int = 1) -> ChipRun:
-        cfg, tile_ops = self.cfg, tile_ops or {}
-        per_channel = self.transactions(sa_steps, tile_ops)
+    async def run(self, core_steps: dict | None = None, tile_ops: dict | None = None, *,
+                  stall: int = 0, seed: int = 1) -> ChipRun:
+        cfg, core_steps, tile_ops = self.cfg, core_steps or {}, tile_ops or {}
+        per_channel = self.transactions(core_steps, tile_ops)
         res = await self.hw.run_channels(per_channel, stall=stall, seed=seed)
-        tiles = {k: tile_outputs(cfg.physical_tile(k), ops, res.outputs[1 + k])
+        n = cfg.systolic_cores
+        tiles = {k: tile_outputs(cfg.physical_tile(k), ops, res.outputs[n + k])
                  for k, ops in tile_ops.items()}
-        return ChipRun(res.outputs[0], tiles, res.cycles, res.channel_active, res.overlap)
+        return ChipRun({c: res.outputs[c] for c in core_steps}, tiles, res.cycles,
+                       res.channel_active, res.overlap, n)
 
     async def reset(self, cycles: int = 2) -> None:
         await self.hw.reset(cycles)
@@ -72,22 +91,25 @@ class ChipDriver:
 @dataclass
 class RunStats:
     """What the RTL reported for the last op (summed over its harness runs)."""
+    cores: int = 1
     runs: int = 0
     cycles: int = 0
-    systolic_active: int = 0
+    systolic_active: list = field(default_factory=list)     # per core
     tiles_active: int = 0
     overlap: int = 0
 
     def add(self, r: ChipRun) -> None:
         self.runs += 1
         self.cycles += r.cycles
-        self.systolic_active += r.active[0]
-        self.tiles_active += sum(r.active[1:])
+        self.systolic_active = [a + b for a, b in
+                                zip(self.systolic_active or [0] * r.cores, r.core_active)]
+        self.tiles_active += sum(r.tile_active)
         self.overlap += r.overlap
 
     def work(self) -> dict:
+        active = self.systolic_active or [0] * self.cores
         return {"rtl_ops": 1, "rtl_runs": self.runs, "rtl_cycles": self.cycles,
-                "rtl_systolic_active": self.systolic_active,
+                "rtl_systolic_active": sum(active), "rtl_systolic_active_cores": active,
                 "rtl_tiles_active": self.tiles_active, "rtl_overlap": self.overlap}
 
 
@@ -103,20 +125,20 @@ class RtlDevice(IntDevice):
         self.cfg = driver.cfg
         self.tiles: dict[str, list[list[int]]] = {}         # key -> grid of physical tiles
         self.shapes: dict[str, tuple[int, int]] = {}
-        self.last = RunStats()
-        self.total = RunStats()
+        self.last = RunStats(self.cfg.systolic_cores)
+        self.total = RunStats(self.cfg.systolic_cores)
         self.sim_seconds = 0.0          # wall time spent in harness runs (staging included)
 
-    def _run(self, sa_steps=(), tile_ops=None) -> ChipRun:
+    def _run(self, core_steps=None, tile_ops=None) -> ChipRun:
         t0 = time.perf_counter()
-        r = self.call(self.driver.run, list(sa_steps), tile_ops or {})
+        r = self.call(self.driver.run, core_steps or {}, tile_ops or {})
         self.sim_seconds += time.perf_counter() - t0
         self.last.add(r)
         self.total.add(r)
         return r
 
     def take_stats(self) -> dict:
-        work, self.last = self.last.work(), RunStats()
+        work, self.last = self.last.work(), RunStats(self.cfg.systolic_cores)
         return work
 
     # ---- systolic ------------------------------------------------------------------------
@@ -133,83 +155,116 @@ class RtlDevice(IntDevice):
         per_vec = (max(cfg.rows, cfg.cols) * cfg.in_width + 31) // 32 + 2
         return sum(per_vec * max(1, s.count) for s in steps)
 
+    def _rounds(self, pairs):
+        """The products ``pairs`` (``(A, B)`` each) over the cores
+        (:func:`hw.placement.assign_products`), as rounds: round ``r`` holds every core's
+        ``r``-th piece as ``core -> (piece, steps)``; yields ``(round, staged words)``."""
+        cfg = self.cfg.systolic
+        assignment = assign_products(cfg, self.cfg.systolic_cores,
+                                     [(A.shape[0], A.shape[1], B.shape[1]) for A, B in pairs])
+        for r in range(max((len(p) for p in assignment), default=0)):
+            rnd, words = {}, 0
+            for c, pieces in enumerate(assignment):
+                if r < len(pieces):
+                    p = pieces[r]
+                    A, B = pairs[p.product]
+                    steps = build_program(cfg, A[p.rows[0]:p.rows[1]],
+                                          B[:, p.cols[0]:p.cols[1]]).steps
+                    rnd[c] = (p, steps)
+                    words += self._steps_words(steps)
+            yield rnd, words
+
+    def _execute(self, rounds, outs, tile_ops=None) -> ChipRun:
+        """One harness run of ``rounds`` (each core its pieces one after another) and
+        ``tile_ops``; every piece's results land in ``outs[product]``."""
+        core_steps, spans = {}, []
+        for rnd in rounds:
+            for c, (p, steps) in rnd.items():
+                prog = core_steps.setdefault(c, [])
+                spans.append((c, len(prog), p, steps))
+                prog += steps
+        r = self._run(core_steps, tile_ops)
+        cfg = self.cfg.systolic
+        for c, at, p, steps in spans:
+            place_results(cfg, steps, r.core_outputs[c][at:at + len(steps)],
+                          outs[p.product][p.rows[0]:p.rows[1], p.cols[0]:p.cols[1]])
+        return r
+
+    def _products(self, pairs, outs) -> None:
+        """The products on the cores, in as few harness runs as the staging buffer allows
+        (whole rounds per run, so a batch of equal products takes exactly the cycles of
+        the cycle model plus one harness cycle per run)."""
+        pending, words = [], 0
+        for rnd, cost in self._rounds(pairs):
+            if pending and words + cost > BUFFER_BUDGET:
+                self._execute(pending, outs)
+                pending, words = [], 0
+            pending.append(rnd)
+            words += cost
+        if pending:
+            self._execute(pending, outs)
+
     def matmul(self, A, B):
         A, B, batch = self._batched(A, B)
         m, n = A.shape[1], B.shape[2]
         out = np.zeros((len(A), m, n), np.int64)
-        cfg = self.cfg.systolic
-        pending, spans, words = [], [], 0
-
-        def flush():
-            nonlocal pending, spans, words
-            if not pending:
-                return
-            r = self._run(pending)
-            at = 0
-            for b, count in spans:
-                place_results(cfg, pending[at:at + count], r.sa_outputs[at:at + count], out[b])
-                at += count
-            pending, spans, words = [], [], 0
-
-        for b in range(len(A)):
-            steps = build_program(cfg, A[b], B[b]).steps
-            cost = self._steps_words(steps)
-            if words + cost > BUFFER_BUDGET:
-                flush()
-            pending += steps
-            spans.append((b, len(steps)))
-            words += cost
-        flush()
+        self._products(list(zip(A, B)), out)
         return out.reshape(*batch, m, n)
 
     # ---- both at once ----------------------------------------------------------------------
     def parallel(self, calls) -> list[np.ndarray]:
         """Run ``("matmul", A, B)`` and ``("mvm", key, X, transpose)`` calls in one harness
-        run: the systolic core works through the products while the tiles run the MVMs.
-        Falls back to one run per call when the group does not fit one run."""
-        cfg = self.cfg.systolic
-        steps, tile_ops, plans, words, fits = [], {}, [], 0, True
+        run: the systolic cores work through the products (all the group's products
+        spread over the cores together) while the tiles run the MVMs. When the group does
+        not fit one run, its products run on the cores as one group, then each MVM alone."""
+        pairs, outs, tile_ops, plans, words, fits = [], [], {}, [], 0, True
         for c in calls:
             if c[0] == "matmul":
                 A, B, batch = self._batched(c[1], c[2])
-                spans = []
-                for b in range(len(A)):
-                    prog = build_program(cfg, A[b], B[b]).steps
-                    spans.append((len(steps), len(prog)))
-                    steps += prog
-                    words += self._steps_words(prog)
-                plans.append(("matmul", A, B, batch, spans))
+                out = np.zeros((len(A), A.shape[1], B.shape[2]), np.int64)
+                pairs += list(zip(A, B))
+                outs += list(out)
+                plans.append(("matmul", out, batch))
             else:
                 key, X, transpose = c[1], np.asarray(c[2], np.int64), c[3]
                 if len(X) > self._mvm_chunk(key):
                     fits = False
-                    break
+                    plans.append(("mvm_alone", key, X, transpose))
+                    continue
                 ops, where = self._mvm_ops(key, X, transpose)
                 pos = {}
                 for k, op in ops.items():
                     pos[k] = len(tile_ops.setdefault(k, []))
                     tile_ops[k].append(op)
                 words += 2 * len(X) * self._vec_words() * len(ops)
-                plans.append(("mvm", len(X), self._mvm_out(key, transpose), where, pos))
-        if not fits or words > BUFFER_BUDGET:
-            return [self.matmul(c[1], c[2]) if c[0] == "matmul" else self.mvm(*c[1:])
-                    for c in calls]
-        r = self._run(steps, tile_ops)
-        outs = []
+                plans.append(("mvm", len(X), self._mvm_out(key, transpose), where, pos,
+                              (key, X, transpose)))
+        rounds, sa_words = [], 0
+        for rnd, cost in self._rounds(pairs):
+            rounds.append(rnd)
+            sa_words += cost
+        if fits and words + sa_words <= BUFFER_BUDGET:
+            r = self._execute(rounds, outs, tile_ops)
+        else:
+            r = None
+            if pairs:
+                self._products(pairs, outs)
+        results = []
         for plan in plans:
             if plan[0] == "matmul":
-                _, A, B, batch, spans = plan
-                out = np.zeros((len(A), A.shape[1], B.shape[2]), np.int64)
-                for b, (at, count) in enumerate(spans):
-                    place_results(cfg, steps[at:at + count], r.sa_outputs[at:at + count], out[b])
-                outs.append(out.reshape(*batch, A.shape[1], B.shape[2]))
+                _, out, batch = plan
+                results.append(out.reshape(*batch, *out.shape[1:]))
+            elif plan[0] == "mvm_alone":
+                results.append(self.mvm(*plan[1:]))
+            elif r is None:
+                results.append(self.mvm(*plan[5]))
             else:
-                _, n_vec, n_out, where, pos = plan
+                _, n_vec, n_out, where, pos, _ = plan
                 out = np.zeros((n_vec, n_out), np.int64)
                 for k, (o0, used) in where.items():
                     out[:, o0:o0 + used] += r.tile_results[k][pos[k]][:, :used]
-                outs.append(out)
-        return outs
+                results.append(out)
+        return results
 
     # ---- ReRAM -----------------------------------------------------------------------------
     def _allocate(self, key, shape):

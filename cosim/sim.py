@@ -224,12 +224,16 @@ def wave_plusargs(sim: SimBuild, waves) -> list[str]:
 
 
 def chip_harness_spec(cfg):
-    """The chip's harness: channel 0 is the systolic core, channel ``1 + k`` tile ``k``."""
+    """The chip's harness: channel ``c`` is systolic core ``c`` (``sa<c>``), channel
+    ``systolic_cores + k`` tile ``k``; ``overlap`` counts cycles with a core and a tile
+    both active."""
     from .harness import MultiSpec
     from .tile_harness import tile_harness_spec
-    channels = [("sa", systolic_harness_spec(cfg.systolic))]
+    sa = systolic_harness_spec(cfg.systolic)
+    channels = [(f"sa{c}", sa) for c in range(cfg.systolic_cores)]
     channels += [(f"t{k}", tile_harness_spec(cfg.physical_tile(k))) for k in range(cfg.blocks)]
-    return MultiSpec(top=f"{cfg.name}_harness", core=cfg.name, channels=tuple(channels))
+    return MultiSpec(top=f"{cfg.name}_harness", core=cfg.name, channels=tuple(channels),
+                     first=cfg.systolic_cores)
 
 
 def build_chip_sim(cfg, *, waves: bool = False) -> SimBuild:

@@ -1,15 +1,17 @@
-"""The accelerator's RTL: one systolic core and K ReRAM tiles in one module.
+"""The accelerator's RTL: N systolic cores and K ReRAM tiles in one module.
 
 The chip is generated from a :class:`hw.manycore.ManycoreConfig` (the one description of
 the accelerator); the RTL top implements its blocks as K ``ReramTile`` instances
-(``K = cfg.blocks``, at most :data:`MAX_TILES`) and one systolic core.
+(``K = cfg.blocks``, at most :data:`MAX_TILES`) and its ``N = cfg.systolic_cores``
+systolic cores (at most :data:`MAX_CORES`) as N ``SystolicCore`` instances.
 
 Each unit keeps its own command channel (its command stream and data streams), so the
-units work concurrently, as the host schedules them: the systolic core on LoRA and
-attention products while the tiles run MVMs of the frozen weights. The chip's ports are
-the units' ports under a prefix — ``sa__cmd``, ``sa__a``, ... for the core and
-``t<k>__cmd``, ``t<k>__vin``, ... for tile ``k`` — plus a ``busy`` vector (bit 0: the
-core, bit ``1 + k``: tile ``k``).
+units work concurrently, as the host schedules them: the systolic cores on LoRA and
+attention products (split over the cores by :func:`hw.placement.assign_products`) while
+the tiles run MVMs of the frozen weights. The chip's ports are the units' ports under a
+prefix — ``sa<c>__cmd``, ``sa<c>__a``, ... for core ``c`` and ``t<k>__cmd``,
+``t<k>__vin``, ... for tile ``k`` — plus a ``busy`` vector (bit ``c``: core ``c``, bit
+``N + k``: tile ``k``).
 
 Tile ``k`` is built with device seed ``tile.seed + k`` (its own programming errors,
 faults and read noise), as :mod:`hw.placement` places matrices on physical blocks.
@@ -26,21 +28,24 @@ from amaranth.lib.wiring import Out
 from .manycore import ManycoreConfig
 from .systolic import SystolicCore
 
-__all__ = ["Chip", "check_chip", "generate_chip", "tile_module", "MAX_TILES"]
+__all__ = ["Chip", "check_chip", "generate_chip", "tile_module", "MAX_TILES", "MAX_CORES"]
 
-#: Blocks (ReramTile instances) the RTL chip may hold: the co-simulation harness gives each
-#: of its 1 + MAX_TILES command channels two header words (cosim.driver.PROGRAM_BASE).
+#: Blocks (ReramTile instances) and systolic cores the RTL chip may hold: the
+#: co-simulation harness gives each of its MAX_CORES + MAX_TILES command channels two
+#: header words (cosim.driver.PROGRAM_BASE).
 MAX_TILES = 31
+MAX_CORES = 16
 
 
 def check_chip(cfg: ManycoreConfig) -> None:
-    """The RTL chip top implements one systolic core and up to :data:`MAX_TILES` blocks
-    (one ``ReramTile`` each); a manycore beyond that is costed, not generated."""
+    """The RTL chip top implements up to :data:`MAX_CORES` systolic cores and up to
+    :data:`MAX_TILES` blocks (one ``ReramTile`` each); a manycore beyond that is costed,
+    not generated."""
     if not isinstance(cfg, ManycoreConfig):
         raise TypeError(f"the chip takes a ManycoreConfig, not {cfg!r}")
-    if cfg.systolic_cores != 1:
-        raise ValueError(f"the RTL chip has one systolic core; ManycoreConfig.systolic_cores "
-                         f"is {cfg.systolic_cores} (several cores per chip: issue 13)")
+    if not 1 <= cfg.systolic_cores <= MAX_CORES:
+        raise ValueError(f"the RTL chip holds 1..{MAX_CORES} systolic cores (harness "
+                         f"channels); ManycoreConfig.systolic_cores is {cfg.systolic_cores}")
     if not 1 <= cfg.blocks <= MAX_TILES:
         raise ValueError(f"the RTL chip holds 1..{MAX_TILES} ReRAM blocks (harness channels); "
                          f"this ManycoreConfig has {cfg.blocks} ({cfg.reram_cores} cores x "
@@ -53,19 +58,22 @@ def tile_module(cfg: ManycoreConfig) -> str:
 
 
 class Chip(wiring.Component):
-    """One systolic core (``sa``) and ``tiles`` ReRAM tiles (``t0`` ...), each behind its
-    own command channel; see the module docstring.
+    """``cores`` systolic cores (``sa0`` ...) and ``tiles`` ReRAM tiles (``t0`` ...), each
+    behind its own command channel; see the module docstring.
 
     The units are instances of separately generated modules (:func:`generate_chip`
     writes all three files): the systolic core ``cfg.systolic.name`` and one tile module
-    :func:`tile_module` whose device seed is an input, so Verilator compiles the tile
-    once however many the chip holds.
+    :func:`tile_module` whose device seed is an input, so Verilator compiles each once
+    however many the chip holds.
+
+    Every unit's clock is gated: it runs only while the unit is busy, is offered a
+    command or is in reset.
 
     Ports
     -----
-    sa : the :class:`hw.systolic.SystolicCore` ports (cmd, a, b, result, busy)
+    sa<c> : the :class:`hw.systolic.SystolicCore` ports of core ``c`` (cmd, a, b, result, busy)
     t<k> : the :class:`hw.reram.ReramTile` ports of tile ``k`` (cmd, w, vin, vout, stats, busy)
-    busy : Out(1 + tiles)
+    busy : Out(cores + tiles)
     """
 
     def __init__(self, cfg: ManycoreConfig):
@@ -75,11 +83,17 @@ class Chip(wiring.Component):
         core, tile = SystolicCore(cfg.systolic), ReramTile(cfg.tile)   # for their signatures
         core._MustUse__silence = tile._MustUse__silence = True            # (never elaborated)
         self._core_sig, self._tile_sig = core.signature, tile.signature   # tile: no seed port
-        members = {"sa": Out(self._core_sig)}
+        members = {f"sa{c}": Out(self._core_sig) for c in range(cfg.systolic_cores)}
         for k in range(cfg.blocks):
             members[f"t{k}"] = Out(self._tile_sig)
-        members["busy"] = Out(1 + cfg.blocks)
+        members["busy"] = Out(cfg.systolic_cores + cfg.blocks)
         super().__init__(members)
+
+    @property
+    def units(self) -> list[str]:
+        """Port prefixes of the units, in ``busy`` order: the cores, then the tiles."""
+        return ([f"sa{c}" for c in range(self.cfg.systolic_cores)]
+                + [f"t{k}" for k in range(self.cfg.blocks)])
 
     @staticmethod
     def _ports(iface) -> dict:
@@ -91,27 +105,30 @@ class Chip(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        clocks = dict(i_clk=ClockSignal(), i_rst=ResetSignal())
-        m.submodules.sa = Instance(self.cfg.systolic.name, **clocks, **self._ports(self.sa))
-        # Clock gating: a tile's clock runs only while it is busy, is offered a command or
-        # is in reset. An idle tile's state cannot change (its IDLE state only acts on
-        # ``cmd.valid``), so gating changes no cycle and no result; it saves the idle
-        # tiles' clock power and, in simulation, their evaluation. The enable is latched
-        # while the clock is low (a latch-based integrated clock gate), so the gated clock
-        # has no glitch when the enable changes after a rising edge.
+        # Clock gating: a unit's clock runs only while it is busy, is offered a command or
+        # is in reset. An idle unit's state cannot change (its idle state only acts on
+        # ``cmd.valid``; its data streams are not ready and not valid), so gating changes
+        # no cycle and no result; it saves the idle units' clock power and, in
+        # simulation, their evaluation. The enable is latched while the clock is low (a
+        # latch-based integrated clock gate), so the gated clock has no glitch when the
+        # enable changes after a rising edge.
         m.domains.icg = ClockDomain("icg", clk_edge="neg", reset_less=True, local=True)
         m.d.comb += ClockSignal("icg").eq(ClockSignal())
-        for k in range(self.cfg.blocks):
-            iface = getattr(self, f"t{k}")
-            enable = Signal(name=f"t{k}_clk_en")
-            gated = Signal(name=f"t{k}_clk")
+        for unit in self.units:
+            iface = getattr(self, unit)
+            enable = Signal(name=f"{unit}_clk_en")
+            gated = Signal(name=f"{unit}_clk")
             m.d.icg += enable.eq(iface.busy | iface.cmd.valid | ResetSignal())
             m.d.comb += gated.eq(ClockSignal() & enable)
-            m.submodules[f"t{k}"] = Instance(
-                tile_module(self.cfg), i_clk=gated, i_rst=ResetSignal(), **self._ports(iface),
-                i_seed=Const(self.cfg.physical_tile(k).seed, 32))
-        m.d.comb += self.busy.eq(Cat(self.sa.busy, *(getattr(self, f"t{k}").busy
-                                                     for k in range(self.cfg.blocks))))
+            if unit.startswith("sa"):
+                m.submodules[unit] = Instance(self.cfg.systolic.name, i_clk=gated,
+                                              i_rst=ResetSignal(), **self._ports(iface))
+            else:
+                k = int(unit[1:])
+                m.submodules[unit] = Instance(
+                    tile_module(self.cfg), i_clk=gated, i_rst=ResetSignal(),
+                    **self._ports(iface), i_seed=Const(self.cfg.physical_tile(k).seed, 32))
+        m.d.comb += self.busy.eq(Cat(*(getattr(self, u).busy for u in self.units)))
         return m
 
 

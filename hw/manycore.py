@@ -216,8 +216,8 @@ class ManycoreConfig:
     @classmethod
     def single(cls, systolic: SystolicConfig, tile: TileConfig, tiles: int,
                **changes) -> "ManycoreConfig":
-        """One systolic core and one ReRAM core of ``tiles`` tiles holding one block each:
-        the shape of the RTL chip (:mod:`hw.chip`)."""
+        """One systolic core (``systolic_cores=N`` in ``changes``: N) and one ReRAM core of
+        ``tiles`` tiles holding one block each: the shape of the RTL chip (:mod:`hw.chip`)."""
         if not isinstance(tile, TileConfig):
             raise TypeError(f"ManycoreConfig.tile must be a TileConfig, not {tile!r}")
         kw = dict(reram_cores=1, tiles_per_core=tiles, crossbars_per_tile=tile.slices,
@@ -260,7 +260,7 @@ class ManycoreConfig:
         implements (core, block configuration, number of blocks), so changing a cost-only
         field (links, clock, vector unit, replication) does not rebuild it."""
         rtl = {"systolic": self.systolic.to_dict(), "tile": self.tile.to_dict(),
-               "tiles": self.blocks}
+               "tiles": self.blocks, "cores": self.systolic_cores}
         h = hashlib.sha1(json.dumps(rtl, sort_keys=True).encode()).hexdigest()[:10]
         cores = "" if self.systolic_cores == 1 else f"{self.systolic_cores}x"
         return (f"chip_sa{cores}{self.systolic.rows}x{self.systolic.cols}"

@@ -1,6 +1,8 @@
-"""Placement: which ReRAM blocks hold each frozen matrix, and how many copies.
+"""Placement: which ReRAM blocks hold each frozen matrix, and how many copies; and which
+systolic core computes which part of a group of products.
 
-The one rule, used by the functional device, the RTL device and the cost model alike:
+Frozen matrices (:func:`place`). The one rule, used by the functional device, the RTL
+device and the cost model alike:
 
 * a frozen ``[in, out]`` matrix is cut into ``ceil(in / tile.rows) x ceil(out / tile.cols)``
   blocks (zero-padded), row-major;
@@ -13,15 +15,37 @@ The one rule, used by the functional device, the RTL device and the cost model a
 
 A model whose first copies do not fit gets one error naming the first matrix that does not
 fit and the shortfall in ReRAM tiles.
+
+Products (:func:`assign_products`). Independent products issued together (a batch of
+attention heads, the LoRA products of a concurrent group) are spread over the
+``systolic_cores`` cores by one rule, used by the RTL device (one program per piece on
+the core's command channel), the host's trace (the cycle model of the group) and the cost
+model (:func:`sw.cost.systolic_split_cycles`):
+
+* at least as many products as cores: whole products, longest first (stable), each to
+  the least-loaded core (the lowest index on a tie); a batch of equal products therefore
+  goes round-robin, product ``i`` to core ``i % cores``;
+* fewer products than cores: product ``p`` gets cores ``p*per .. p*per + per - 1`` with
+  ``per = cores // products`` (the rest stay idle) and is cut into output row tiles, then
+  column tiles: ``gr = min(per, row tiles)`` groups of ``ceil(row tiles / gr)`` row
+  tiles, each into ``gc = min(per // gr, column tiles)`` groups of column tiles, one piece
+  per core (groups that come out empty leave their core idle).
+
+A core runs its pieces one after another (every program starts with a fence), so its
+cycles are the sum of its pieces' :meth:`~hw.systolic.SystolicConfig.matmul_cycles`, and
+the group lasts as long as the busiest core.
 """
 
 from __future__ import annotations
 
+import math
+import operator
 from dataclasses import dataclass
 
 from .manycore import ManycoreConfig
 
-__all__ = ["MatrixPlacement", "Placement", "place", "PlacementError"]
+__all__ = ["MatrixPlacement", "Placement", "place", "PlacementError", "Piece",
+           "assign_products", "core_loads"]
 
 
 class PlacementError(ValueError):
@@ -114,3 +138,68 @@ def place(cfg: ManycoreConfig, shapes) -> Placement:
             placed.append(tuple(tuple(base + i * tc + j for j in range(tc)) for i in range(tr)))
         matrices[name] = MatrixPlacement(name, shape, (tr, tc), tuple(placed))
     return Placement(cfg, matrices, copies)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Part of product ``product`` (an index into the group) that one core computes:
+    output rows ``rows[0]:rows[1]`` and columns ``cols[0]:cols[1]`` over all of ``k``;
+    ``cycles`` is its program's cycle count."""
+    product: int
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    k: int
+    cycles: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.rows[1] - self.rows[0], self.k, self.cols[1] - self.cols[0]
+
+
+def _shape(i, shape) -> tuple[int, int, int]:
+    try:
+        dims = tuple(operator.index(v) for v in shape if not isinstance(v, bool))
+    except TypeError:
+        dims = ()
+    if len(dims) != 3 or len(shape) != 3 or min(dims) < 1:
+        raise ValueError(f"product {i}: shape must be three positive integers (m, k, n), "
+                         f"not {shape!r}")
+    return dims
+
+
+def assign_products(sa, cores: int, shapes) -> tuple[tuple[Piece, ...], ...]:
+    """Per core, the pieces of the products ``shapes`` (``(m, k, n)`` each) it computes,
+    in order; see the module docstring for the rule."""
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+        raise ValueError(f"systolic cores must be a positive integer, not {cores!r}")
+    shapes = [_shape(i, s) for i, s in enumerate(shapes)]
+    per_core: list[list[Piece]] = [[] for _ in range(cores)]
+    if len(shapes) >= cores:
+        loads = [0] * cores
+        cost = [sa.matmul_cycles(*s) for s in shapes]
+        for i in sorted(range(len(shapes)), key=lambda i: -cost[i]):
+            c = loads.index(min(loads))
+            m, k, n = shapes[i]
+            per_core[c].append(Piece(i, (0, m), (0, n), k, cost[i]))
+            loads[c] += cost[i]
+        return tuple(tuple(p) for p in per_core)
+    per = cores // len(shapes) if shapes else 0
+    for i, (m, k, n) in enumerate(shapes):
+        tm, tn = math.ceil(m / sa.rows), math.ceil(n / sa.cols)
+        gr = min(per, tm)
+        gc = min(per // gr, tn)
+        rstep, cstep = math.ceil(tm / gr) * sa.rows, math.ceil(tn / gc) * sa.cols
+        core = i * per
+        for r0 in range(0, rstep * gr, rstep):
+            for c0 in range(0, cstep * gc, cstep):
+                if r0 < m and c0 < n:
+                    r1, c1 = min(m, r0 + rstep), min(n, c0 + cstep)
+                    per_core[core].append(Piece(i, (r0, r1), (c0, c1), k,
+                                                sa.matmul_cycles(r1 - r0, k, c1 - c0)))
+                core += 1
+    return tuple(tuple(p) for p in per_core)
+
+
+def core_loads(assignment) -> list[int]:
+    """Cycles of each core under an :func:`assign_products` assignment."""
+    return [sum(p.cycles for p in pieces) for pieces in assignment]

@@ -49,7 +49,14 @@ class OpTrace:
                                     "shape": list(key[-1]), "count": 0}
         row["count"] += 1
         for k, v in work.items():
-            row[k] = row.get(k, 0) + int(v)
+            if isinstance(v, (list, tuple)):              # per unit (e.g. per core): add up
+                old = row.get(k) or [0] * len(v)
+                if len(old) != len(v):
+                    raise ValueError(f"trace field {k!r} of {key}: {len(v)} entries after "
+                                     f"{len(old)}")
+                row[k] = [a + int(b) for a, b in zip(old, v)]
+            else:
+                row[k] = row.get(k, 0) + int(v)
 
     def to_list(self) -> list[dict]:
         return list(self.rows.values())
@@ -110,8 +117,10 @@ class Backend:
         return batch, a.shape[-2], a.shape[-1], b.shape[-1]
 
     def _matmul_cycles(self, a, b) -> int:
+        """The op's cycles on the chip's cores (:func:`sw.cost.systolic_split_cycles`)."""
+        from .cost import systolic_split_cycles
         batch, m, k, n = self._matmul_dims(a, b)
-        return batch * self.hw.systolic.matmul_cycles(m, k, n)
+        return systolic_split_cycles(self.hw.systolic, self.hw.systolic_cores, batch, m, k, n)
 
     def _trace_matmul(self, layer, a, b, **extra):
         batch, m, k, n = self._matmul_dims(a, b)
@@ -175,20 +184,29 @@ class Backend:
         return out
 
     def _trace_group(self, layer, calls, **extra):
-        """The group's model time: the busier unit's cycles (the systolic core's products
-        one after another; the tiles of a matrix all at once), and the overlap."""
-        sa = tiles = vectors = 0
+        """The group's model time: the busier unit's cycles (the group's products spread
+        over the cores by :func:`hw.placement.assign_products`, the busiest core's
+        cycles; the tiles of a matrix all at once), and the overlap. ``systolic_work`` is
+        the products' cycles on one core (what the cost model re-splits over another core
+        count); ``systolic_model_cores`` each core's cycles."""
+        from hw.placement import assign_products, core_loads
+        shapes, tiles, vectors = [], 0, 0
         for c in calls:
             if c[0] == "matmul":
-                sa += self._matmul_cycles(c[1], c[2])
+                batch, m, k, n = self._matmul_dims(c[1], c[2])
+                shapes += [(m, k, n)] * batch
             else:
                 t = self.hw.tile
                 lat = t.mvm_t_latency if c[0] == "mvm_t" else t.mvm_latency
                 tiles = max(tiles, lat(c[2].shape[0]))      # tiles of one matrix run together
                 vectors = max(vectors, c[2].shape[0])
+        sa_cfg = self.hw.systolic
+        loads = core_loads(assign_products(sa_cfg, self.hw.systolic_cores, shapes))
+        sa = max(loads)
         self.trace.add("chip", "concurrent", layer, (len(calls),), cycles_model=max(sa, tiles),
-                       systolic_model=sa, tiles_model=tiles, overlap_model=min(sa, tiles),
-                       mvm_vectors=vectors,
+                       systolic_model=sa, systolic_model_cores=loads,
+                       systolic_work=sum(sa_cfg.matmul_cycles(*s) for s in shapes),
+                       tiles_model=tiles, overlap_model=min(sa, tiles), mvm_vectors=vectors,
                        **extra)
 
 

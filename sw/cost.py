@@ -112,9 +112,11 @@ SCHEDULE = (
     "ReRAM: the blocks of one matrix work at once; matrices that share an input (W_q, W_k, "
     "W_v of a layer) run at once on their own blocks, so their MVMs (and MVM_Ts) take the "
     "longest of the three; the copies of a matrix split each call's input vectors.",
-    "Systolic: each product is split over the cores: a batch of independent products "
-    "(attention heads x batch) by product, a single product by output row tiles, then column "
-    "tiles; products of one op run one after another.",
+    "Systolic: independent products (attention heads x batch, a concurrent group's LoRA "
+    "products) are spread over the cores by hw.placement.assign_products, as the RTL chip "
+    "runs them: whole products (longest first, to the least-loaded core) while there are at "
+    "least as many as cores, else each product's output row tiles, then column tiles, over "
+    "its share of the cores; a core runs its pieces one after another.",
     "Vector unit: every element-wise kernel is spread over all vector units' lanes.",
     "Overlap: the chip overlaps a LoRA layer's frozen MVM with its LoRA-A product (forward) "
     "and its MVM_T with the LoRA-B gradient products (backward); the credit per group is "
@@ -193,18 +195,15 @@ def systolic_cycles(sa, batch: int, m: int, k: int, n: int) -> int:
 
 
 def systolic_split_cycles(sa, cores: int, batch: int, m: int, k: int, n: int) -> int:
-    """Cycles of ``batch`` products spread over ``cores`` cores (:data:`SCHEDULE`): whole
-    products per core while there are at least as many as cores; otherwise each product's
-    output row tiles (then column tiles) are split over the cores it gets."""
+    """Cycles of ``batch`` equal products spread over ``cores`` cores by
+    :func:`hw.placement.assign_products` (the rule the RTL device follows): the busiest
+    core's. With at least as many products as cores that is round-robin, so the closed form
+    ``ceil(batch / cores)`` products' cycles (tests/test_cost.py checks it against the
+    assignment); with fewer, the pieces of the assignment."""
     if batch >= cores:
         return math.ceil(batch / cores) * sa.matmul_cycles(m, k, n)
-    per = cores // batch
-    tm, tn = math.ceil(m / sa.rows), math.ceil(n / sa.cols)
-    gr = min(per, tm)
-    gc = min(per // gr, tn)
-    m_part = min(m, math.ceil(tm / gr) * sa.rows)
-    n_part = min(n, math.ceil(tn / gc) * sa.cols)
-    return sa.matmul_cycles(m_part, k, n_part)
+    from hw.placement import assign_products, core_loads
+    return max(core_loads(assign_products(sa, cores, [(m, k, n)] * batch)))
 
 
 def systolic_cost(sa, tech: dict, batch: int, m: int, k: int, n: int, *,
@@ -472,7 +471,14 @@ def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low",
         matrix = r["layer"].rsplit(".", 1)[0]
         op = "mvm_t" if r["layer"].endswith(".bwd") else "mvm"
         key = (reram_group(matrix), op)
-        sa_s = r["systolic_model"] / hw.clock_hz / hw.systolic_cores
+        # the group's systolic time: the busiest core's cycles when the trace was taken on
+        # this many cores; else its one-core work split evenly (a trace records the
+        # group's products' cycles, not their shapes)
+        per_core = r.get("systolic_model_cores") or [r["systolic_model"]]
+        if len(per_core) == hw.systolic_cores:
+            sa_s = r["systolic_model"] / hw.clock_hz
+        else:
+            sa_s = r.get("systolic_work", r["systolic_model"]) / hw.clock_hz / hw.systolic_cores
         n_vec = r.get("mvm_vectors", 0)
         tile_s = r["count"] * math.ceil(n_vec / copies) * t.input_steps \
             * mvm_step_seconds(t, tech, op == "mvm_t") / group_size.get(key, 1)
@@ -487,23 +493,29 @@ def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low",
 
 
 def rtl_check(trace: list[dict]) -> dict | None:
-    """For a co-simulated run: the systolic core's RTL cycles against the cycle model the
-    cost model uses (standalone products: RTL cycles less one harness cycle per run;
-    concurrent groups: the core's active cycles)."""
+    """For a co-simulated run: the systolic cores' RTL cycles against the cycle model the
+    cost model uses. Standalone products: RTL cycles less one harness cycle per run (the
+    busiest core's, as the model). Concurrent groups: every core's active cycles against
+    that core's share under :func:`hw.placement.assign_products` (summed here; ``equal``
+    also needs each core to match)."""
     rtl = model = 0
-    seen = False
+    seen, per_core_equal = False, True
     for r in trace:
         if r["unit"] == "systolic" and "rtl_cycles" in r:
             rtl += r["rtl_cycles"] - r["rtl_runs"]
             model += r["cycles_model"]
             seen = True
         elif r["unit"] == "chip" and "rtl_systolic_active" in r:
-            rtl += r["rtl_systolic_active"]
-            model += r["systolic_model"]
+            got = r.get("rtl_systolic_active_cores") or [r["rtl_systolic_active"]]
+            want = r.get("systolic_model_cores") or [r["systolic_model"]]
+            per_core_equal &= got == want
+            rtl += sum(got)
+            model += sum(want)
             seen = True
     if not seen:
         return None
-    return {"systolic_rtl_cycles": rtl, "systolic_model_cycles": model, "equal": rtl == model}
+    return {"systolic_rtl_cycles": rtl, "systolic_model_cycles": model,
+            "equal": rtl == model and per_core_equal}
 
 
 def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None) -> dict:

@@ -45,6 +45,13 @@ def test_systolic_cost_by_hand():
     # 2 cores: row tiles split, each core a 4-row (then 1-row) slice of both column tiles:
     # L0 0, L1 8, C0 9 (last wavefront 16), C1 17 (24), R0 24 (rows 25-28), R1 32 -> 37
     assert systolic_split_cycles(sa, 2, 1, 5, 7, 6) == sa.matmul_cycles(4, 7, 6) == 37
+    # the closed form for many products is the assignment's busiest core (round-robin)
+    from hw.placement import assign_products, core_loads
+    for cores in (1, 2, 3, 4, 7):
+        for batch in (1, 2, 3, 5, 8, 9):
+            for m, k, n in ((5, 7, 6), (1, 1, 1), (17, 3, 9), (4, 20, 33)):
+                loads = core_loads(assign_products(sa, cores, [(m, k, n)] * batch))
+                assert systolic_split_cycles(sa, cores, batch, m, k, n) == max(loads)
     # the clock and the split set the time, never the energy
     c4 = systolic_cost(sa, TECH, 1, 5, 7, 6, clock_hz=2e9, cores=4)
     assert c4.seconds == pytest.approx(28 / 2e9) and c4.joules == pytest.approx(c.joules)

@@ -16,7 +16,8 @@ from sw.train import RunConfig, TrainConfig, Trainer
 
 CFG = RunConfig(
     # one layer: its six frozen 16x16 linears (the hpt mapping) on six tiles keep the chip
-    # (and its build, shared with tests/test_chip_cocotb.py) small
+    # (and its build, shared with tests/test_chip_cocotb.py) small; three systolic cores
+    # share the products (hw.placement.assign_products)
     model=ModelConfig(d_model=16, layers=1, heads=2, ffn=16, reduce=8, dropout=0.1),
     data=DataConfig(app="wind", steps=90, stations=4, window=4),
     train=TrainConfig(epochs=3, batch=8, backend="rtl", lr_step_epochs=1, mapping="hpt"),
@@ -26,7 +27,7 @@ CFG = RunConfig(
                              TileConfig(rows=16, cols=16, write_latency=2, verify_iters=3,
                                         prog_variation=6, verify_tol=1, read_noise=5,
                                         stuck_on_ppm=20_000, adc_bits=6, seed=3,
-                                        rows_per_cycle=4), 6))
+                                        rows_per_cycle=4), 6, systolic_cores=3))
 
 
 @pytest.mark.sim
@@ -74,7 +75,9 @@ def test_rtl_training_equals_functional_training_bit_for_bit(tmp_path):
     # core and the tiles overlap; the run lasts as long as the busier unit's cycle model
     assert {g["layer"].rsplit(".", 1)[1] for g in groups} == {"fwd", "bwd"}
     for g in groups:
-        assert g["rtl_systolic_active"] == g["systolic_model"], g
+        # every core as busy as its share of the group's products
+        assert g["rtl_systolic_active_cores"] == g["systolic_model_cores"], g
+        assert max(g["systolic_model_cores"]) == g["systolic_model"], g
         assert g["rtl_cycles"] == g["cycles_model"] + g["rtl_runs"], g
         assert g["rtl_overlap"] == g["overlap_model"], g
     assert rtl["rtl_overlap_cycles"] == sum(g["rtl_overlap"] for g in groups) > 0
@@ -96,8 +99,10 @@ def test_chip_must_hold_the_frozen_weights_and_be_simulable():
     big = dataclasses.replace(CFG, hw=dataclasses.replace(CFG.hw, tiles_per_core=32))
     with pytest.raises(ValueError, match="the RTL chip holds 1..31 ReRAM blocks"):
         chip_for(big)
-    many = dataclasses.replace(CFG, hw=dataclasses.replace(CFG.hw, systolic_cores=2))
-    with pytest.raises(ValueError, match="the RTL chip has one systolic core"):
+    assert chip_for(dataclasses.replace(
+        CFG, hw=dataclasses.replace(CFG.hw, systolic_cores=4))).systolic_cores == 4
+    many = dataclasses.replace(CFG, hw=dataclasses.replace(CFG.hw, systolic_cores=17))
+    with pytest.raises(ValueError, match=r"the RTL chip holds 1..16 systolic cores.* is 17"):
         chip_for(many)
 
 

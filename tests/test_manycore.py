@@ -105,3 +105,41 @@ def test_placement_error_names_the_matrix_and_the_shortfall():
     assert place(preset("atleus"), shapes).copies == 2
     with pytest.raises(PlacementError, match="'layers.0.attn.q' .* 2297 ReRAM tile"):
         place(preset("small"), shapes)
+
+
+def test_products_are_assigned_to_cores_by_one_rule():
+    import numpy as np
+
+    from hw.placement import assign_products, core_loads
+    sa = SystolicConfig(rows=4, cols=4, k_depth=8)
+    # many equal products: round-robin, whole products
+    a = assign_products(sa, 3, [(5, 7, 6)] * 7)
+    assert [[p.product for p in c] for c in a] == [[0, 3, 6], [1, 4], [2, 5]]
+    assert all(p.shape == (5, 7, 6) for c in a for p in c)
+    # unequal products: longest first to the least-loaded core
+    shapes = [(4, 4, 4), (40, 8, 40), (4, 4, 4), (8, 8, 8)]
+    a = assign_products(sa, 2, shapes)
+    assert [[p.product for p in c] for c in a] == [[1], [3, 0, 2]]
+    assert core_loads(a) == [sa.matmul_cycles(40, 8, 40),
+                             sa.matmul_cycles(8, 8, 8) + 2 * sa.matmul_cycles(4, 4, 4)]
+    # fewer products than cores: output row tiles, then column tiles, cover every output
+    # element exactly once, on the product's own cores
+    for cores, shapes in ((4, [(17, 3, 9)]), (8, [(9, 2, 30), (1, 5, 1)]), (5, [(3, 3, 3)] * 2),
+                          (16, [(16, 16, 16)])):
+        a = assign_products(sa, cores, shapes)
+        per = cores // len(shapes)
+        covered = [np.zeros((m, n), int) for m, _, n in shapes]
+        for c, pieces in enumerate(a):
+            assert len(pieces) <= 1
+            for p in pieces:
+                assert c // per == p.product and p.k == shapes[p.product][1]
+                assert p.cycles == sa.matmul_cycles(*p.shape)
+                covered[p.product][p.rows[0]:p.rows[1], p.cols[0]:p.cols[1]] += 1
+        assert all((cov == 1).all() for cov in covered)
+    # 16x16 on 16 cores of 4x4: one output tile each
+    assert core_loads(assign_products(sa, 16, [(16, 16, 16)])) == [sa.matmul_cycles(4, 16, 4)] * 16
+    assert assign_products(sa, 2, []) == ((), ())
+    with pytest.raises(ValueError, match="systolic cores must be a positive integer"):
+        assign_products(sa, 0, [(1, 1, 1)])
+    with pytest.raises(ValueError, match=r"product 1: shape must be three positive integers"):
+        assign_products(sa, 2, [(1, 1, 1), (1, 0, 1)])
