@@ -3,7 +3,8 @@
 The RTL device (:class:`cosim.rtl_device.RtlDevice`) is driven from a bridge thread, as
 the training loop drives it, and every op is checked against the functional golden
 models by :class:`cosim.rtl_device.CheckedDevice`; a second test runs systolic and tile
-work in one harness run and checks that the units overlap.
+work in one harness run and checks that the units overlap; a third checks that the cores
+share independent products (:func:`hw.placement.assign_products`) in 1/N of the cycles.
 """
 
 from __future__ import annotations
