@@ -48,6 +48,8 @@ def simulate(cfg, steps, *, stall_seed=None, reset_during=None):
                 # accept the command, let it run two cycles, then pulse reset
                 ctx.set(dut.cmd.payload.as_value(), step.cmd)
                 ctx.set(dut.cmd.valid, 1)
+                while not ctx.get(dut.cmd.ready):
+                    await tick()
                 await tick()
                 ctx.set(dut.cmd.valid, 0)
                 await tick()
@@ -185,6 +187,35 @@ def test_reset_mid_compute_clears_accumulators_then_runs_clean():
     assert stats["busy_at_reset"]
     np.testing.assert_array_equal(reads[0], np.zeros((2, 3), np.int64))
     np.testing.assert_array_equal(reads[1], matmul(cfg, A, B))
+
+
+def test_reset_is_exact_for_the_array_registers_without_reset():
+    """The array's data registers have no reset: after a reset in the middle of a tile
+    (operands, partial sums and capture flags in flight) an output bank still reads as
+    zeros, and an accumulating COMPUTE starts from zero, as the golden model's reset."""
+    cfg = SystolicConfig(rows=3, cols=2, in_width=8, k_depth=5)
+    rng = np.random.default_rng(4)
+    R, C = cfg.rows, cfg.cols
+    A2, B2 = rng.integers(-128, 127, (R, 4), endpoint=True), rng.integers(-128, 127, (4, C), endpoint=True)
+
+    def read(obank):
+        return Step(pack_command(cfg, Op.READ, count=R, obank=obank), Op.READ, R)
+    then = [read(0), read(1),
+            Step(pack_command(cfg, Op.LOAD_AB, count=4), Op.LOAD_AB, 4, a=A2.T.copy(), b=B2.copy()),
+            Step(pack_command(cfg, Op.COMPUTE, count=4, accumulate=True, last=True), Op.COMPUTE, 4),
+            read(0)]
+    # reset two cycles into a COMPUTE of 5 entries (still feeding) or of 1 (its last
+    # wavefront and capture flags draining through the array)
+    for k in (5, 1):
+        A1 = rng.integers(-128, 127, (R, k), endpoint=True)
+        B1 = rng.integers(-128, 127, (k, C), endpoint=True)
+        first = build_program(cfg, A1, B1).steps[:2]                    # LOAD_AB, COMPUTE
+        assert first[1].op == Op.COMPUTE
+        reads, stats = simulate(cfg, first + then, reset_during=1)
+        assert stats["busy_at_reset"]
+        np.testing.assert_array_equal(reads[0], np.zeros((R, C), np.int64))
+        np.testing.assert_array_equal(reads[1], np.zeros((R, C), np.int64))
+        np.testing.assert_array_equal(reads[2], A2 @ B2)
 
 
 @pytest.mark.parametrize("cfg", [SystolicConfig(rows=1, cols=1, k_depth=4),

@@ -108,6 +108,14 @@ class SystolicCore(wiring.Component):
         c_left = Signal(cfg.count_width)
         c_ptr = Signal(cfg.addr_width)
         c_bank, c_first, c_last, c_obank = Signal(), Signal(), Signal(), Signal()
+        # The array's data registers (skew, PE operands, accumulators, output banks) have
+        # no reset, which keeps them cheap to simulate; reset is kept observably exact by
+        # two flags instead: the first COMPUTE after a reset clears the accumulators even
+        # if it accumulates (the k = 0 wavefront overtakes nothing, so whatever the
+        # registers held is dropped), and an output bank reads as zeros until a tile has
+        # been captured into it.
+        fresh = Signal(init=1)
+        captured = Signal(2)
         c_busy = c_left != 0
         # the reads run ahead; the captures follow the last wavefront through the array
         r_left = Signal(cfg.count_width)
@@ -136,7 +144,8 @@ class SystolicCore(wiring.Component):
                 m.d.sync += d_cnt.eq(drain_n)
                 for o in (0, 1):
                     with m.If(c_last & (c_obank == o)):
-                        m.d.sync += [feed_cap[o].eq(1), cap_cnt[o].eq(drain_n)]
+                        m.d.sync += [feed_cap[o].eq(1), cap_cnt[o].eq(drain_n),
+                                     captured[o].eq(1)]
 
         # ---- read engine: one output row per cycle from output bank r_bank ---------------
         m.d.comb += self.result.valid.eq(r_busy)
@@ -166,23 +175,20 @@ class SystolicCore(wiring.Component):
                                  l_a.eq(cmd.op != Op.LOAD_B), l_b.eq(cmd.op != Op.LOAD_A)]
                 with m.Case(Op.COMPUTE):
                     m.d.sync += [c_left.eq(cmd.count), c_ptr.eq(cmd.addr), c_bank.eq(cmd.sbank),
-                                 c_first.eq(~cmd.accumulate), c_last.eq(cmd.last),
+                                 c_first.eq(~cmd.accumulate | fresh), c_last.eq(cmd.last),
+                                 fresh.eq(0),
                                  c_obank.eq(cmd.obank)]
                 with m.Case(Op.READ):
                     m.d.sync += [r_left.eq(cmd.count), r_ptr.eq(cmd.addr), r_bank.eq(cmd.obank)]
 
         # ---- skew: row i of A and column j of B enter i (j) cycles late -----------------
-        def skewed(value, flags, delay, name):
-            """Delay ``value`` (and the flag vector ``flags``) by ``delay`` cycles."""
+        def skewed(value, delay, name):
+            """Delay ``value`` by ``delay`` cycles."""
             for d in range(delay):
-                v = Signal.like(value, name=f"{name}_d{d}")
+                v = Signal.like(value, name=f"{name}_d{d}", reset_less=True)
                 m.d.sync += v.eq(value)
                 value = v
-                if flags is not None:
-                    g = Signal.like(flags, name=f"{name}_f{d}")
-                    m.d.sync += g.eq(flags)
-                    flags = g
-            return value, flags
+            return value
 
         # Operand lanes. When a full product of two accumulator-wide values fits in 64
         # bits, operands travel sign-extended to acc_width and are multiplied unsigned:
@@ -199,45 +205,49 @@ class SystolicCore(wiring.Component):
         m.d.comb += feed_flags.eq(Cat(feed_first, feed_cap[0], feed_cap[1]))
         a_rd_data = Mux(feed_bank, a_rd[1].data, a_rd[0].data)
         b_rd_data = Mux(feed_bank, b_rd[1].data, b_rd[0].data)
-        a_in, f_in, b_in = [], [], []
+        # Every PE (i, j) sees the flags of the wavefront that entered i + j cycles ago:
+        # one delay line indexed by the anti-diagonal, not a copy per PE.
+        flags_at = [feed_flags]
+        for d in range(1, R + C - 1):
+            g = Signal(3, name=f"flags_d{d}")
+            m.d.sync += g.eq(flags_at[-1])
+            flags_at.append(g)
+        a_in, b_in = [], []
         for i in range(R):
             x = Mux(feed_v, a_rd_data[i * W:(i + 1) * W], 0).as_signed()
             xs = Signal(lane, name=f"a_feed{i}")
             m.d.comb += xs.eq(x)
-            v, f = skewed(xs, feed_flags, i, f"a_skew{i}")
-            a_in.append(v)
-            f_in.append(f)
+            a_in.append(skewed(xs, i, f"a_skew{i}"))
         for j in range(C):
             y = Mux(feed_v, b_rd_data[j * W:(j + 1) * W], 0).as_signed()
             ys = Signal(lane, name=f"b_feed{j}")
             m.d.comb += ys.eq(y)
-            v, _ = skewed(ys, None, j, f"b_skew{j}")
-            b_in.append(v)
+            b_in.append(skewed(ys, j, f"b_skew{j}"))
 
         # ---- PE grid ---------------------------------------------------------------------
         # Each PE accumulates; the k = 0 wavefront of a clearing COMPUTE clears it as it
         # passes, and the last wavefront of a tile copies the final sum into output bank
         # 0 or 1 (cap flags), so the next tile can start while this one is read.
-        acc = [[Signal(acc_shape, name=f"acc_{i}_{j}") for j in range(C)] for i in range(R)]
-        out = [[[Signal(acc_shape, name=f"out{o}_{i}_{j}") for j in range(C)] for i in range(R)]
-               for o in (0, 1)]
+        acc = [[Signal(acc_shape, name=f"acc_{i}_{j}", reset_less=True) for j in range(C)]
+               for i in range(R)]
+        out = [[[Signal(acc_shape, name=f"out{o}_{i}_{j}", reset_less=True) for j in range(C)]
+                for i in range(R)] for o in (0, 1)]
         b_col = list(b_in)
         for i in range(R):
-            a_row, f_row = a_in[i], f_in[i]
+            a_row = a_in[i]
             for j in range(C):
-                a_cur, f_cur, b_cur = a_row, f_row, b_col[j]
+                a_cur, f_cur, b_cur = a_row, flags_at[i + j], b_col[j]
                 prod = (a_cur * b_cur)[:cfg.acc_width] if extended else a_cur * b_cur
                 new = Signal(acc_shape, name=f"sum_{i}_{j}")
                 m.d.comb += new.eq(Mux(f_cur[0], 0, acc[i][j]) + prod)
                 m.d.sync += [acc[i][j].eq(new),
                              out[0][i][j].eq(Mux(f_cur[1], new, out[0][i][j])),
                              out[1][i][j].eq(Mux(f_cur[2], new, out[1][i][j]))]
-                if j + 1 < C:        # pass A (and its flags) right
-                    a_row = Signal(lane, name=f"a_{i}_{j}")
-                    f_row = Signal(3, name=f"f_{i}_{j}")
-                    m.d.sync += [a_row.eq(a_cur), f_row.eq(f_cur)]
+                if j + 1 < C:        # pass A right
+                    a_row = Signal(lane, name=f"a_{i}_{j}", reset_less=True)
+                    m.d.sync += a_row.eq(a_cur)
                 if i + 1 < R:        # pass B down
-                    b_col[j] = Signal(lane, name=f"b_{i}_{j}")
+                    b_col[j] = Signal(lane, name=f"b_{i}_{j}", reset_less=True)
                     m.d.sync += b_col[j].eq(b_cur)
 
         # ---- result: one output-bank row per cycle ----------------------------------------
@@ -245,5 +255,6 @@ class SystolicCore(wiring.Component):
             for o in (0, 1):
                 for i in range(R):
                     with m.Case(i | (o << len(r_ptr))):
-                        m.d.comb += self.result.payload.as_value().eq(Cat(*out[o][i]))
+                        m.d.comb += self.result.payload.as_value().eq(
+                            Mux(captured[o], Cat(*out[o][i]), 0))
         return m
