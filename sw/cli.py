@@ -233,8 +233,13 @@ def cmd_train(args) -> int:
                             batch=args.batch, rtl_sample=args.rtl_sample, check=not args.no_check,
                             device=args.device, mapping=args.mapping)
         targets = tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())
+        if args.switch_at is not None and args.policy is not None:
+            raise ValueError("give --policy or --switch-at, not both (--switch-at is the "
+                             "switch-at policy)")
+        policy = "switch-at" if args.switch_at is not None else (args.policy or "paper")
         cfg = RunConfig(model=ModelConfig.preset(args.preset), data=data, train=train,
-                        policy=PolicyConfig(name=args.policy, k=args.k, lora_targets=targets),
+                        policy=PolicyConfig(name=policy, k=args.k, lora_targets=targets,
+                                            switch_at=args.switch_at),
                         hw=hw)
     waves = None
     if args.waves is not None:
@@ -440,7 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the spatial-attention transformer (HpT recipe)")
     p.add_argument("--app", choices=["swe", "weather", "wind", "epidemic"], default=None)
     p.add_argument("--data", type=Path, default=None, help="CSV/text matrix or NPZ (X, y)")
-    p.add_argument("--policy", choices=["paper", "intrinsic-dim", "full", "lora"], default="paper")
+    p.add_argument("--policy", choices=["paper", "intrinsic-dim", "full", "lora"], default=None,
+                   help="switch policy (default paper)")
+    p.add_argument("--switch-at", type=int, default=None, metavar="STEP",
+                   help="control: switch after exactly STEP iterations (policy switch-at, "
+                        "LoRA rank 8 everywhere), instead of --policy")
     p.add_argument("--backend", choices=["torch", "functional", "rtl"], default="torch",
                    help="what runs the low-parameter phase (rtl: the Verilated chip)")
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny")

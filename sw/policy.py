@@ -9,7 +9,9 @@
 * :class:`IntrinsicDimPolicy` — goes beyond the paper: measures the intrinsic dimension of
   each layer's weight-update trajectory (:func:`intrinsic_dimension`) and switches once the
   estimates are stable, giving each layer a LoRA rank equal to its dimension (bounded).
-* ``full`` never switches; ``lora`` is low-parameter from the start.
+* ``full`` never switches; ``lora`` is low-parameter from the start; ``switch-at`` (a
+  control for sweeps of the switch point) switches after exactly ``switch_at`` iterations,
+  with rank ``lora_rank`` everywhere.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import numpy as np
 import torch
 
 __all__ = ["PolicyConfig", "PaperPolicy", "IntrinsicDimPolicy", "intrinsic_dimension",
-           "welch_t_test", "make_policy"]
+           "welch_t_test", "t_quantile", "mean_ci", "make_policy", "POLICIES"]
+
+POLICIES = ("paper", "intrinsic-dim", "full", "lora", "switch-at")
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,20 @@ class PolicyConfig:
     stable_checks: int = 3        # intrinsic-dim: checks the estimates must hold
     min_rank: int = 2
     max_rank: int = 16
+    switch_at: int | None = None  # switch-at: iterations of full training before the switch
 
     def __post_init__(self):
-        if self.name not in ("paper", "intrinsic-dim", "full", "lora"):
-            raise ValueError(f"PolicyConfig.name must be paper, intrinsic-dim, full or lora, "
+        if self.name not in POLICIES:
+            raise ValueError(f"PolicyConfig.name must be one of {', '.join(POLICIES)}, "
                              f"not {self.name!r}")
+        if self.name == "switch-at":
+            if isinstance(self.switch_at, bool) or not isinstance(self.switch_at, int) \
+                    or self.switch_at < 1:
+                raise ValueError(f"PolicyConfig.switch_at must be a positive number of "
+                                 f"iterations for the switch-at policy, not {self.switch_at!r}")
+        elif self.switch_at is not None:
+            raise ValueError(f"PolicyConfig.switch_at is for the switch-at policy, not "
+                             f"{self.name!r}")
         if self.k < 2:
             raise ValueError(f"PolicyConfig.k must be at least 2, not {self.k}")
         from .hybrid import TARGETS
@@ -96,8 +109,43 @@ def welch_t_test(a, b) -> tuple[float, float]:
         return 0.0, 1.0 if a.mean() == b.mean() else 0.0
     t = (a.mean() - b.mean()) / math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    p = _betainc(df / 2, 0.5, df / (df + t * t))
-    return float(t), float(p)
+    return float(t), float(t_sf2(t, df))
+
+
+def t_sf2(t: float, df: float) -> float:
+    """Two-sided tail probability of Student's t with ``df`` degrees of freedom (any
+    positive ``df``, fractional included): ``P(|T| >= |t|)``."""
+    if df <= 0:
+        raise ValueError(f"degrees of freedom must be positive, not {df}")
+    return _betainc(df / 2, 0.5, df / (df + t * t))
+
+
+def t_quantile(level: float, df: float) -> float:
+    """The ``t`` with ``P(|T| <= t) = level`` (e.g. 0.95: the two-sided 95 % critical
+    value), by bisection on :func:`t_sf2`."""
+    if not 0 < level < 1:
+        raise ValueError(f"confidence level must be in (0, 1), not {level}")
+    lo, hi = 0.0, 1.0
+    while t_sf2(hi, df) > 1 - level:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_sf2(mid, df) > 1 - level else (lo, mid)
+        if hi - lo < 1e-12 * max(1.0, hi):
+            break
+    return (lo + hi) / 2
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of its Student-t confidence interval (``nan`` half-width for
+    fewer than two values)."""
+    v = np.asarray(values, float)
+    if v.size == 0:
+        raise ValueError("mean_ci needs at least one value")
+    if v.size < 2:
+        return float(v.mean()), float("nan")
+    half = t_quantile(level, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
+    return float(v.mean()), float(half)
 
 
 def intrinsic_dimension(snapshots: np.ndarray, variance: float = 0.90) -> int:

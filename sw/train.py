@@ -316,7 +316,12 @@ class Trainer:
         return float(loss.detach())
 
     def _policy_step(self) -> None:
-        k = self.cfg.policy.k
+        p = self.cfg.policy
+        if p.name == "switch-at":             # the control: exactly after switch_at iterations
+            if self.phase == "full" and self.step == p.switch_at:
+                self._switch([p.lora_rank] * self.cfg.model.layers)
+            return
+        k = p.k
         if self.phase != "full" or self.policy is None or self.step % k:
             return
         if self.trial is not None:

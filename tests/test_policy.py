@@ -48,3 +48,46 @@ def test_policy_config_validates():
         PolicyConfig(name="sometimes")
     with pytest.raises(ValueError, match=r"PolicyConfig\.k"):
         PolicyConfig(k=1)
+
+
+def _t_tail_by_integration(t, df, n=200_001):
+    """P(|T| >= t) by integrating Student's density (Simpson) from 0 to t."""
+    import math
+    x = np.linspace(0.0, t, n)
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+    f = c * (1 + x * x / df) ** (-(df + 1) / 2)
+    h = x[1] - x[0]
+    inner = h / 3 * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum())
+    return 1.0 - 2.0 * inner
+
+
+@pytest.mark.parametrize("df", [1.0, 2.0, 2.5, 3.7, 9.3, 27.6])
+def test_t_tail_and_quantile_at_fractional_degrees_of_freedom(df):
+    from sw.policy import t_quantile, t_sf2
+    for t in (0.3, 1.0, 2.5):
+        assert t_sf2(t, df) == pytest.approx(_t_tail_by_integration(t, df), abs=1e-7)
+    q = t_quantile(0.95, df)
+    assert t_sf2(q, df) == pytest.approx(0.05, abs=1e-10)
+    assert q == pytest.approx(12.7062047, rel=1e-6) if df == 1.0 else True
+    # closed forms: Cauchy (df 1) and df 2
+    assert t_sf2(2.0, 1.0) == pytest.approx(1 - 2 / np.pi * np.arctan(2.0), abs=1e-12)
+    assert t_sf2(2.0, 2.0) == pytest.approx(1 - 2.0 / np.sqrt(6.0), abs=1e-12)
+
+
+def test_mean_ci_uses_the_t_interval():
+    from sw.policy import mean_ci
+    m, h = mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    # t(0.975, 4) = 2.776445; s = sqrt(2.5); half = t * s / sqrt(5)
+    assert m == 3.0 and h == pytest.approx(2.776445 * np.sqrt(2.5) / np.sqrt(5), rel=1e-6)
+    assert np.isnan(mean_ci([1.0])[1])
+    with pytest.raises(ValueError, match="at least one value"):
+        mean_ci([])
+
+
+def test_switch_at_config_validates():
+    assert PolicyConfig(name="switch-at", switch_at=5).switch_at == 5
+    for bad in (None, 0, -3, 2.5, True):
+        with pytest.raises(ValueError, match=r"PolicyConfig\.switch_at must be a positive"):
+            PolicyConfig(name="switch-at", switch_at=bad)
+    with pytest.raises(ValueError, match=r"PolicyConfig\.switch_at is for the switch-at policy"):
+        PolicyConfig(name="paper", switch_at=5)

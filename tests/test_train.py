@@ -81,6 +81,28 @@ def test_baselines(tmp_path, policy, switch):
     assert m["low_param_fraction"] == (0.0 if switch is None else 1.0)
 
 
+@pytest.mark.parametrize("at", [1, 7, 13])
+def test_switch_at_is_honoured_exactly(tmp_path, at):
+    """The control policy: full training for exactly ``at`` iterations, then LoRA."""
+    m = Trainer(cfg(PolicyConfig(name="switch-at", switch_at=at, lora_rank=2), epochs=2),
+                tmp_path, quiet=True).fit()
+    assert m["switch_step"] == at and m["ranks"] == [2, 2]
+    assert m["low_param_fraction"] == (m["total_steps"] - at) / m["total_steps"]
+    steps = json.loads((tmp_path / "history.json").read_text())["step_loss"]
+    assert [phase for _, _, phase in steps] == ["full"] * at + ["low"] * (len(steps) - at)
+
+
+def test_cli_switch_at(tmp_path, capsys):
+    args = ["train", "--app", "wind", "--steps", "120", "--stations", "4", "--window", "3",
+            "--epochs", "1", "--batch", "16", "--manycore", "atleus"]
+    assert main(args + ["--switch-at", "3", "--out", str(tmp_path / "a")]) == 0
+    saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert saved["switch_step"] == 3 and saved["policy"] == "switch-at"
+    assert main(args + ["--switch-at", "3", "--policy", "full", "--out", str(tmp_path / "b")]) == 2
+    assert "give --policy or --switch-at, not both" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
 def test_functional_backend_and_intrinsic_dim(tmp_path):
     pol = PolicyConfig(name="intrinsic-dim", k=3, snapshots=4, stable_checks=1, loss_tol=2.0,
                        min_rank=1, max_rank=4)
