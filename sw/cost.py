@@ -345,7 +345,7 @@ def _profile_step(run_cfg, phase: str, ranks=None) -> list[dict]:
 
     torch.manual_seed(0)
     data = load(run_cfg.data)
-    model = SpatialTransformer(run_cfg.model, data.n_features)
+    model = SpatialTransformer.for_data(run_cfg.model, data)
     backend = None
     if phase in ("low", "trial"):
         apply_lora(model, dict(enumerate(ranks)), alpha=run_cfg.policy.lora_alpha,

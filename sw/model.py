@@ -3,7 +3,12 @@
 ``X[batch, station, feature]`` -> input MLP embedding + sinusoidal positional encoding of
 the station index -> ``layers`` post-LayerNorm encoder layers (multi-head self-attention
 over stations, then a feed-forward block) -> dimension-reduction MLP -> a linear head
-predicting each station's target ``y[batch, station]``.
+predicting each station's target ``y[batch, station]``. With ``ModelConfig.residual`` (the
+default) and data whose last feature is the station's previous value in target units
+(:func:`sw.data.load` builds that for every windowed series), the head predicts the change
+from that value, which is added back: forecasting models do this so that a level outside
+the training range (a trend, a seasonal peak) is carried over instead of regressed to the
+training mean.
 
 Attention is written out (separate Q, K, V, O projections and explicit ``Q K^T`` and
 ``softmax V`` products) so that the hybrid execution layer can adapt Q and V with LoRA
@@ -32,6 +37,7 @@ class ModelConfig:
     reduce: int = 32
     dropout: float = 0.1
     max_stations: int = 4096
+    residual: bool = True         # predict the change from each station's last value
 
     def __post_init__(self):
         for name in ("d_model", "layers", "heads", "ffn", "reduce", "max_stations"):
@@ -43,6 +49,8 @@ class ModelConfig:
                              f"heads ({self.heads})")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), not {self.dropout}")
+        if not isinstance(self.residual, bool):
+            raise ValueError(f"ModelConfig.residual must be True or False, not {self.residual!r}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "ModelConfig":
@@ -129,11 +137,18 @@ class EncoderLayer(nn.Module):
 
 
 class SpatialTransformer(nn.Module):
-    def __init__(self, cfg: ModelConfig, n_features: int):
+    """``last_value``: the feature holding each station's previous target value (in target
+    units), added to the head's output when ``cfg.residual``; None: no such feature (the
+    model then predicts the target itself)."""
+
+    def __init__(self, cfg: ModelConfig, n_features: int, last_value: int | None = None):
         super().__init__()
         if n_features < 1:
             raise ValueError(f"n_features must be positive, not {n_features}")
+        if last_value is not None and not -n_features <= last_value < n_features:
+            raise ValueError(f"last_value feature {last_value} is not one of {n_features}")
         self.cfg = cfg
+        self.last_value = last_value if cfg.residual else None
         d = cfg.d_model
         self.embed = nn.Sequential(RoutedLinear(n_features, d), nn.GELU(), RoutedLinear(d, d))
         self.register_buffer("pe", sinusoidal(cfg.max_stations, d), persistent=False)
@@ -155,4 +170,11 @@ class SpatialTransformer(nn.Module):
         h = self.embed(x) + self.pe[:S]
         for layer in self.layers:
             h = layer(h)
-        return self.head(self.reduce(h)).squeeze(-1)
+        out = self.head(self.reduce(h)).squeeze(-1)
+        return out if self.last_value is None else out + x[..., self.last_value]
+
+    @classmethod
+    def for_data(cls, cfg: ModelConfig, data) -> "SpatialTransformer":
+        """The model for a :class:`sw.data.Data` (its feature count, and its last feature
+        as the previous value when the data has lags)."""
+        return cls(cfg, data.n_features, data.n_features - 1 if data.lags else None)

@@ -104,7 +104,7 @@ def step_time_benchmark(iters: int = 30) -> dict:
     runs = {}
     for name in ("torch", "functional"):
         torch.manual_seed(0)
-        model = SpatialTransformer(ModelConfig.preset("tiny"), data.n_features)
+        model = SpatialTransformer.for_data(ModelConfig.preset("tiny"), data)
         apply_lora(model, 8)
         set_backend(model, make_backend(name, preset("atleus")))
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)

@@ -83,7 +83,8 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         train = dict(d["train"])
         train.setdefault("mapping", "qv")          # run folders from before the mapping
-        return cls(ModelConfig(**d["model"]), DataConfig(**d["data"]), TrainConfig(**train),
+        model = {"residual": False, **d["model"]}   # ... and from before the residual head
+        return cls(ModelConfig(**model), DataConfig(**d["data"]), TrainConfig(**train),
                    PolicyConfig(**d["policy"]), ManycoreConfig.from_dict(d["hw"]))
 
 
@@ -193,7 +194,7 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
         np.random.seed(cfg.train.seed)
         self.data = load(cfg.data)
-        self.model = SpatialTransformer(cfg.model, self.data.n_features).to(self.device)
+        self.model = SpatialTransformer.for_data(cfg.model, self.data).to(self.device)
         self.trace = OpTrace()
         self.backend = None
         self.phase = "full"
@@ -400,7 +401,7 @@ class Trainer:
 
     # ---- results ---------------------------------------------------------------------------
     def _model_for(self, state, ranks):
-        m = SpatialTransformer(self.cfg.model, self.data.n_features).to(self.device)
+        m = SpatialTransformer.for_data(self.cfg.model, self.data).to(self.device)
         if ranks is not None:
             self._lora(m, ranks)
         m.load_state_dict(state)
@@ -510,7 +511,7 @@ class Trainer:
             key = (row["phase"], row["unit"], row["op"], row["layer"], tuple(row["shape"]))
             tr.trace.rows[key] = dict(row)
         if s["trial"] is not None:
-            tm = SpatialTransformer(tr.cfg.model, tr.data.n_features).to(tr.device)
+            tm = SpatialTransformer.for_data(tr.cfg.model, tr.data).to(tr.device)
             tr._lora(tm, s["trial"]["ranks"])
             tm.load_state_dict(s["trial"]["model"])
             topt = tr._optimizer(tr.cfg.train.low_lr or 1.0, tm)   # rate from its state

@@ -77,6 +77,8 @@ class Data:
     y_mean: float
     y_std: float
     name: str
+    lags: int | None = None    # the last ``lags`` features are the target's past values
+                               # (oldest first; the last one is the previous step), or None
 
     @property
     def n_features(self) -> int:
@@ -189,20 +191,27 @@ def load(cfg: DataConfig) -> Data:
                                 f"needs at least {cfg.window + 3}")
             X, y = windowed(series, None, cfg.window)
         name = path.name
+        lags = None if path.suffix == ".npz" else cfg.window
     else:
         series, cov, _ = generate(cfg.app, steps=cfg.steps, stations=cfg.stations, seed=cfg.seed)
         if cfg.app in LOG_TARGET:
             series = np.log1p(series)
         X, y = windowed(series, cov, cfg.window)
         name = cfg.app
+        lags = cfg.window
     a, b = _cut(len(X), cfg, name)
     x_mean = X[:a].mean(axis=(0, 1))
     x_std = X[:a].std(axis=(0, 1))
     x_std = np.where(x_std > 1e-12, x_std, 1.0)
     y_mean, y_std = float(y[:a].mean()), float(y[:a].std()) or 1.0
+    if lags:
+        # the lags are past values of the target: normalised in the target's units, so the
+        # last one is the previous value of y as the model and the baselines see it
+        x_mean[-lags:], x_std[-lags:] = y_mean, y_std
 
     def split(lo, hi):
         return Split(((X[lo:hi] - x_mean) / x_std).astype(np.float32),
                      ((y[lo:hi] - y_mean) / y_std).astype(np.float32))
 
-    return Data(split(0, a), split(a, b), split(b, len(X)), x_mean, x_std, y_mean, y_std, name)
+    return Data(split(0, a), split(a, b), split(b, len(X)), x_mean, x_std, y_mean, y_std, name,
+                lags)
