@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 __all__ = ["main"]
@@ -291,16 +292,23 @@ def cmd_demo(args) -> int:
 
 
 def cmd_quality(args) -> int:
-    from sw.quality import run_grid, summarise
+    from sw.quality import grid_baselines, plot_switch_curve, run_grid, summarise
 
+    bad = [f for f in args.switch_fractions if not 0 < f < 1]
+    if bad:
+        raise ValueError(f"--switch-fractions must be shares in (0, 1), not {bad[0]}")
     args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
     results = run_grid(args.out, apps=args.apps, policies=args.policies, backends=args.backends,
-                       seeds=args.seeds, epochs=args.epochs, jobs=args.jobs)
-    summary, table = summarise(results)
+                       seeds=args.seeds, epochs=args.epochs, jobs=args.jobs,
+                       switch_fractions=args.switch_fractions)
+    summary, table = summarise(results, grid_baselines(args.apps, args.seeds))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (args.out / "summary.md").write_text(table)
     print(table)
-    print(f"wrote {args.out}/summary.json and summary.md")
+    png = plot_switch_curve(summary, args.out / "switch_curve.png")
+    print(f"wrote {args.out}/summary.json and summary.md" + (f" and {png}" if png else "")
+          + f" ({len(results)} runs, {time.time() - t0:.0f} s)")
     return 0
 
 
@@ -529,9 +537,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--apps", nargs="+", default=["swe", "weather", "wind", "epidemic"])
     p.add_argument("--policies", nargs="+", default=["full", "paper", "intrinsic-dim", "lora"])
     p.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "functional"])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--switch-fractions", nargs="*", type=float, default=[],
+                   metavar="F", help="also run the switch-at control with these shares of the "
+                   "iterations after the switch (e.g. 0.95 0.9 0.85 0.75 0.5): the "
+                   "switch_curve.png plot")
     p.add_argument("--out", type=Path, default=Path("build/quality"))
     p.set_defaults(func=cmd_quality)
 

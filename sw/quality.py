@@ -1,58 +1,94 @@
 """Quality benchmark (``hpt quality``): apps x policies x backends x seeds, tiny preset.
 
-Each run is an ordinary ``hpt train`` run folder under the output directory; the summary
-compares the mean ``test_mse`` (best-validation checkpoint, normalised units) of every
-policy with ``full`` per app and backend, and reports where the switch fired, when, and
-the share of iterations run in the low-parameter mode.
+Each run is an ordinary ``hpt train`` run folder under the output directory (a folder that
+holds finished metrics is reused). The summary gives, per app, policy and backend:
+
+* the test MSE (best-validation checkpoint, normalised units) as mean +- the half-width of
+  its 95 % Student-t confidence interval over the seeds;
+* the paired difference against ``full`` on the same seeds (per seed ``(policy - full) /
+  full``, then mean +- CI), and against the ridge baseline the same way;
+* where the switch fired (per seed), the share of iterations after it (f) and the
+  parameters the low-parameter phase trains;
+
+and per app and seed the baselines of :mod:`sw.baselines` (mean, persistence, ridge) on
+the same data. ``switch_fractions`` adds the ``switch-at`` control at forced switch
+points (given as f, the share of iterations after the switch); :func:`plot_switch_curve`
+draws test MSE against f per app, with full training's band.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_grid", "summarise", "step_time_benchmark"]
+__all__ = ["run_grid", "summarise", "step_time_benchmark", "switch_steps", "grid_baselines",
+           "plot_switch_curve", "format_table"]
 
 APPS = ("swe", "weather", "wind", "epidemic")
 POLICIES = ("full", "paper", "intrinsic-dim", "lora")
 
 
-def _one(job) -> dict:
-    """Train one run (or read its finished metrics). ``job``: (app, policy, backend, seed,
-    epochs, out) or a dict with those and optional ``preset``, ``mapping``, ``hw`` (a
-    ManycoreConfig dict) and ``name`` (the run folder's name)."""
-    import torch
-    torch.set_num_threads(1)
+def _run_config(job):
     from hw.manycore import ManycoreConfig
     from sw.data import DataConfig
     from sw.model import ModelConfig
     from sw.policy import PolicyConfig
-    from sw.train import RunConfig, TrainConfig, Trainer
+    from sw.train import RunConfig, TrainConfig
+    extra = {"hw": ManycoreConfig.from_dict(job["hw"])} if job.get("hw") else {}
+    seed = job["seed"]
+    return RunConfig(model=ModelConfig.preset(job.get("preset", "tiny")),
+                     data=DataConfig(app=job["app"], seed=seed),
+                     train=TrainConfig(epochs=job["epochs"], seed=seed, backend=job["backend"],
+                                       mapping=job.get("mapping", "hpt")),
+                     policy=PolicyConfig(name=job["policy"], switch_at=job.get("switch_at")),
+                     **extra)
+
+
+def _job_name(job) -> str:
+    policy = job["policy"] if job.get("switch_at") is None else f"switch-at-{job['switch_at']}"
+    return job.get("name") or f"{job['app']}_{policy}_{job['backend']}_s{job['seed']}"
+
+
+def _one(job) -> dict:
+    """Train one run (or read its finished metrics). ``job``: (app, policy, backend, seed,
+    epochs, out) or a dict with those and optional ``preset``, ``mapping``, ``hw`` (a
+    ManycoreConfig dict), ``switch_at`` and ``name`` (the run folder's name)."""
+    import torch
+    torch.set_num_threads(1)
+    from sw.train import Trainer
 
     if not isinstance(job, dict):
         job = dict(zip(("app", "policy", "backend", "seed", "epochs", "out"), job))
-    app, policy, backend, seed = job["app"], job["policy"], job["backend"], job["seed"]
-    name = job.get("name") or f"{app}_{policy}_{backend}_s{seed}"
-    run_dir = Path(job["out"]) / name
+    run_dir = Path(job["out"]) / _job_name(job)
     if (run_dir / "metrics.json").is_file():
         return json.loads((run_dir / "metrics.json").read_text())
-    extra = {"hw": ManycoreConfig.from_dict(job["hw"])} if job.get("hw") else {}
-    cfg = RunConfig(model=ModelConfig.preset(job.get("preset", "tiny")),
-                    data=DataConfig(app=app, seed=seed),
-                    train=TrainConfig(epochs=job["epochs"], seed=seed, backend=backend,
-                                      mapping=job.get("mapping", "hpt")),
-                    policy=PolicyConfig(name=policy), **extra)
-    return Trainer(cfg, run_dir, quiet=True).fit()
+    return Trainer(_run_config(job), run_dir, quiet=True).fit()
+
+
+def switch_steps(app: str, seed: int, epochs: int, fractions) -> list[int]:
+    """Forced switch steps giving each share ``f`` of the iterations after the switch."""
+    from sw.data import load
+    from sw.train import TrainConfig
+    cfg = _run_config({"app": app, "seed": seed, "epochs": epochs, "backend": "torch",
+                       "policy": "full"})
+    per_epoch = math.ceil(len(load(cfg.data).train.X) / TrainConfig().batch)
+    total = per_epoch * epochs
+    return sorted({max(1, min(total - 1, round((1 - f) * total))) for f in fractions})
 
 
 def run_grid(out: Path, apps=APPS, policies=POLICIES, backends=("torch",), seeds=(0, 1, 2),
-             epochs: int = 20, jobs: int = 2) -> list[dict]:
+             epochs: int = 20, jobs: int = 2, switch_fractions=()) -> list[dict]:
     jobs_list = [(a, p, b, s, epochs, str(out)) for a in apps for b in backends for p in policies
                  for s in seeds if not (p == "full" and b != backends[0])]
+    for a in apps:
+        for step in switch_steps(a, seeds[0], epochs, switch_fractions) if switch_fractions else ():
+            jobs_list += [{"app": a, "policy": "switch-at", "switch_at": step, "backend": "torch",
+                           "seed": s, "epochs": epochs, "out": str(out)} for s in seeds]
     return run_jobs(jobs_list, jobs)
 
 
@@ -64,29 +100,125 @@ def run_jobs(jobs_list, jobs: int = 2) -> list[dict]:
         return list(pool.map(_one, jobs_list))
 
 
-def summarise(results: list[dict]) -> tuple[dict, str]:
+def grid_baselines(apps, seeds) -> dict:
+    """``(app, seed) -> baselines`` on the data each run of that app and seed trains on."""
+    from sw.baselines import baselines
+    from sw.data import load
+    return {(a, s): baselines(load(_run_config({"app": a, "seed": s, "epochs": 1,
+                                                "backend": "torch", "policy": "full"}).data))
+            for a in apps for s in seeds}
+
+
+def _ci(values) -> dict:
+    from sw.policy import mean_ci
+    m, h = mean_ci(values)
+    return {"mean": m, "ci95": h, "n": len(values)}
+
+
+def _pm(c: dict, fmt: str = ".4f", unit: str = "") -> str:
+    if math.isnan(c["ci95"]):
+        return f"{c['mean']:{fmt}}{unit}"
+    return f"{c['mean']:{fmt}}{unit} ± {c['ci95']:{fmt.lstrip('+')}}{unit}"
+
+
+def _key(r) -> tuple:
+    policy = r["policy"]
+    if policy == "switch-at":
+        policy = f"switch-at {r['switch_step']}"
+    return r["app"], policy, "torch" if r["policy"] == "full" else r["backend"]
+
+
+def summarise(results: list[dict], baselines: dict | None = None) -> tuple[dict, str]:
+    """The summary (JSON-ready) and its markdown table; see the module docstring."""
     table: dict = {}
     for r in results:
-        key = (r["app"], r["policy"], "torch" if r["policy"] == "full" else r["backend"])
-        table.setdefault(key, []).append(r)
-    summary, lines = {}, [
-        "| app | policy | backend | mean test MSE (3 seeds) | vs full | switch fired | switch step | low-param fraction |",
-        "|---|---|---|---|---|---|---|---|"]
+        table.setdefault(_key(r), []).append(r)
+    summary: dict = {}
     for (app, policy, backend), runs in sorted(table.items()):
-        mse = float(np.mean([r["test_mse"] for r in runs]))
-        full = table.get((app, "full", "torch"))
-        ref = float(np.mean([r["test_mse"] for r in full])) if full else float("nan")
-        fired = sum(r["switch_step"] is not None for r in runs)
-        steps = [r["switch_step"] for r in runs if r["switch_step"] is not None]
-        frac = float(np.mean([r["low_param_fraction"] for r in runs]))
-        rel = (mse - ref) / ref * 100
-        summary[f"{app}/{policy}/{backend}"] = {
-            "test_mse_mean": mse, "test_mse_seeds": [r["test_mse"] for r in runs],
-            "vs_full_percent": rel, "switch_fired": fired, "runs": len(runs),
-            "switch_steps": steps, "low_param_fraction_mean": frac}
-        lines.append(f"| {app} | {policy} | {backend} | {mse:.4f} | {rel:+.1f} % | {fired}/{len(runs)}"
-                     f" | {', '.join(map(str, steps)) or '-'} | {frac:.2f} |")
-    return summary, "\n".join(lines) + "\n"
+        runs = sorted(runs, key=lambda r: r["seed"])
+        mse = [r["test_mse"] for r in runs]
+        full = {r["seed"]: r["test_mse"] for r in table.get((app, "full", "torch"), [])}
+        paired = [(r["test_mse"] - full[r["seed"]]) / full[r["seed"]] * 100
+                  for r in runs if r["seed"] in full]
+        row = {"app": app, "policy": policy, "backend": backend, "seeds": [r["seed"] for r in runs],
+               "test_mse": _ci(mse), "test_mse_seeds": mse,
+               "vs_full_percent": _ci(paired) if paired and policy != "full" else None,
+               "switch_steps": [r["switch_step"] for r in runs],
+               "low_param_fraction": _ci([r["low_param_fraction"] for r in runs]),
+               "trainable_params_low": runs[0].get("trainable_params_low")}
+        if baselines:
+            ridge = [(r["test_mse"] - baselines[(app, r["seed"])]["ridge"])
+                     / baselines[(app, r["seed"])]["ridge"] * 100
+                     for r in runs if (app, r["seed"]) in baselines]
+            row["vs_ridge_percent"] = _ci(ridge) if ridge else None
+        summary[f"{app}/{policy}/{backend}"] = row
+    if baselines:
+        for app in sorted({a for a, _ in baselines}):
+            seeds = sorted(s for a, s in baselines if a == app)
+            for name in ("mean", "persistence", "ridge"):
+                vals = [baselines[(app, s)][name] for s in seeds]
+                summary[f"{app}/baseline {name}/-"] = {
+                    "app": app, "policy": f"baseline {name}", "backend": "-", "seeds": seeds,
+                    "test_mse": _ci(vals), "test_mse_seeds": vals}
+    return summary, format_table(summary)
+
+
+def format_table(summary: dict) -> str:
+    lines = ["| app | policy | backend | test MSE (mean ± 95 % CI) | vs full, paired | "
+             "vs ridge, paired | f (share after switch) | switch step per seed | "
+             "trainable params after switch |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    order = lambda kv: (kv[1]["app"], kv[1]["policy"].startswith("baseline"),  # noqa: E731
+                        kv[1]["policy"] != "full", kv[1]["policy"])
+    for _, r in sorted(summary.items(), key=order):
+        n = r["test_mse"]["n"]
+        if r["policy"].startswith("baseline"):
+            lines.append(f"| {r['app']} | {r['policy']} | - | {_pm(r['test_mse'])} ({n}) | "
+                         f"| | | | |")
+            continue
+        vs = r.get("vs_full_percent")
+        vr = r.get("vs_ridge_percent")
+        steps = ", ".join("-" if s is None else str(s) for s in r["switch_steps"])
+        params = r["trainable_params_low"]
+        lines.append(
+            f"| {r['app']} | {r['policy']} | {r['backend']} | {_pm(r['test_mse'])} ({n}) | "
+            f"{_pm(vs, '+.1f', ' %') if vs else '-'} | {_pm(vr, '+.1f', ' %') if vr else '-'} | "
+            f"{r['low_param_fraction']['mean']:.2f} | {steps} | "
+            f"{'all' if params is None else f'{params:,}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_switch_curve(summary: dict, path: Path) -> Path | None:
+    """Test MSE (mean ± CI) against f for the ``switch-at`` runs, one panel per app, with
+    full training's mean ± CI as a band and +2 % as a line. None without such runs."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    apps = sorted({r["app"] for r in summary.values() if r["policy"].startswith("switch-at")})
+    if not apps:
+        return None
+    fig, axes = plt.subplots(1, len(apps), figsize=(4.2 * len(apps), 3.4), squeeze=False)
+    for ax, app in zip(axes[0], apps):
+        pts = sorted((r["low_param_fraction"]["mean"], r["test_mse"]) for r in summary.values()
+                     if r["app"] == app and r["policy"].startswith("switch-at"))
+        f = [p[0] for p in pts]
+        m = np.array([p[1]["mean"] for p in pts])
+        h = np.nan_to_num(np.array([p[1]["ci95"] for p in pts]))
+        ax.errorbar(f, m, yerr=h, marker="o", capsize=3, label="switch-at (LoRA r=8 after)")
+        full = summary.get(f"{app}/full/torch")
+        if full:
+            fm, fh = full["test_mse"]["mean"], np.nan_to_num(full["test_mse"]["ci95"])
+            ax.axhspan(fm - fh, fm + fh, color="grey", alpha=0.25, label="full (95 % CI)")
+            ax.axhline(fm * 1.02, color="red", linestyle="--", linewidth=1, label="full + 2 %")
+        ax.set_title(app)
+        ax.set_xlabel("f: share of iterations after the switch")
+        ax.set_ylabel("test MSE (normalised)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def step_time_benchmark(iters: int = 30) -> dict:

@@ -1,0 +1,50 @@
+"""The quality table: confidence intervals, paired differences, baselines, switch curve."""
+
+import math
+
+import pytest
+
+from sw.policy import t_quantile
+from sw.quality import plot_switch_curve, summarise
+
+
+def _run(app, policy, seed, mse, switch=None, f=0.0, params=None):
+    return {"app": app, "policy": policy, "backend": "torch", "seed": seed, "test_mse": mse,
+            "switch_step": switch, "low_param_fraction": f, "trainable_params_low": params}
+
+
+def test_summary_pairs_seeds_and_reports_intervals(tmp_path):
+    full = [1.0, 2.0, 4.0]
+    lora = [1.1, 2.2, 4.4]                                   # +10 % on every seed
+    runs = [_run("wind", "full", s, m) for s, m in enumerate(full)]
+    runs += [_run("wind", "lora", s, m, 0, 1.0, 1234) for s, m in enumerate(lora)]
+    runs += [_run("wind", "switch-at", s, m, 60, 0.9, 1234) for s, m in enumerate(full)]
+    base = {("wind", s): {"mean": 1.0, "persistence": 3.0, "ridge": r}
+            for s, r in enumerate((2.0, 2.0, 2.0))}
+    summary, table = summarise(runs, base)
+    f = summary["wind/full/torch"]
+    assert f["test_mse"]["mean"] == pytest.approx(7 / 3)
+    sd = math.sqrt(sum((x - 7 / 3) ** 2 for x in full) / 2)
+    assert f["test_mse"]["ci95"] == pytest.approx(t_quantile(0.95, 2) * sd / math.sqrt(3))
+    assert f["vs_full_percent"] is None
+    lo = summary["wind/lora/torch"]
+    # paired: exactly +10 % on each seed, so the interval has no width
+    assert lo["vs_full_percent"]["mean"] == pytest.approx(10.0)
+    assert lo["vs_full_percent"]["ci95"] == pytest.approx(0.0, abs=1e-9)
+    assert lo["vs_ridge_percent"]["mean"] == pytest.approx((1.1 / 2 + 2.2 / 2 + 4.4 / 2 - 3) / 3 * 100)
+    assert lo["switch_steps"] == [0, 0, 0] and lo["trainable_params_low"] == 1234
+    assert summary["wind/switch-at 60/torch"]["low_param_fraction"]["mean"] == 0.9
+    assert summary["wind/baseline ridge/-"]["test_mse"]["mean"] == 2.0
+    assert "| wind | lora | torch | 2.5667 ± " in table and "+10.0 % ± 0.0 %" in table
+    assert "| wind | baseline persistence | - | 3.0000 ± 0.0000 (3) |" in table
+    png = plot_switch_curve(summary, tmp_path / "curve.png")
+    assert png.is_file() and png.stat().st_size > 1000
+    assert plot_switch_curve({k: v for k, v in summary.items() if "switch-at" not in k},
+                             tmp_path / "none.png") is None
+
+
+def test_switch_points_are_shares_of_the_iterations():
+    from sw.quality import switch_steps
+    # the default wind data: 1,041 training windows -> 33 batches of 32 per epoch
+    assert switch_steps("wind", 0, 20, [0.95, 0.5]) == [33, 330]
+    assert switch_steps("wind", 0, 1, [0.999]) == [1]
