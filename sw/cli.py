@@ -453,7 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the spatial-attention transformer (HpT recipe)")
     p.add_argument("--app", choices=["swe", "weather", "wind", "epidemic"], default=None)
     p.add_argument("--data", type=Path, default=None, help="CSV/text matrix or NPZ (X, y)")
-    p.add_argument("--policy", choices=["paper", "intrinsic-dim", "full", "lora"], default=None,
+    p.add_argument("--policy", choices=["paper", "intrinsic-dim", "early", "full", "lora"],
+                   default=None,
                    help="switch policy (default paper)")
     p.add_argument("--switch-at", type=int, default=None, metavar="STEP",
                    help="control: switch after exactly STEP iterations (policy switch-at, "
@@ -535,7 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quality", help="apps x policies x backends x seeds quality table")
     p.add_argument("--apps", nargs="+", default=["swe", "weather", "wind", "epidemic"])
-    p.add_argument("--policies", nargs="+", default=["full", "paper", "intrinsic-dim", "lora"])
+    p.add_argument("--policies", nargs="+",
+                   default=["full", "paper", "intrinsic-dim", "early", "lora"])
     p.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "functional"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--epochs", type=int, default=20)

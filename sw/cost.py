@@ -547,11 +547,11 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     out["ceiling"] = 1.0 / (1.0 - f) if f < 1 else None
     gpu_only = full_step.scaled(total)
     breakdown = {("full", "gpu"): full_step.scaled(switch)}
-    # the paper policy trains a LoRA copy beside the full model for k steps per trial
+    # the paper and early policies train a LoRA copy beside the full model per trial
     hist = run_dir / "history.json"
     trials = [e for e in (json.loads(hist.read_text()).get("policy", []) if hist.is_file()
                           else []) if "trial" in e]
-    out["trial_steps"] = len(trials) * cfg.policy.k
+    out["trial_steps"] = len(trials) * cfg.policy.interval
     ranks = m["ranks"] or [cfg.policy.lora_rank] * cfg.model.layers
     if trials:
         trial_step = gpu_step_cost(profile_step(cfg, "trial", ranks), spec, tech, dtype)

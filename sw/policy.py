@@ -9,6 +9,11 @@
 * :class:`IntrinsicDimPolicy` — goes beyond the paper: measures the intrinsic dimension of
   each layer's weight-update trajectory (:func:`intrinsic_dimension`) and switches once the
   estimates are stable, giving each layer a LoRA rank equal to its dimension (bounded).
+* :class:`EarlyPolicy` (``early``) — the intrinsic-dimension test on a short clock
+  (snapshots every ``early_k`` iterations), then a cheap probe: a LoRA copy trains beside
+  the full model for ``early_k`` iterations on the same batches and the switch happens
+  when its mean loss is within ``probe_tol`` of the full model's; otherwise the estimates
+  must settle again before the next probe.
 * ``full`` never switches; ``lora`` is low-parameter from the start; ``switch-at`` (a
   control for sweeps of the switch point) switches after exactly ``switch_at`` iterations,
   with rank ``lora_rank`` everywhere.
@@ -22,10 +27,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-__all__ = ["PolicyConfig", "PaperPolicy", "IntrinsicDimPolicy", "intrinsic_dimension",
+__all__ = ["PolicyConfig", "PaperPolicy", "IntrinsicDimPolicy", "EarlyPolicy", "intrinsic_dimension",
            "welch_t_test", "t_quantile", "mean_ci", "make_policy", "POLICIES"]
 
-POLICIES = ("paper", "intrinsic-dim", "full", "lora", "switch-at")
+POLICIES = ("paper", "intrinsic-dim", "early", "full", "lora", "switch-at")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,10 @@ class PolicyConfig:
     min_rank: int = 2
     max_rank: int = 16
     switch_at: int | None = None  # switch-at: iterations of full training before the switch
+    early_k: int = 5              # early: iterations between checks (and the probe's length)
+    early_snapshots: int = 8      # early: weight snapshots in the trajectory window
+    early_stable: int = 2         # early: checks the estimates must hold before a probe
+    probe_tol: float = 0.02       # early: the probe's LoRA loss may exceed full's by this share
 
     def __post_init__(self):
         if self.name not in POLICIES:
@@ -67,8 +76,20 @@ class PolicyConfig:
         if bad or not self.lora_targets or len(set(self.lora_targets)) != len(self.lora_targets):
             raise ValueError(f"PolicyConfig.lora_targets must be distinct names among "
                              f"{', '.join(TARGETS)}, not {', '.join(self.lora_targets) or 'nothing'}")
+        for name in ("early_k", "early_snapshots", "early_stable"):
+            lo = 3 if name == "early_snapshots" else 1 if name == "early_stable" else 2
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"PolicyConfig.{name} must be an integer >= {lo}, not {v!r}")
+        if not 0 <= self.probe_tol < 1:
+            raise ValueError(f"PolicyConfig.probe_tol must be in [0, 1), not {self.probe_tol}")
         if not 1 <= self.min_rank <= self.max_rank:
             raise ValueError("PolicyConfig.min_rank/max_rank must satisfy 1 <= min <= max")
+
+    @property
+    def interval(self) -> int:
+        """Iterations between the policy's checks (and the length of a LoRA trial)."""
+        return self.early_k if self.name == "early" else self.k
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -245,8 +266,12 @@ class IntrinsicDimPolicy:
     ``stable_checks`` checks and the loss improvement is below ``loss_tol``; LoRA rank of
     each layer = its estimate, clipped to ``[min_rank, max_rank]``."""
 
+    snapshots_key, stable_key = "snapshots", "stable_checks"
+
     def __init__(self, cfg: PolicyConfig):
         self.cfg = cfg
+        self.n_snapshots = getattr(cfg, self.snapshots_key)
+        self.n_stable = getattr(cfg, self.stable_key)
         self.snaps: list[list[np.ndarray]] = []
         self.history: list[dict] = []        # per check: step and the dimension per layer
         self.log = self.history
@@ -264,10 +289,10 @@ class IntrinsicDimPolicy:
             self.snaps = [[] for _ in range(layers)]
         for i in range(layers):
             self.snaps[i].append(_qv_weights(model, i))
-            self.snaps[i] = self.snaps[i][-self.cfg.snapshots:]
+            self.snaps[i] = self.snaps[i][-self.n_snapshots:]
         rel_loss = None if self.last_loss is None else (self.last_loss - loss) / abs(self.last_loss)
         self.last_loss = loss
-        if len(self.snaps[0]) < self.cfg.snapshots:
+        if len(self.snaps[0]) < self.n_snapshots:
             self.history.append({"step": step, "dims": None, "rel_loss_improvement": rel_loss})
             return False
         dims = [intrinsic_dimension(np.stack(s), self.cfg.variance) for s in self.snaps]
@@ -276,7 +301,7 @@ class IntrinsicDimPolicy:
         self.dims = dims
         self.history.append({"step": step, "dims": dims, "rel_loss_improvement": rel_loss,
                              "stable": self.stable})
-        return self.stable >= self.cfg.stable_checks and rel_loss is not None \
+        return self.stable >= self.n_stable and rel_loss is not None \
             and rel_loss < self.cfg.loss_tol
 
     def state_dict(self) -> dict:
@@ -289,9 +314,41 @@ class IntrinsicDimPolicy:
         self.stable, self.dims = s["stable"], s["dims"]
 
 
+class EarlyPolicy(IntrinsicDimPolicy):
+    """The intrinsic-dimension test on a short clock (``early_k``, ``early_snapshots``,
+    ``early_stable``), followed by a probe (a LoRA trial of ``early_k`` iterations run by
+    the trainer, as the paper's): switch when the LoRA copy's mean per-batch loss is at
+    most ``1 + probe_tol`` times the full model's over the same batches; otherwise the
+    estimates must hold for ``early_stable`` more checks before the next probe."""
+    snapshots_key, stable_key = "early_snapshots", "early_stable"
+
+    def __init__(self, cfg: PolicyConfig):
+        super().__init__(cfg)
+        self.trials = 0
+
+    def trial_verdict(self, full_losses, lora_losses, step: int) -> bool:
+        full, lora = float(np.mean(full_losses)), float(np.mean(lora_losses))
+        switch = lora <= full * (1 + self.cfg.probe_tol)
+        self.trials += 1
+        self.history.append({"step": step, "trial": self.trials, "full_loss": full,
+                             "lora_loss": lora, "switch": switch})
+        if not switch:
+            self.stable = 0
+        return switch
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "trials": self.trials}
+
+    def load_state_dict(self, s: dict) -> None:
+        super().load_state_dict(s)
+        self.trials = s["trials"]
+
+
 def make_policy(cfg: PolicyConfig):
     if cfg.name == "paper":
         return PaperPolicy(cfg)
     if cfg.name == "intrinsic-dim":
         return IntrinsicDimPolicy(cfg)
+    if cfg.name == "early":
+        return EarlyPolicy(cfg)
     return None

@@ -322,7 +322,7 @@ class Trainer:
             if self.phase == "full" and self.step == p.switch_at:
                 self._switch([p.lora_rank] * self.cfg.model.layers)
             return
-        k = p.k
+        k = p.interval
         if self.phase != "full" or self.policy is None or self.step % k:
             return
         if self.trial is not None:
@@ -334,7 +334,7 @@ class Trainer:
         mean = float(np.mean(self.window[-k:]))
         if self.policy.check(self.step, mean, self.model):
             ranks = self.policy.ranks(self.model)
-            if self.cfg.policy.name == "paper":
+            if self.cfg.policy.name in ("paper", "early"):       # a LoRA trial decides
                 tm = copy.deepcopy(self.model)
                 self._lora(tm, ranks)
                 self.trial = (tm, self._optimizer(self._low_lr(), tm), [], [])
@@ -364,7 +364,7 @@ class Trainer:
                 self.epoch_step += 1
                 self.low_steps += self.phase == "low"
                 self.window.append(loss)
-                self.window = self.window[-self.cfg.policy.k:]
+                self.window = self.window[-self.cfg.policy.interval:]
                 self.history["step_loss"].append([self.step, loss, self.phase])
                 self._policy_step()
                 bar.show(self.step, f"epoch {self.epoch + 1} loss {loss:.4f} {self.phase}"

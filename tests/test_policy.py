@@ -91,3 +91,46 @@ def test_switch_at_config_validates():
             PolicyConfig(name="switch-at", switch_at=bad)
     with pytest.raises(ValueError, match=r"PolicyConfig\.switch_at is for the switch-at policy"):
         PolicyConfig(name="paper", switch_at=5)
+
+
+def test_early_policy_probes_after_its_estimates_settle_and_backs_off_when_lora_loses():
+    """On a synthetic trajectory (Q/V weights moving in a fixed 2-D subspace), the early
+    policy asks for a probe once its window is full and the estimates held; a losing
+    probe resets the stability count, a probe within tolerance switches."""
+    import torch
+
+    from sw.model import ModelConfig, SpatialTransformer
+    from sw.policy import EarlyPolicy
+    cfg = PolicyConfig(name="early", early_k=5, early_snapshots=8, early_stable=2,
+                       loss_tol=0.5, probe_tol=0.02)
+    assert cfg.interval == 5 and PolicyConfig(name="paper", k=7).interval == 7
+    torch.manual_seed(0)
+    model = SpatialTransformer(ModelConfig(d_model=8, layers=1, heads=2, ffn=8, reduce=4), 3)
+    rng = np.random.default_rng(1)
+    dirs = [torch.from_numpy(rng.standard_normal((2, 8, 8))).float() for _ in range(2)]
+    pol = EarlyPolicy(cfg)
+    fired = []
+    for i in range(12):
+        with torch.no_grad():                  # a step in a fixed 2-D subspace of Q and V
+            c = torch.from_numpy(rng.standard_normal(2)).float()
+            model.layers[0].attn.q.weight += 0.01 * (c[0] * dirs[0][0] + c[1] * dirs[0][1])
+            model.layers[0].attn.v.weight += 0.01 * (c[0] * dirs[1][0] + c[1] * dirs[1][1])
+        fired.append(pol.check(5 * (i + 1), 1.0 - 0.01 * i, model))
+    # window of 8 snapshots full at check 8, first estimate there; held at checks 9 and 10
+    assert fired[:9] == [False] * 9 and fired[9] is True
+    assert pol.dims == [2] and pol.ranks(model) == [2]
+    assert pol.trial_verdict([1.0] * 5, [1.05] * 5, 55) is False and pol.stable == 0
+    assert pol.trial_verdict([1.0] * 5, [1.015] * 5, 60) is True
+    assert [h["switch"] for h in pol.history if "trial" in h] == [False, True]
+    state = pol.state_dict()
+    again = EarlyPolicy(cfg)
+    again.load_state_dict(state)
+    assert again.trials == 2 and again.dims == [2]
+
+
+def test_early_policy_config_validates():
+    for name, bad in (("early_k", 1), ("early_snapshots", 2), ("early_stable", 0)):
+        with pytest.raises(ValueError, match=rf"PolicyConfig\.{name} must be an integer"):
+            PolicyConfig(name="early", **{name: bad})
+    with pytest.raises(ValueError, match=r"PolicyConfig\.probe_tol"):
+        PolicyConfig(name="early", probe_tol=1.5)

@@ -92,6 +92,22 @@ def test_switch_at_is_honoured_exactly(tmp_path, at):
     assert [phase for _, _, phase in steps] == ["full"] * at + ["low"] * (len(steps) - at)
 
 
+def test_early_policy_switches_after_a_probe(tmp_path):
+    pol = PolicyConfig(name="early", early_k=3, early_snapshots=3, early_stable=1,
+                       loss_tol=2.0, probe_tol=0.5, min_rank=1, max_rank=4)
+    m = Trainer(cfg(pol, epochs=3), tmp_path, quiet=True).fit()
+    hist = json.loads((tmp_path / "history.json").read_text())["policy"]
+    trials = [h for h in hist if "trial" in h]
+    assert m["switch_step"] is not None and m["switch_step"] % 3 == 0
+    assert trials and trials[-1]["switch"] and trials[-1]["step"] == m["switch_step"]
+    assert all(1 <= r <= 4 for r in m["ranks"])
+    # the checkpoint resumes the policy exactly (same switch, same numbers)
+    t = Trainer(cfg(pol, epochs=3), tmp_path / "r", quiet=True)
+    assert t.fit(until_epoch=1) is None
+    r = Trainer.resume(tmp_path / "r", quiet=True).fit()
+    assert (r["switch_step"], r["test_mse"]) == (m["switch_step"], m["test_mse"])
+
+
 def test_cli_switch_at(tmp_path, capsys):
     args = ["train", "--app", "wind", "--steps", "120", "--stations", "4", "--window", "3",
             "--epochs", "1", "--batch", "16", "--manycore", "atleus"]
