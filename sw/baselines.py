@@ -6,9 +6,9 @@ run's ``test_mse``:
 
 * **mean**: the training mean (0 in normalised units); its MSE is the test split's
   spread around it, about 1.0;
-* **persistence**: each station's last observed value;
+* **persistence**: each station's last observed value (for every step of the horizon);
 * **ridge**: one linear model over every station's recent values (the last ``lags`` steps
-  of all stations, plus an intercept) predicting all stations at once, fitted on the
+  of all stations, plus an intercept) predicting all stations (and steps) at once, fitted on the
   training split; the penalty is chosen on the validation split from a fixed grid, then
   the model is refitted on the training split alone.
 
@@ -42,10 +42,14 @@ def _raw_last(data: Data, X: np.ndarray) -> np.ndarray:
     return (raw - data.y_mean) / data.y_std
 
 
+def _like_y(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return pred if y.ndim == pred.ndim else np.broadcast_to(pred[..., None], y.shape)
+
+
 def persistence(data: Data) -> float:
-    """Test MSE of predicting each station's last value."""
+    """Test MSE of predicting each station's last value (for every step ahead)."""
     _need_lags(data)
-    pred = _raw_last(data, data.test.X)
+    pred = _like_y(_raw_last(data, data.test.X), data.test.y)
     return float(np.mean((pred - data.test.y) ** 2))
 
 
@@ -65,13 +69,14 @@ def ridge(data: Data, lags: int | None = None, alphas=ALPHAS) -> dict:
     """Test MSE of the ridge baseline, with the chosen penalty and lags."""
     lags = min(lags or _need_lags(data), _need_lags(data))
     Ztr, Zva, Zte = (_design(s.X, lags) for s in (data.train, data.val, data.test))
+    flat = lambda y: y.reshape(len(y), -1)                   # noqa: E731 (every station, step)
     val = {}
     for a in alphas:
-        pred = _fit(Ztr, data.train.y, a)
-        val[a] = float(np.mean((pred(Zva) - data.val.y) ** 2))
+        pred = _fit(Ztr, flat(data.train.y), a)
+        val[a] = float(np.mean((pred(Zva) - flat(data.val.y)) ** 2))
     best = min(val, key=val.get)
-    pred = _fit(Ztr, data.train.y, best)
-    return {"test_mse": float(np.mean((pred(Zte) - data.test.y) ** 2)), "alpha": best,
+    pred = _fit(Ztr, flat(data.train.y), best)
+    return {"test_mse": float(np.mean((pred(Zte) - flat(data.test.y)) ** 2)), "alpha": best,
             "lags": lags, "val_mse": val[best]}
 
 

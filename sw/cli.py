@@ -226,7 +226,7 @@ def cmd_train(args) -> int:
         if (args.app is None) == (args.data is None):
             raise ValueError("give exactly one of --app and --data")
         data = DataConfig(app=args.app or "wind", path=str(args.data) if args.data else None,
-                          window=args.window, seed=args.seed,
+                          window=args.window, horizon=args.horizon, seed=args.seed,
                           **{k: v for k, v in (("steps", args.steps), ("stations", args.stations))
                              if v is not None})
         hw = _manycore(args)
@@ -468,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "cpu, cuda; on CUDA the full phase's time and energy are measured")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window", type=int, default=12, help="history steps per station")
+    p.add_argument("--horizon", type=int, default=1,
+                   help="steps ahead predicted for every station (default 1)")
     p.add_argument("--steps", type=int, default=None, help="time steps of a built-in app")
     p.add_argument("--stations", type=int, default=None, help="stations of a built-in app")
     p.add_argument("--k", type=int, default=20, help="iterations between switch checks")

@@ -139,16 +139,21 @@ class EncoderLayer(nn.Module):
 class SpatialTransformer(nn.Module):
     """``last_value``: the feature holding each station's previous target value (in target
     units), added to the head's output when ``cfg.residual``; None: no such feature (the
-    model then predicts the target itself)."""
+    model then predicts the target itself). ``horizon``: steps predicted per station (the
+    output gets a last axis of that size when above 1)."""
 
-    def __init__(self, cfg: ModelConfig, n_features: int, last_value: int | None = None):
+    def __init__(self, cfg: ModelConfig, n_features: int, last_value: int | None = None,
+                 horizon: int = 1):
         super().__init__()
         if n_features < 1:
             raise ValueError(f"n_features must be positive, not {n_features}")
         if last_value is not None and not -n_features <= last_value < n_features:
             raise ValueError(f"last_value feature {last_value} is not one of {n_features}")
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"horizon must be a positive integer, not {horizon!r}")
         self.cfg = cfg
         self.last_value = last_value if cfg.residual else None
+        self.horizon = horizon
         d = cfg.d_model
         self.embed = nn.Sequential(RoutedLinear(n_features, d), nn.GELU(), RoutedLinear(d, d))
         self.register_buffer("pe", sinusoidal(cfg.max_stations, d), persistent=False)
@@ -157,24 +162,30 @@ class SpatialTransformer(nn.Module):
             layer.attn.name = f"layers.{i}.attn"
         self.reduce = nn.Sequential(RoutedLinear(d, max(cfg.reduce, d // 2)), nn.GELU(),
                                     RoutedLinear(max(cfg.reduce, d // 2), cfg.reduce), nn.GELU())
-        self.head = RoutedLinear(cfg.reduce, 1)
+        self.head = RoutedLinear(cfg.reduce, horizon)
         for name, module in self.named_modules():
             if isinstance(module, RoutedLinear):
                 module.name = name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x[batch, station, feature]`` -> ``y[batch, station]``."""
+        """``x[batch, station, feature]`` -> ``y[batch, station]`` (``[..., horizon]``)."""
         S = x.shape[1]
         if S > self.cfg.max_stations:
             raise ValueError(f"{S} stations exceed ModelConfig.max_stations ({self.cfg.max_stations})")
         h = self.embed(x) + self.pe[:S]
         for layer in self.layers:
             h = layer(h)
-        out = self.head(self.reduce(h)).squeeze(-1)
-        return out if self.last_value is None else out + x[..., self.last_value]
+        out = self.head(self.reduce(h))
+        if self.horizon == 1:
+            out = out.squeeze(-1)
+        if self.last_value is None:
+            return out
+        last = x[..., self.last_value]
+        return out + (last if self.horizon == 1 else last[..., None])
 
     @classmethod
     def for_data(cls, cfg: ModelConfig, data) -> "SpatialTransformer":
         """The model for a :class:`sw.data.Data` (its feature count, and its last feature
         as the previous value when the data has lags)."""
-        return cls(cfg, data.n_features, data.n_features - 1 if data.lags else None)
+        return cls(cfg, data.n_features, data.n_features - 1 if data.lags else None,
+                   data.horizon)

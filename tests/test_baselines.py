@@ -75,3 +75,39 @@ def test_run_folders_from_before_the_residual_head_load_without_it():
     assert d["model"]["residual"] is True
     del d["model"]["residual"]
     assert RunConfig.from_dict(d).model.residual is False
+
+
+def test_horizon_predicts_the_next_steps_of_every_station(tmp_path):
+    one = load(DataConfig(app="wind", steps=200, stations=4, window=5))
+    three = load(DataConfig(app="wind", steps=200, stations=4, window=5, horizon=3))
+    assert one.horizon == 1 and one.train.y.ndim == 2
+    assert three.horizon == 3 and three.train.y.shape[1:] == (4, 3)
+    # y[t, :, h] is the target h steps after y[t]; the inputs are the same windows
+    from sw.data import windowed
+    series = np.arange(20.0).reshape(10, 2)
+    X1, y1 = windowed(series, None, 3)
+    X3, y3 = windowed(series, None, 3, 3)
+    np.testing.assert_array_equal(X3, X1[:len(X3)])
+    np.testing.assert_array_equal(y3[:, :, 0], y1[:len(y3)])
+    np.testing.assert_array_equal(y3[0], [[6, 8, 10], [7, 9, 11]])
+    n = len(three.train.y)
+    for h in range(3):
+        np.testing.assert_allclose(three.train.y[:n - h, :, h], three.train.y[h:, :, 0], atol=1e-6)
+    torch.manual_seed(0)
+    m = SpatialTransformer.for_data(ModelConfig(d_model=8, layers=1, heads=2, ffn=8, reduce=4),
+                                    three)
+    out = m(torch.from_numpy(three.train.X[:2]))
+    assert out.shape == (2, 4, 3)
+    with torch.no_grad():
+        m.head.weight.zero_()
+        m.head.bias.zero_()
+    x = torch.from_numpy(three.train.X[:2])
+    torch.testing.assert_close(m(x), x[..., -1:].expand(2, 4, 3))
+    b = baselines(three)
+    assert b["persistence"] > persistence(one) * 0.5 and b["ridge"] > 0
+    with pytest.raises(DataError, match="DataConfig.horizon must be a positive integer"):
+        DataConfig(horizon=0)
+    f = tmp_path / "d.npz"
+    np.savez(f, X=np.zeros((50, 3, 2)), y=np.zeros((50, 3)))
+    with pytest.raises(DataError, match="horizon applies to series inputs"):
+        load(DataConfig(path=str(f), horizon=2))

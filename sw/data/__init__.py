@@ -34,14 +34,17 @@ class DataConfig:
 
     ``app`` names a built-in generator (``swe``, ``weather``, ``wind``, ``epidemic``);
     ``path`` a user file (``.npz``, else a text/CSV matrix), which takes precedence.
-    ``window`` lagged target values become features of each station; ``train``/``val``
-    are the chronological fractions (test gets the rest).
+    ``window`` lagged target values become features of each station; ``horizon`` steps
+    ahead are predicted (``y[t]`` holds steps ``t .. t + horizon - 1`` of every station, a
+    ``[time, station, horizon]`` array when ``horizon > 1``; series inputs only);
+    ``train``/``val`` are the chronological fractions (test gets the rest).
     """
     app: str = "wind"
     path: str | None = None
     steps: int = 1500
     stations: int = 32
     window: int = 12
+    horizon: int = 1
     train: float = 0.7
     val: float = 0.15
     seed: int = 0
@@ -49,7 +52,7 @@ class DataConfig:
     def __post_init__(self):
         if self.path is None and self.app not in APPS:
             raise DataError(f"DataConfig.app must be one of {sorted(APPS)}, not {self.app!r}")
-        for name in ("steps", "stations", "window"):
+        for name in ("steps", "stations", "window", "horizon"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise DataError(f"DataConfig.{name} must be a positive integer, not {v!r}")
@@ -88,17 +91,30 @@ class Data:
     def stations(self) -> int:
         return self.train.X.shape[1]
 
+    @property
+    def horizon(self) -> int:
+        """Steps ahead each sample predicts (the last axis of ``y`` when above 1)."""
+        return self.train.y.shape[2] if self.train.y.ndim == 3 else 1
 
-def windowed(series: np.ndarray, covariates: np.ndarray | None, window: int):
-    """``X[t] = [covariates[t], series[t-window .. t-1]]`` per station, ``y[t] = series[t]``."""
+
+def windowed(series: np.ndarray, covariates: np.ndarray | None, window: int,
+             horizon: int = 1):
+    """``X[t] = [covariates[t], series[t-window .. t-1]]`` per station and ``y[t] =
+    series[t]`` (``horizon`` 1), or ``series[t .. t+horizon-1]`` as a last axis."""
     T, S = series.shape
-    if T <= window:
-        raise DataError(f"{T} time steps cannot fill a history window of {window}")
-    lags = np.lib.stride_tricks.sliding_window_view(series, window, axis=0)[:-1]  # (T-w, S, w)
+    if T < window + horizon:
+        raise DataError(f"{T} time steps cannot fill a history window of {window} and a "
+                        f"horizon of {horizon}")
+    n = T - window - horizon + 1
+    lags = np.lib.stride_tricks.sliding_window_view(series, window, axis=0)[:n]  # (n, S, w)
     parts = [lags]
     if covariates is not None and covariates.shape[-1]:
-        parts.insert(0, covariates[window:])
-    return np.concatenate(parts, axis=-1), series[window:]
+        parts.insert(0, covariates[window:window + n])
+    if horizon == 1:
+        y = series[window:]
+    else:
+        y = np.lib.stride_tricks.sliding_window_view(series[window:], horizon, axis=0)  # (n, S, H)
+    return np.concatenate(parts, axis=-1), np.ascontiguousarray(y)
 
 
 def load_matrix(path: Path) -> np.ndarray:
@@ -183,20 +199,24 @@ def load(cfg: DataConfig) -> Data:
         if not path.is_file():
             raise DataError(f"{path}: no such file")
         if path.suffix == ".npz":
+            if cfg.horizon != 1:
+                raise DataError(f"{path}: DataConfig.horizon applies to series inputs; an "
+                                "NPZ brings its own targets y")
             X, y = load_npz(path)
         else:
             series = load_matrix(path)
-            if len(series) <= cfg.window + 2:
+            if len(series) <= cfg.window + cfg.horizon + 1:
                 raise DataError(f"{path}: {len(series)} time steps; a window of {cfg.window} "
-                                f"needs at least {cfg.window + 3}")
-            X, y = windowed(series, None, cfg.window)
+                                f"and a horizon of {cfg.horizon} need at least "
+                                f"{cfg.window + cfg.horizon + 2}")
+            X, y = windowed(series, None, cfg.window, cfg.horizon)
         name = path.name
         lags = None if path.suffix == ".npz" else cfg.window
     else:
         series, cov, _ = generate(cfg.app, steps=cfg.steps, stations=cfg.stations, seed=cfg.seed)
         if cfg.app in LOG_TARGET:
             series = np.log1p(series)
-        X, y = windowed(series, cov, cfg.window)
+        X, y = windowed(series, cov, cfg.window, cfg.horizon)
         name = cfg.app
         lags = cfg.window
     a, b = _cut(len(X), cfg, name)
