@@ -301,8 +301,8 @@ def cmd_quality(args) -> int:
     t0 = time.time()
     results = run_grid(args.out, apps=args.apps, policies=args.policies, backends=args.backends,
                        seeds=args.seeds, epochs=args.epochs, jobs=args.jobs,
-                       switch_fractions=args.switch_fractions)
-    summary, table = summarise(results, grid_baselines(args.apps, args.seeds))
+                       switch_fractions=args.switch_fractions, horizon=args.horizon)
+    summary, table = summarise(results, grid_baselines(args.apps, args.seeds, args.horizon))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (args.out / "summary.md").write_text(table)
     print(table)
@@ -544,6 +544,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--horizon", type=int, default=1,
+                   help="steps ahead predicted for every station (default 1)")
     p.add_argument("--switch-fractions", nargs="*", type=float, default=[],
                    metavar="F", help="also run the switch-at control with these shares of the "
                    "iterations after the switch (e.g. 0.95 0.9 0.85 0.75 0.5): the "

@@ -42,7 +42,7 @@ def _run_config(job):
     extra = {"hw": ManycoreConfig.from_dict(job["hw"])} if job.get("hw") else {}
     seed = job["seed"]
     return RunConfig(model=ModelConfig.preset(job.get("preset", "tiny")),
-                     data=DataConfig(app=job["app"], seed=seed),
+                     data=DataConfig(app=job["app"], seed=seed, horizon=job.get("horizon", 1)),
                      train=TrainConfig(epochs=job["epochs"], seed=seed, backend=job["backend"],
                                        mapping=job.get("mapping", "hpt")),
                      policy=PolicyConfig(name=job["policy"], switch_at=job.get("switch_at")),
@@ -51,7 +51,9 @@ def _run_config(job):
 
 def _job_name(job) -> str:
     policy = job["policy"] if job.get("switch_at") is None else f"switch-at-{job['switch_at']}"
-    return job.get("name") or f"{job['app']}_{policy}_{job['backend']}_s{job['seed']}"
+    h = job.get("horizon", 1)
+    return job.get("name") or (f"{job['app']}{'' if h == 1 else f'_h{h}'}_{policy}_"
+                               f"{job['backend']}_s{job['seed']}")
 
 
 def _one(job) -> dict:
@@ -63,32 +65,35 @@ def _one(job) -> dict:
     from sw.train import Trainer
 
     if not isinstance(job, dict):
-        job = dict(zip(("app", "policy", "backend", "seed", "epochs", "out"), job))
+        job = dict(zip(("app", "policy", "backend", "seed", "epochs", "out", "horizon"), job))
     run_dir = Path(job["out"]) / _job_name(job)
     if (run_dir / "metrics.json").is_file():
         return json.loads((run_dir / "metrics.json").read_text())
     return Trainer(_run_config(job), run_dir, quiet=True).fit()
 
 
-def switch_steps(app: str, seed: int, epochs: int, fractions) -> list[int]:
+def switch_steps(app: str, seed: int, epochs: int, fractions, horizon: int = 1) -> list[int]:
     """Forced switch steps giving each share ``f`` of the iterations after the switch."""
     from sw.data import load
     from sw.train import TrainConfig
     cfg = _run_config({"app": app, "seed": seed, "epochs": epochs, "backend": "torch",
-                       "policy": "full"})
+                       "policy": "full", "horizon": horizon})
     per_epoch = math.ceil(len(load(cfg.data).train.X) / TrainConfig().batch)
     total = per_epoch * epochs
     return sorted({max(1, min(total - 1, round((1 - f) * total))) for f in fractions})
 
 
 def run_grid(out: Path, apps=APPS, policies=POLICIES, backends=("torch",), seeds=(0, 1, 2),
-             epochs: int = 20, jobs: int = 2, switch_fractions=()) -> list[dict]:
-    jobs_list = [(a, p, b, s, epochs, str(out)) for a in apps for b in backends for p in policies
-                 for s in seeds if not (p == "full" and b != backends[0])]
+             epochs: int = 20, jobs: int = 2, switch_fractions=(), horizon: int = 1) -> list[dict]:
+    jobs_list = [(a, p, b, s, epochs, str(out), horizon) for a in apps for b in backends
+                 for p in policies for s in seeds if not (p == "full" and b != backends[0])]
     for a in apps:
-        for step in switch_steps(a, seeds[0], epochs, switch_fractions) if switch_fractions else ():
+        steps = switch_steps(a, seeds[0], epochs, switch_fractions, horizon) \
+            if switch_fractions else ()
+        for step in steps:
             jobs_list += [{"app": a, "policy": "switch-at", "switch_at": step, "backend": "torch",
-                           "seed": s, "epochs": epochs, "out": str(out)} for s in seeds]
+                           "seed": s, "epochs": epochs, "out": str(out), "horizon": horizon}
+                          for s in seeds]
     return run_jobs(jobs_list, jobs)
 
 
@@ -100,12 +105,13 @@ def run_jobs(jobs_list, jobs: int = 2) -> list[dict]:
         return list(pool.map(_one, jobs_list))
 
 
-def grid_baselines(apps, seeds) -> dict:
+def grid_baselines(apps, seeds, horizon: int = 1) -> dict:
     """``(app, seed) -> baselines`` on the data each run of that app and seed trains on."""
     from sw.baselines import baselines
     from sw.data import load
     return {(a, s): baselines(load(_run_config({"app": a, "seed": s, "epochs": 1,
-                                                "backend": "torch", "policy": "full"}).data))
+                                                "backend": "torch", "policy": "full",
+                                                "horizon": horizon}).data))
             for a in apps for s in seeds}
 
 
