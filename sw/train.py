@@ -374,7 +374,8 @@ class Trainer:
                     self.save_checkpoint()
                     raise Interrupted(self.step, self.run_dir)
             self.epoch_step = 0
-            self.sched.step()
+            if self.phase == "full":         # the low phase keeps its rate (no schedule)
+                self.sched.step()
             self.epoch += 1
             val = self.evaluate(self.data.val)
             rec = {"epoch": self.epoch, "step": self.step, "phase": self.phase,
