@@ -119,6 +119,25 @@ def test_cli_switch_at(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
+def test_lora_from_the_start_is_the_frozen_random_control(tmp_path):
+    """``lora`` trains only the adapters and the embedding, reduction and head; the encoder
+    weights stay at their random initialisation."""
+    import torch
+    t = Trainer(cfg(PolicyConfig(name="lora", lora_rank=2), epochs=1), tmp_path, quiet=True)
+    adapter = lambda n: n.endswith((".A", ".B"))            # noqa: E731 (LoRA factors)
+    init = {n: p.detach().clone() for n, p in t.model.named_parameters() if "layers." in n
+            and not adapter(n)}
+    t.fit()
+    trainable = {n for n, p in t.model.named_parameters() if p.requires_grad}
+    assert trainable and all(adapter(n) or n.startswith(("embed.", "reduce.", "head."))
+                             for n in trainable), sorted(trainable)
+    assert {n for n in trainable if adapter(n)} == {
+        f"layers.{i}.attn.{m}.{f}" for i in (0, 1) for m in "qv" for f in "AB"}
+    for n, p in t.model.named_parameters():
+        if n in init:
+            assert torch.equal(p.detach(), init[n]), n
+
+
 def test_functional_backend_and_intrinsic_dim(tmp_path):
     pol = PolicyConfig(name="intrinsic-dim", k=3, snapshots=4, stable_checks=1, loss_tol=2.0,
                        min_rank=1, max_rank=4)
