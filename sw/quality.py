@@ -67,9 +67,18 @@ def _one(job) -> dict:
     if not isinstance(job, dict):
         job = dict(zip(("app", "policy", "backend", "seed", "epochs", "out", "horizon"), job))
     run_dir = Path(job["out"]) / _job_name(job)
+    cfg = _run_config(job)
     if (run_dir / "metrics.json").is_file():
+        from sw.train import RunConfig
+        saved = run_dir / "config.json"
+        # compared as configurations: fields added since the run take their defaults
+        if not saved.is_file() or json.dumps(
+                RunConfig.from_dict(json.loads(saved.read_text())).to_dict(),
+                sort_keys=True) != json.dumps(cfg.to_dict(), sort_keys=True):
+            raise ValueError(f"{run_dir} holds a finished run of another configuration "
+                             f"(an older model or recipe): remove it, or give another --out")
         return json.loads((run_dir / "metrics.json").read_text())
-    return Trainer(_run_config(job), run_dir, quiet=True).fit()
+    return Trainer(cfg, run_dir, quiet=True).fit()
 
 
 def switch_steps(app: str, seed: int, epochs: int, fractions, horizon: int = 1) -> list[int]:

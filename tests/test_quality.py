@@ -48,3 +48,21 @@ def test_switch_points_are_shares_of_the_iterations():
     # the default wind data: 1,041 training windows -> 33 batches of 32 per epoch
     assert switch_steps("wind", 0, 20, [0.95, 0.5]) == [33, 330]
     assert switch_steps("wind", 0, 1, [0.999]) == [1]
+
+
+def test_a_finished_run_is_reused_only_for_the_same_configuration(tmp_path):
+    import json
+
+    from sw.quality import _job_name, _one, _run_config
+    job = {"app": "wind", "policy": "full", "backend": "torch", "seed": 0, "epochs": 1,
+           "out": str(tmp_path)}
+    run = tmp_path / _job_name(job)
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"test_mse": 0.5}))
+    (run / "config.json").write_text(json.dumps(_run_config(job).to_dict()))
+    assert _one(job) == {"test_mse": 0.5}
+    old = _run_config(job).to_dict()
+    del old["model"]["residual"]                     # a run from before the residual head
+    (run / "config.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="holds a finished run of another configuration"):
+        _one(job)
