@@ -10,7 +10,7 @@ from hw.systolic import SystolicConfig
 
 # the chip of tests/test_cotrain.py (one build serves both): three systolic cores;
 # non-ideal tiles with programming error, faults and read noise on six physical tiles,
-# four crossbar rows summed per cycle (banked conductances); idle units clock-gated
+# four crossbar rows summed per cycle (banked conductances); idle tiles clock-gated
 CHIP = ManycoreConfig.single(SystolicConfig(rows=4, cols=4, k_depth=16),
                              TileConfig(rows=16, cols=16, write_latency=2, verify_iters=3,
                                         prog_variation=6, verify_tol=1, read_noise=5,
