@@ -190,12 +190,13 @@ class RtlDevice(IntDevice):
                           outs[p.product][p.rows[0]:p.rows[1], p.cols[0]:p.cols[1]])
         return r
 
-    def _products(self, pairs, outs) -> None:
+    def _products(self, pairs, outs, rounds=None) -> None:
         """The products on the cores, in as few harness runs as the staging buffer allows
         (whole rounds per run, so a batch of equal products takes exactly the cycles of
-        the cycle model plus one harness cycle per run)."""
+        the cycle model plus one harness cycle per run). ``rounds``: already built
+        ``(round, words)`` pairs of :meth:`_rounds`."""
         pending, words = [], 0
-        for rnd, cost in self._rounds(pairs):
+        for rnd, cost in (self._rounds(pairs) if rounds is None else rounds):
             if pending and words + cost > BUFFER_BUDGET:
                 self._execute(pending, outs)
                 pending, words = [], 0
@@ -239,16 +240,13 @@ class RtlDevice(IntDevice):
                 words += 2 * len(X) * self._vec_words() * len(ops)
                 plans.append(("mvm", len(X), self._mvm_out(key, transpose), where, pos,
                               (key, X, transpose)))
-        rounds, sa_words = [], 0
-        for rnd, cost in self._rounds(pairs):
-            rounds.append(rnd)
-            sa_words += cost
-        if fits and words + sa_words <= BUFFER_BUDGET:
-            r = self._execute(rounds, outs, tile_ops)
+        rounds = list(self._rounds(pairs))
+        if fits and words + sum(cost for _, cost in rounds) <= BUFFER_BUDGET:
+            r = self._execute([rnd for rnd, _ in rounds], outs, tile_ops)
         else:
             r = None
             if pairs:
-                self._products(pairs, outs)
+                self._products(pairs, outs, rounds)
         results = []
         for plan in plans:
             if plan[0] == "matmul":
