@@ -13,11 +13,12 @@ Vocabulary
 * a **crossbar** is one ``tile.rows x tile.cols`` array of cells holding one weight
   slice (``tile.cell_bits`` bits of every weight);
 * a **block** is what one :class:`~hw.reram.TileConfig` describes and one ``ReramTile``
-  implements: ``tile.slices`` crossbars holding one ``rows x cols`` block of signed
+  implements: ``tile.crossbars`` crossbars (one per weight slice, two with differential
+  encoding) holding one ``rows x cols`` block of signed
   weights, with its DACs and ADCs. Placement maps matrices to blocks; physical block ``k``
   has the device seed ``tile.seed + k``;
 * a **ReRAM tile** holds ``crossbars_per_tile`` crossbars, i.e.
-  ``crossbars_per_tile // tile.slices`` blocks; a **ReRAM core** holds ``tiles_per_core``
+  ``crossbars_per_tile // tile.crossbars`` blocks; a **ReRAM core** holds ``tiles_per_core``
   tiles; the chip has ``reram_cores`` of them.
 
 Presets (:func:`preset`): ``atleus`` (the system HpT runs on, after Atleus, Dhingra,
@@ -169,7 +170,7 @@ class ManycoreConfig:
         Every systolic core's :class:`SystolicConfig`.
     reram_cores, tiles_per_core, crossbars_per_tile:
         The ReRAM hierarchy. ``crossbars_per_tile`` must hold at least one block
-        (``tile.slices`` crossbars).
+        (``tile.crossbars`` crossbars).
     systolic_cores:
         Systolic cores (each with one vector unit).
     vector, links:
@@ -208,10 +209,11 @@ class ManycoreConfig:
         _check_pos("ManycoreConfig", "clock_hz", self.clock_hz)
         if self.replication is not None:
             _check_int("ManycoreConfig", "replication", self.replication, 1)
-        if self.crossbars_per_tile < self.tile.slices:
+        if self.crossbars_per_tile < self.tile.crossbars:
             raise ValueError(f"ManycoreConfig.crossbars_per_tile ({self.crossbars_per_tile}) "
                              f"cannot hold one block: a {self.tile.weight_bits}-bit weight in "
-                             f"{self.tile.cell_bits}-bit cells takes {self.tile.slices} crossbars")
+                             f"{self.tile.cell_bits}-bit cells, {self.tile.encoding} encoding, "
+                             f"takes {self.tile.crossbars} crossbars")
 
     @classmethod
     def single(cls, systolic: SystolicConfig, tile: TileConfig, tiles: int,
@@ -220,14 +222,14 @@ class ManycoreConfig:
         ``tiles`` tiles holding one block each: the shape of the RTL chip (:mod:`hw.chip`)."""
         if not isinstance(tile, TileConfig):
             raise TypeError(f"ManycoreConfig.tile must be a TileConfig, not {tile!r}")
-        kw = dict(reram_cores=1, tiles_per_core=tiles, crossbars_per_tile=tile.slices,
+        kw = dict(reram_cores=1, tiles_per_core=tiles, crossbars_per_tile=tile.crossbars,
                   systolic_cores=1)
         return cls(tile=tile, systolic=systolic, **{**kw, **changes})
 
     # ---- capacity ----------------------------------------------------------------------
     @property
     def blocks_per_tile(self) -> int:
-        return self.crossbars_per_tile // self.tile.slices
+        return self.crossbars_per_tile // self.tile.crossbars
 
     @property
     def reram_tiles(self) -> int:

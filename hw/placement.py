@@ -86,7 +86,7 @@ class Placement:
 
     @property
     def crossbars_used(self) -> int:
-        return self.blocks_used * self.cfg.tile.slices
+        return self.blocks_used * self.cfg.tile.crossbars
 
     def __getitem__(self, name: str) -> MatrixPlacement:
         return self.matrices[name]

@@ -230,7 +230,7 @@ class TorchBackend(Backend):
         t = self.hw.tile
         tr, tc = self._tiles(key)
         self.trace.add("reram", "program", key, tuple(W.shape), rows=tr * tc * t.rows,
-                       write_pulses=tr * tc * t.rows * t.cols * t.slices)
+                       write_pulses=tr * tc * t.rows * t.cols * t.lanes)
 
     @offloaded
     def mvm(self, key, x):

@@ -235,14 +235,14 @@ def mvm_cost(tile, tech: dict, vectors: int, tiles: int, transpose: bool = False
              calls: int = 1, copies: int = 1) -> Cost:
     """``calls`` calls of ``vectors`` input vectors each through a matrix of ``tiles``
     blocks (all at once), held in ``copies`` copies that split each call's vectors.
-    Energy: per crossbar activation (input step x weight slice) the read and one DAC per
-    driven line; per conversion the ADC (energy x 2^(bits - ref bits), Walden scaling) and
+    Energy: per crossbar activation (input step x crossbar: weight slices, twice that with
+    differential encoding) the read and one DAC per driven line; per conversion (one per
+    slice: a differential pair is subtracted before its ADC) the ADC (energy x 2^(bits - ref bits), Walden scaling) and
     a shift-add. Time: ceil(vectors / copies) x input steps x step time, per call."""
-    steps, slices = tile.input_steps, tile.slices
     lines_in = tile.cols if transpose else tile.rows
-    outputs = tile.rows if transpose else tile.cols
-    per_vec_tile_reads = steps * slices
-    per_vec_tile_conv = steps * slices * outputs
+    per_vec_tile_reads = tile.crossbar_reads()
+    per_vec_tile_conv = tile.mvm_adc_conversions(transpose)
+    steps = tile.input_steps
     e_adc = tech["e_adc_pj"] * 2.0 ** (tile.adc_bits - tech["adc_ref_bits"])
     pj = calls * vectors * tiles * (
         per_vec_tile_reads * (tech["e_xbar_read_pj"] + lines_in * tech["e_dac_pj"])

@@ -7,7 +7,14 @@ import json
 import math
 from dataclasses import dataclass
 
-__all__ = ["TileConfig"]
+from .device import DeviceModel, device_model
+
+__all__ = ["TileConfig", "ENCODINGS", "ADC_CALIBRATIONS"]
+
+#: Weight encodings (see :class:`TileConfig`).
+ENCODINGS = ("offset", "differential")
+#: ADC full-scale choices (see :class:`TileConfig`).
+ADC_CALIBRATIONS = ("worst", "weights")
 
 
 def _check_int(name, value, lo, hi):
@@ -23,11 +30,20 @@ class TileConfig:
 
     Encoding (shared bit for bit by gateware and :mod:`sw.golden.reram`)
     ---------------------------------------------------------------------
-    *Weights* use **offset encoding**: a signed ``weight_bits`` weight ``w`` is stored as
-    ``u = w + 2**(weight_bits-1)`` (unsigned), cut into ``slices = weight_bits/cell_bits``
-    slices of ``cell_bits`` bits, slice ``s`` on its own crossbar (ISAAC stores weights
-    biased the same way and removes the bias digitally). The bias is removed after the
-    ADCs by subtracting ``2**(weight_bits-1) * sum(x)``, computed digitally from the input.
+    *Weights* use **offset encoding** (``encoding="offset"``, the default): a signed
+    ``weight_bits`` weight ``w`` is stored as ``u = w + 2**(weight_bits-1)`` (unsigned),
+    cut into ``slices = weight_bits/cell_bits`` slices of ``cell_bits`` bits, slice ``s``
+    on its own crossbar (ISAAC stores weights biased the same way and removes the bias
+    digitally). The bias is removed after the ADCs by subtracting
+    ``2**(weight_bits-1) * sum(x)``, computed digitally from the input. Every cell of the
+    most significant slice of a small weight sits mid-range.
+
+    **Differential encoding** (``encoding="differential"``) stores ``w = w+ - w-`` on a
+    pair of cells per slice (``w+ = max(w, 0)``, ``w- = max(-w, 0)``, each cut into the
+    same ``slices``): twice the crossbars, no bias, and a small weight leaves both cells
+    of its upper slices at level 0. The pair's column currents are subtracted before the
+    ADC, which is then signed: codes ``-2**(adc_bits-1) .. 2**(adc_bits-1)-1``.
+    The functional model implements it; the RTL tile does not yet (:meth:`rtl_refusal`).
 
     *Inputs* are applied bit-serially through ``dac_bits`` DACs: the ``input_bits - 1``
     magnitude bits of the two's complement input in ``dac_bits`` chunks, LSB first, then
@@ -46,7 +62,16 @@ class TileConfig:
     function: ``code = clip(round_half_up(sum / 2**(adc_shift + g_frac_bits)), 0,
     2**adc_bits - 1)``; the digital back end shift-adds ``code << adc_shift`` over slices
     and input steps. With no non-idealities and ``adc_shift == 0`` the tile computes the
-    exact integer product ``x @ W``.
+    exact integer product ``x @ W``. ``adc_calibration="weights"`` instead sets each
+    slice's and input step kind's full scale from the programmed weights' own largest
+    column sum (``max over columns of sum(level) x largest digit``, computed digitally from
+    the levels as rows are written: one add per cell, no analog read), so a slice whose
+    columns hold small levels gets a finer LSB; conversions that clip (noise pushed a
+    sum past the calibrated range) are counted (:attr:`sw.golden.reram.ReramModel.adc_clips`).
+
+    *Device*: ``device`` names a cell model in :data:`hw.reram.device.DEVICES` (physics
+    with sources): ``uniform`` (default; the bounded errors below), ``ideal``, or measured
+    Gaussian models such as ``wan2022``. Only ``ideal`` and ``uniform`` run on the RTL.
 
     Attributes
     ----------
@@ -92,6 +117,12 @@ class TileConfig:
     read_noise:
         Bound of additive noise on each column sum, in ``2**-g_frac_bits`` levels
         (default 0: off).
+        ``prog_variation`` and ``read_noise`` belong to the ``uniform`` device: left at
+        ``None`` they resolve to 1 and 0 there and to 0 for any other device, and a
+        non-zero value with another device is an error (its model has its own errors).
+    device, encoding, adc_calibration:
+        Cell model (:data:`hw.reram.device.DEVICES`), weight encoding
+        (:data:`ENCODINGS`) and ADC full-scale choice (:data:`ADC_CALIBRATIONS`), above.
     seed:
         Seed of the on-chip generator (variation, faults, noise).
     rows_per_cycle:
@@ -115,13 +146,16 @@ class TileConfig:
     verify_iters: int = 8
     endurance: int = 100_000_000
     g_frac_bits: int = 4
-    prog_variation: int = 1
+    prog_variation: int | None = None
     verify_tol: int = 0
     stuck_on_ppm: int = 0
     stuck_off_ppm: int = 0
-    read_noise: int = 0
+    read_noise: int | None = None
     seed: int = 1
     rows_per_cycle: int = 1
+    device: str = "uniform"
+    encoding: str = "offset"
+    adc_calibration: str = "worst"
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, 1024)
@@ -138,6 +172,21 @@ class TileConfig:
         _check_int("verify_iters", self.verify_iters, 1, 64)
         _check_int("endurance", self.endurance, 1, (1 << 32) - 1)
         _check_int("g_frac_bits", self.g_frac_bits, 0, 8)
+        model = device_model(self.device)
+        for name, default in (("prog_variation", 1), ("read_noise", 0)):
+            value = getattr(self, name)
+            if value is None:
+                object.__setattr__(self, name, default if model.kind == "uniform" else 0)
+            elif model.kind != "uniform" and value != 0:
+                raise ValueError(f"TileConfig.{name} ({value}) applies to device 'uniform' "
+                                 f"only; device {self.device!r} has its own error model "
+                                 "(hw.reram.device)")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"TileConfig.encoding must be one of {ENCODINGS}, "
+                             f"not {self.encoding!r}")
+        if self.adc_calibration not in ADC_CALIBRATIONS:
+            raise ValueError(f"TileConfig.adc_calibration must be one of {ADC_CALIBRATIONS}, "
+                             f"not {self.adc_calibration!r}")
         _check_int("prog_variation", self.prog_variation, 0, 1 << self.g_frac_bits)
         _check_int("verify_tol", self.verify_tol, 0, 1 << self.g_frac_bits)
         _check_int("stuck_on_ppm", self.stuck_on_ppm, 0, 1_000_000)
@@ -152,6 +201,9 @@ class TileConfig:
             object.__setattr__(self, "adc_range", self.max_sum)
         _check_int("adc_range", self.adc_range, 1, self.max_sum)
         step = ((1 << self.dac_bits) - 1) * ((1 << self.cell_bits) - 1)
+        if self.differential and self.adc_bits < 2:
+            raise ValueError("TileConfig.adc_bits must be at least 2 with differential "
+                             "encoding (its ADC is signed)")
         if self.adc_range < step:
             raise ValueError(f"TileConfig.adc_range ({self.adc_range}) cannot represent a single "
                              f"step: one cell at full level and full DAC input gives {step}")
@@ -169,7 +221,10 @@ class TileConfig:
                 f"_i{self.input_bits}_d{self.dac_bits}_a{self.adc_bits}r{self.adc_range}"
                 f"_g{self.g_frac_bits}{nonideal}_s{self.seed}"
                 f"_wl{self.write_latency}x{self.verify_iters}_e{self.endurance}"
-                + (f"_p{self.rows_per_cycle}" if self.rows_per_cycle != 1 else ""))
+                + (f"_p{self.rows_per_cycle}" if self.rows_per_cycle != 1 else "")
+                + (f"_dev{self.device}" if self.device != "uniform" else "")
+                + ("_diff" if self.differential else "")
+                + ("_calw" if self.adc_calibration == "weights" else ""))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -184,23 +239,73 @@ class TileConfig:
             raise ValueError(f"TileConfig has no field(s) {sorted(unknown)}")
         return cls(**d)
 
+    def with_device(self, name: str) -> "TileConfig":
+        """The same tile with device model ``name``; ``prog_variation`` and ``read_noise``
+        re-resolve to that device's defaults."""
+        return dataclasses.replace(self, device=name, prog_variation=None, read_noise=None)
+
     def physical(self, k: int) -> "TileConfig":
         """Physical tile ``k`` of a group built from this configuration: its own device
         seed ``seed + k`` (the chip and the functional device place tiles this way)."""
         return dataclasses.replace(self, seed=(self.seed + k) & 0xFFFFFFFF)
 
     def ideal(self, **overrides) -> "TileConfig":
-        """The same tile with no variation, faults or noise and a lossless ADC."""
+        """The same tile with no variation, faults or noise and a lossless ADC (the
+        ``uniform`` device with zero bounds, which is what the RTL implements)."""
         kw = dict(self.to_dict(), prog_variation=0, verify_tol=0, stuck_on_ppm=0,
-                  stuck_off_ppm=0, read_noise=0, adc_range=None)
+                  stuck_off_ppm=0, read_noise=0, adc_range=None, device="uniform",
+                  adc_calibration="worst")
         kw["adc_bits"] = max(self.adc_bits, self.lossless_adc_bits)
         kw.update(overrides)
         return TileConfig(**kw)
+
+    # ---- device and encoding ---------------------------------------------------------
+    @property
+    def device_model(self) -> DeviceModel:
+        return device_model(self.device)
+
+    @property
+    def differential(self) -> bool:
+        return self.encoding == "differential"
+
+    def rtl_refusal(self) -> str | None:
+        """Why the RTL tile cannot implement this configuration (None: it can). The
+        functional model implements every option; the RTL the ``ideal`` and ``uniform``
+        devices, offset encoding and worst-case ADC ranges."""
+        why = []
+        if not self.device_model.rtl:
+            why.append(f"device {self.device!r} (Gaussian device models are implemented by "
+                       "the functional model only)")
+        if self.differential:
+            why.append("encoding 'differential' (functional model only)")
+        if self.adc_calibration != "worst":
+            why.append(f"adc_calibration {self.adc_calibration!r} (functional model only)")
+        if not why:
+            return None
+        return ("TileConfig: the RTL tile does not implement " + "; ".join(why)
+                + "; use the functional backend, or device 'uniform'/'ideal', offset "
+                "encoding and adc_calibration 'worst'")
 
     # ---- derived quantities -----------------------------------------------------------
     @property
     def slices(self) -> int:
         return self.weight_bits // self.cell_bits
+
+    @property
+    def cells_per_weight_slice(self) -> int:
+        """Physical cells per weight and slice: 2 with differential encoding."""
+        return 2 if self.differential else 1
+
+    @property
+    def crossbars(self) -> int:
+        """Crossbars of one tile: one per slice, twice that with differential encoding."""
+        return self.slices * self.cells_per_weight_slice
+
+    @property
+    def lanes(self) -> int:
+        """Physical cells per (row, column): the crossbars' cells, in the order of
+        :func:`sw.golden.reram.weight_levels`."""
+        return self.crossbars
 
     @property
     def input_steps(self) -> int:
@@ -218,6 +323,16 @@ class TileConfig:
         return ((1 << self.cell_bits) - 1 << self.g_frac_bits) + (1 << self.g_frac_bits)
 
     @property
+    def g_min_code(self) -> int:
+        """Lowest conductance code: ``-G_min`` in level steps (``G_min`` is removed before
+        the ADC, so a level-0 cell that relaxed downwards can read below 0), 0 for the
+        ``ideal`` and ``uniform`` devices, which clip at level 0."""
+        m = self.device_model
+        if m.kind != "gaussian":
+            return 0
+        return -int(round(m.g_min_us() / m.step_us(self.cell_bits) * (1 << self.g_frac_bits)))
+
+    @property
     def g_width(self) -> int:
         return self.g_max.bit_length()
 
@@ -227,9 +342,25 @@ class TileConfig:
         return max(self.rows, self.cols) * ((1 << self.dac_bits) - 1) * ((1 << self.cell_bits) - 1)
 
     @property
+    def adc_code_bits(self) -> int:
+        """Magnitude bits of an ADC code: ``adc_bits``, one less when the ADC is signed."""
+        return self.adc_bits - (1 if self.differential else 0)
+
+    @property
+    def adc_code_range(self) -> tuple[int, int]:
+        """Lowest and highest ADC code."""
+        if self.differential:
+            return -(1 << (self.adc_bits - 1)), (1 << (self.adc_bits - 1)) - 1
+        return 0, (1 << self.adc_bits) - 1
+
+    def shift_for(self, full_scale: int) -> int:
+        """log2 of the least power-of-two LSB that keeps ``full_scale`` levels in range."""
+        return max(0, int(full_scale).bit_length() - self.adc_code_bits)
+
+    @property
     def adc_shift(self) -> int:
         """log2 of the ADC's LSB, in levels: the least that keeps adc_range in range."""
-        return max(0, self.adc_range.bit_length() - self.adc_bits)
+        return self.shift_for(self.adc_range)
 
     @property
     def sign_adc_range(self) -> int:
@@ -243,7 +374,7 @@ class TileConfig:
     @property
     def sign_adc_shift(self) -> int:
         """log2 of the sign step's ADC LSB (equals :attr:`adc_shift` for 1-bit DACs)."""
-        return max(0, self.sign_adc_range.bit_length() - self.adc_bits)
+        return self.shift_for(self.sign_adc_range)
 
     def step_adc_shift(self, step: int) -> int:
         """ADC LSB exponent of input step ``step`` (the last step is the sign bit)."""
@@ -251,7 +382,7 @@ class TileConfig:
 
     @property
     def lossless_adc_bits(self) -> int:
-        return self.max_sum.bit_length()
+        return self.max_sum.bit_length() + (1 if self.differential else 0)
 
     @property
     def out_width(self) -> int:
@@ -292,8 +423,11 @@ class TileConfig:
 
     # ---- work counts (for the cost model) ----------------------------------------------
     def mvm_adc_conversions(self, transpose: bool = False) -> int:
+        """ADC conversions per MVM: one per input step, slice and output (a differential
+        pair's currents are subtracted before one conversion)."""
         return self.input_steps * self.slices * (self.rows if transpose else self.cols)
 
     def crossbar_reads(self) -> int:
-        """Analog crossbar activations per MVM (one per input step and slice)."""
-        return self.input_steps * self.slices
+        """Analog crossbar activations per MVM (one per input step and crossbar: twice
+        per slice with differential encoding)."""
+        return self.input_steps * self.crossbars

@@ -40,3 +40,24 @@ def salt_int(seed: int, stream: int, a: int = 0, b: int = 0) -> int:
 def ppm_threshold(ppm: int) -> int:
     """Hash values below this threshold occur with probability ppm / 1e6."""
     return (ppm * (1 << 32)) // 1_000_000
+
+
+#: More stream identifiers (functional device models, :mod:`hw.reram.device`).
+STREAM_GAUSS = 0x47415553       # "GAUS": the second word of a Gaussian draw
+STREAM_RELAX = 0x52454C58       # "RELX": relaxation after write-verify, per cell
+STREAM_DRIFT = 0x44524654       # "DRFT": retention spread and drift exponent, per cell
+
+#: Gaussian draws. A draw takes two 32-bit hash words ``h`` and ``mix32(h ^ STREAM_GAUSS)``,
+#: splits them into four 16-bit uniforms and sums them (Irwin-Hall of order 4): ``s`` in
+#: ``[-131070, 131070]`` with mean 0 and standard deviation :data:`GAUSS_STD`; its
+#: kurtosis is 2.7 (a Gaussian's is 3) and its tails stop at 3.46 sigma. A draw of
+#: standard deviation ``sigma`` codes is ``(s * M + 2**(GAUSS_SHIFT-1)) >> GAUSS_SHIFT``
+#: with the integer multiplier ``M = gauss_multiplier(sigma)``: adds, one multiply and a
+#: shift, as a gateware implementation would do it.
+GAUSS_STD = 37837.2272      # sqrt(4 * (65536**2 - 1) / 12)
+GAUSS_SHIFT = 24
+
+
+def gauss_multiplier(sigma_codes: float) -> int:
+    """Integer multiplier of a Gaussian draw of ``sigma_codes`` standard deviation."""
+    return int(round(sigma_codes * (1 << GAUSS_SHIFT) / GAUSS_STD))

@@ -63,6 +63,9 @@ class ReramTile(wiring.Component):
     def __init__(self, cfg: TileConfig, *, seed_port: bool = False):
         if not isinstance(cfg, TileConfig):
             raise TypeError(f"cfg must be a TileConfig, not {cfg!r}")
+        refusal = cfg.rtl_refusal()
+        if refusal:
+            raise ValueError(refusal)
         self.cfg = cfg
         self.seed_port = seed_port
         n = max(cfg.rows, cfg.cols)

@@ -3,6 +3,13 @@
 Same seeds, same counters, same integers as the RTL: programmed conductances (with
 write-verify and stuck-at faults), pulse counts, ADC codes with read noise, outputs and
 statistics. The encoding is documented on :class:`hw.reram.TileConfig`.
+
+The same class is the functional model of the options the RTL does not implement
+(:meth:`hw.reram.TileConfig.rtl_refusal`): Gaussian device models
+(:mod:`hw.reram.device`: conductance-dependent programming error and relaxation, read
+noise, finite on/off ratio, retention and drift by :meth:`ReramModel.age`), differential
+encoding and weight-calibrated ADC ranges. Their draws come from the same counter-based
+generator, so they are deterministic too.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from hw.reram import TileConfig
 from hw.reram import rng as R
 from sw.golden.systolic import wrap
 
-__all__ = ["mix32", "ReramModel", "ExactPlan", "input_digits", "weight_levels"]
+__all__ = ["mix32", "gauss", "effective", "ReramModel", "ExactPlan", "input_digits", "weight_levels"]
 
 M32 = np.uint64(0xFFFFFFFF)
 
@@ -35,6 +42,18 @@ def bounded(h, bound: int) -> np.ndarray:
     return (((h & np.uint64(0xFFFF)) * np.uint64(2 * bound + 1)) >> np.uint64(16)).astype(np.int64) - bound
 
 
+def gauss(h, mult) -> np.ndarray:
+    """Gaussian draw of standard deviation ``sigma`` codes from hash words ``h``, with
+    ``mult = gauss_multiplier(sigma)`` (broadcast against ``h``); the method is
+    documented in :mod:`hw.reram.rng` (Irwin-Hall of four 16-bit uniforms)."""
+    h = np.asarray(h, dtype=np.uint64)
+    h2 = mix32(h ^ np.uint64(R.STREAM_GAUSS))
+    m16 = np.uint64(0xFFFF)
+    s = ((h & m16) + (h >> np.uint64(16)) + (h2 & m16) + (h2 >> np.uint64(16))).astype(np.int64)
+    s -= 2 * 0xFFFF
+    return (s * np.asarray(mult, np.int64) + (1 << (R.GAUSS_SHIFT - 1))) >> R.GAUSS_SHIFT
+
+
 def _check(cfg_bits: int, x, name: str, length: int) -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype.kind not in "iu":
@@ -49,10 +68,24 @@ def _check(cfg_bits: int, x, name: str, length: int) -> np.ndarray:
 
 
 def weight_levels(cfg: TileConfig, w) -> np.ndarray:
-    """Offset-encoded weights ``(..., n)`` -> cell levels ``(..., n, slices)``."""
-    u = np.asarray(w, np.int64) + (1 << (cfg.weight_bits - 1))
+    """Weights ``(..., n)`` -> cell levels ``(..., n, lanes)``. Offset encoding: the
+    slices of ``w + 2**(weight_bits-1)``, least significant first. Differential: the
+    slices of ``max(w, 0)`` (the positive cells), then those of ``max(-w, 0)``."""
     s = np.arange(cfg.slices, dtype=np.int64) * cfg.cell_bits
-    return (u[..., None] >> s) & ((1 << cfg.cell_bits) - 1)
+    mask = (1 << cfg.cell_bits) - 1
+    w = np.asarray(w, np.int64)
+    if cfg.differential:
+        return np.concatenate([(np.maximum(w, 0)[..., None] >> s) & mask,
+                               (np.maximum(-w, 0)[..., None] >> s) & mask], axis=-1)
+    return ((w + (1 << (cfg.weight_bits - 1)))[..., None] >> s) & mask
+
+
+def effective(cfg: TileConfig, g: np.ndarray) -> np.ndarray:
+    """Per-lane conductances ``(..., lanes)`` -> what each slice's ADC sees
+    ``(..., slices)``: the cells themselves, or a differential pair's difference."""
+    if cfg.differential:
+        return g[..., :cfg.slices] - g[..., cfg.slices:]
+    return g
 
 
 def input_digits(cfg: TileConfig, x) -> list[tuple[np.ndarray, int]]:
@@ -73,15 +106,21 @@ def input_digits(cfg: TileConfig, x) -> list[tuple[np.ndarray, int]]:
 class ReramModel:
     """Command-level model of one tile. State persists like the RTL's: conductances and
     per-cell wear live in memories (kept across reset); counters and statistics live in
-    registers (cleared by reset; RESET_STATS clears busy cycles, total pulses and MVMs)."""
+    registers (cleared by reset; RESET_STATS clears busy cycles, total pulses and MVMs).
+
+    ``g`` and ``wear`` are ``(rows, cols, lanes)``: one entry per physical cell, lanes in
+    the order of :func:`weight_levels`. Functional-model state beyond the RTL's:
+    ``adc_clips`` (conversions that saturated the ADC), ``age_s`` (seconds since
+    programming that :meth:`age` applied)."""
 
     def __init__(self, cfg: TileConfig):
         self.cfg = c = cfg
-        shape = (c.rows, c.cols, c.slices)
+        self.device = c.device_model
+        shape = (c.rows, c.cols, c.lanes)
         self.g = np.zeros(shape, np.int64)
         self.wear = np.zeros(shape, np.int64)
-        # a cell's hash input: a constant per (column, slice) lane, xor a per-row salt
-        self.lane_hash = mix32(np.arange(c.cols * c.slices, dtype=np.uint64)).reshape(c.cols, c.slices)
+        # a cell's hash input: a constant per (column, lane) lane, xor a per-row salt
+        self.lane_hash = mix32(np.arange(c.cols * c.lanes, dtype=np.uint64)).reshape(c.cols, c.lanes)
         rows = np.arange(c.rows, dtype=np.uint64)
         fault_row = mix32(rows ^ np.uint64(R.salt_int(c.seed, R.STREAM_FAULT)))
         hf = mix32(self.lane_hash[None] ^ fault_row[:, None, None])
@@ -91,6 +130,22 @@ class ReramModel:
         self.cycles = 0
         self.fast = True        # tests set False to force the bit-serial path everywhere
         self._plans: dict = {}
+        self.adc_clips = 0
+        self.age_s = 0.0
+        if self.device.kind == "gaussian":
+            F, L = c.g_frac_bits, 1 << c.cell_bits
+            levels = np.arange(L)
+            step = self.device.step_us(c.cell_bits)
+            to_codes = (1 << F) / step
+            self.pulse_mult = np.full(L, R.gauss_multiplier(self.device.pulse_sigma * (1 << F)),
+                                      np.int64)
+            sig = self.device.sigma_us(self.device.level_us(c.cell_bits, levels.astype(float)))
+            self.relax_mult = np.array([R.gauss_multiplier(v * to_codes) for v in sig], np.int64)
+            self.read_sigma_codes = self.device.read_sigma * self.device.g_max_us * to_codes
+            self.target = np.zeros(shape, np.int64)        # programmed levels << F
+            self.g_prog = np.zeros(shape, np.int64)        # conductances at t0
+            self.row_epoch = np.zeros(c.rows, np.int64)    # each row's programming epoch
+        self.levels = np.zeros(shape, np.int64)     # levels written (digital, for calibration)
         self.reset()
 
     def reset(self) -> None:
@@ -106,25 +161,34 @@ class ReramModel:
         if addr < 0 or addr + len(w) > c.rows:
             raise ValueError(f"PROGRAM rows {addr}..{addr + len(w) - 1} exceed {c.rows} rows")
         F = c.g_frac_bits
+        gauss_dev = self.device.kind == "gaussian"
         for i, row in enumerate(w):
             r = addr + i
-            target = weight_levels(c, row) << F                       # (cols, slices)
+            lv = weight_levels(c, row)                                  # (cols, lanes)
+            target = lv << F
             t = np.arange(1, c.verify_iters + 1, dtype=np.uint64)
             salts = np.array([R.salt_int(c.seed, R.STREAM_VARIATION, self.epoch, int(k)) for k in t],
                              np.uint64)
             row_salt = mix32(np.uint64(r) ^ salts)                       # (iters,)
-            delta = bounded(mix32(self.lane_hash[None] ^ row_salt[:, None, None]), c.prog_variation)
-            ok = np.abs(delta) <= c.verify_tol                        # (iters, cols, slices)
+            h = mix32(self.lane_hash[None] ^ row_salt[:, None, None])
+            delta = gauss(h, self.pulse_mult[lv]) if gauss_dev else bounded(h, c.prog_variation)
+            ok = np.abs(delta) <= c.verify_tol                        # (iters, cols, lanes)
             first = np.where(ok.any(0), ok.argmax(0), c.verify_iters - 1)
             pulses = np.where(ok.any(0), first + 1, c.verify_iters)
             d = np.take_along_axis(delta, first[None], 0)[0]
-            g = np.clip(target + d, 0, c.g_max)
+            if gauss_dev:       # relaxation right after the last verify (not verified)
+                rs = mix32(np.uint64(r) ^ np.uint64(R.salt_int(c.seed, R.STREAM_RELAX, self.epoch)))
+                d = d + gauss(mix32(self.lane_hash ^ rs), self.relax_mult[lv])
+            g = np.clip(target + d, c.g_min_code, c.g_max)
             full = ((1 << c.cell_bits) - 1) << F
             for mask, value in ((self.stuck_on[r], full), (self.stuck_off[r], 0)):
                 g = np.where(mask, value, g)
                 passed = np.abs(value - target) <= c.verify_tol
                 pulses = np.where(mask, np.where(passed, 1, c.verify_iters), pulses)
             self.g[r] = g
+            if gauss_dev:
+                self.target[r], self.g_prog[r], self.row_epoch[r] = target, g, self.epoch
+            self.levels[r] = lv
             self._plans.clear()
             old = self.wear[r].copy()
             new = old + pulses
@@ -133,29 +197,109 @@ class ReramModel:
             self.over_limit += int(((old <= c.endurance) & (new > c.endurance)).sum())
             self.max_pulses = max(self.max_pulses, int(new.max()))
             self.epoch += 1
+        self.age_s = 0.0
         lat = c.program_latency(len(w))
         self.cycles += lat
         self.busy_cycles += lat - 1
 
+    # ---- retention and drift (functional model only) --------------------------------------
+    def age(self, t_s: float) -> None:
+        """Conductances ``t_s`` seconds after programming (Gaussian devices whose model
+        drifts, :attr:`hw.reram.device.DeviceModel.drifts`; others do not change).
+
+        Each cell keeps its state at ``t0`` (after relaxation) and one fixed standard
+        normal draw ``z`` and exponent ``nu`` per programming, so a cell ages
+        consistently: ``G(t) = (G(t0) + z sqrt(sigma(G,t)^2 - sigma(G,t0)^2)) (t/t0)^-nu``
+        in microsiemens (``G`` includes ``G_min``), back to codes and clipped like a
+        freshly programmed cell. Stuck cells stay stuck."""
+        dev, c = self.device, self.cfg
+        if t_s < 0:
+            raise ValueError(f"age: t_s must be >= 0, not {t_s}")
+        if not dev.drifts:
+            self.age_s = float(t_s)
+            return
+        F = c.g_frac_bits
+        step = dev.step_us(c.cell_bits)
+        t0 = dev.first_time()
+        t = max(float(t_s), t0)
+        lv_target = self.target / (1 << F)
+        g_us = dev.level_us(c.cell_bits, self.g_prog / (1 << F))
+        tgt_us = dev.level_us(c.cell_bits, lv_target)
+        extra = np.sqrt(np.maximum(dev.sigma_us(tgt_us, t) ** 2 - dev.sigma_us(tgt_us, t0) ** 2, 0))
+        salt = mix32(np.arange(c.rows, dtype=np.uint64)[:, None, None]
+                     ^ np.uint64(R.salt_int(c.seed, R.STREAM_DRIFT))
+                     ^ (self.row_epoch.astype(np.uint64)[:, None, None] * np.uint64(R.GOLDEN)))
+        h = mix32(self.lane_hash[None] ^ salt)
+        unit = R.gauss_multiplier(1 << 16)                       # z in 1/65536 units
+        z = gauss(h, unit) / 65536.0
+        nu = dev.drift_nu + dev.drift_nu_std * gauss(mix32(h ^ np.uint64(R.STREAM_DRIFT)), unit) / 65536.0
+        g_t = (g_us + z * extra) * (t / dev.drift_t0_s) ** (-nu)
+        codes = np.rint((g_t - dev.g_min_us()) / step * (1 << F)).astype(np.int64)
+        g = np.clip(codes, c.g_min_code, c.g_max)
+        full = ((1 << c.cell_bits) - 1) << F
+        g = np.where(self.stuck_on, full, np.where(self.stuck_off, 0, g))
+        self.g = g
+        self._plans.clear()
+        self.age_s = float(t_s)
+
+    # ---- ADC ranges ------------------------------------------------------------------------
+    def adc_shifts(self, transpose: bool, n_steps: int) -> np.ndarray:
+        """ADC LSB exponents ``(steps, slices)`` of one direction: the configuration's
+        worst case per step kind, or with ``adc_calibration="weights"`` each slice's and
+        step kind's from the programmed levels (largest column sum x largest digit)."""
+        c = self.cfg
+        if c.adc_calibration == "worst":
+            return np.array([[c.step_adc_shift(j)] * c.slices for j in range(n_steps)], np.int64)
+        key = ("cal", transpose)
+        if key not in self._plans:
+            lv = self.levels.transpose(1, 0, 2) if transpose else self.levels                 # (in, out, lanes)
+            if c.differential:
+                pos, neg = lv[..., :c.slices], lv[..., c.slices:]
+                eff = pos - neg
+                worst = np.maximum(np.maximum(eff, 0).sum(0), np.maximum(-eff, 0).sum(0))
+            else:
+                worst = lv.sum(0)                                            # (out, slices)
+            col = worst.max(axis=0, initial=0)                               # (slices,)
+            dmax = (1 << c.dac_bits) - 1
+            mag = np.array([c.shift_for(max(int(v) * dmax, 1)) for v in col], np.int64)
+            sign = np.array([c.shift_for(max(int(v), 1)) for v in col], np.int64)
+            self._plans[key] = (mag, sign)
+        mag, sign = self._plans[key]
+        return np.stack([sign if j == n_steps - 1 else mag for j in range(n_steps)])
+
     # ---- MVM / MVM_T --------------------------------------------------------------------
-    def _convert(self, sums: np.ndarray, lanes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    def _convert(self, sums: np.ndarray, lanes: np.ndarray, weights: np.ndarray,
+                 transpose: bool = False, digits=None) -> np.ndarray:
         """ADC and shift-add. ``sums[step, vector, out, slice]`` (2**-F level units) ->
         ``y[vector, out]`` = sum over steps and slices of code x step weight x slice scale.
-        Vector ``v`` uses noise counter ``noise_ctr + v``."""
+        Vector ``v`` uses noise counter ``noise_ctr + v``. ``digits[step, vector, in]``
+        (the DAC inputs) set a Gaussian device's read-noise level."""
         c = self.cfg
-        if c.read_noise:
-            J, n = sums.shape[:2]
+        J, n = sums.shape[:2]
+        if c.read_noise or self._read_sigma():
             salt = np.array([[R.salt_int(c.seed, R.STREAM_NOISE, self.noise_ctr + v, j)
                               for v in range(n)] for j in range(J)], np.uint64)
-            sums = sums + bounded(mix32(lanes[None, None] ^ salt[:, :, None, None]), c.read_noise)
-        # each input step converts with its own LSB (TileConfig.step_adc_shift)
-        shift = np.array([c.step_adc_shift(j) for j in range(sums.shape[0])], np.int64)
-        sh = (shift + c.g_frac_bits)[:, None, None, None]
+            h = mix32(lanes[None, None] ^ salt[:, :, None, None])
+            if c.read_noise:
+                sums = sums + bounded(h, c.read_noise)
+            else:       # each driven cell fluctuates: sigma grows with sqrt(sum digit^2)
+                d2 = (np.asarray(digits, np.float64) ** 2).sum(-1) * c.cells_per_weight_slice
+                mult = np.rint(self._read_sigma() * np.sqrt(d2) * (1 << R.GAUSS_SHIFT)
+                               / R.GAUSS_STD).astype(np.int64)
+                sums = sums + gauss(h, mult[:, :, None, None])
+        # each input step and slice converts with its own LSB
+        shift = self.adc_shifts(transpose, J)                                  # (J, S)
+        sh = (shift + c.g_frac_bits)[:, None, None, :]
         rnd = np.where(sh > 0, np.int64(1) << np.maximum(sh - 1, 0), 0)
-        code = np.clip((sums + rnd) >> sh, 0, (1 << c.adc_bits) - 1)
-        scale = np.int64(1) << (shift[:, None]
-                                + c.cell_bits * np.arange(c.slices, dtype=np.int64)[None, :])
+        lo, hi = c.adc_code_range
+        raw = (sums + rnd) >> sh
+        code = np.clip(raw, lo, hi)
+        self.adc_clips += int((raw != code).sum())
+        scale = np.int64(1) << (shift + c.cell_bits * np.arange(c.slices, dtype=np.int64)[None, :])
         return np.einsum("jnos,js->no", code, weights[:, None] * scale)
+
+    def _read_sigma(self) -> float:
+        return getattr(self, "read_sigma_codes", 0.0)
 
     def mvm(self, xs, transpose: bool = False, active: tuple[int, int] | None = None) -> np.ndarray:
         """``x @ W`` (or ``y @ W.T`` with ``transpose``) for each vector of ``xs``, in order.
@@ -178,7 +322,8 @@ class ReramModel:
             y = plan.run(torch.from_numpy(x)).to(torch.int64).numpy()
         else:
             y = self._bit_serial(x, transpose, a_in, np.arange(a_out))
-            y -= (1 << (c.weight_bits - 1)) * x.sum(axis=1, keepdims=True)
+            if not c.differential:
+                y -= (1 << (c.weight_bits - 1)) * x.sum(axis=1, keepdims=True)
         self.account_mvm(len(xs), transpose)
         return wrap(y, c.out_width)
 
@@ -212,17 +357,20 @@ class ReramModel:
 
     def _make_plan(self, transpose, a_in, a_out):
         c = self.cfg
-        if c.read_noise or c.adc_shift:
+        if c.read_noise or self._read_sigma() or self.adc_shifts(transpose, 2).any():
             return None
         F, dmax = c.g_frac_bits, (1 << c.dac_bits) - 1
         rnd = (1 << F) >> 1
-        g = (self.g.transpose(1, 0, 2) if transpose else self.g)[:a_in, :a_out]
-        if (a_in * dmax * int(g.max(initial=0)) + rnd) >> F > (1 << c.adc_bits) - 1:
+        g = effective(c, (self.g.transpose(1, 0, 2) if transpose else self.g)[:a_in, :a_out])
+        lo, hi = c.adc_code_range
+        if ((a_in * dmax * int(g.max(initial=0)) + rnd) >> F > hi
+                or (a_in * dmax * int(g.min(initial=0)) + rnd) >> F < lo):
             return None                                                 # could clip
         lv = (g + rnd) >> F
         d = g - (lv << F)
         scale = np.int64(1) << (c.cell_bits * np.arange(c.slices, dtype=np.int64))
-        w = (lv * scale).sum(axis=-1) - (1 << (c.weight_bits - 1))     # (in, out)
+        bias = 0 if c.differential else 1 << (c.weight_bits - 1)
+        w = (lv * scale).sum(axis=-1) - bias                             # (in, out)
         emax = dmax * np.abs(d).sum(axis=0)                             # (out, slices)
         cols = np.flatnonzero((emax > rnd - 1).any(axis=1)) if F else np.zeros(0, np.int64)
         rows = np.flatnonzero((d[:, cols] != 0).any(axis=(1, 2)))
@@ -241,8 +389,8 @@ class ReramModel:
     def _bit_serial(self, x, transpose, a_in, cols):
         """Outputs ``cols``: every input step and slice through the ADC, as the RTL does."""
         c = self.cfg
-        g = self.g.transpose(1, 0, 2) if transpose else self.g             # (in, out, slices)
-        g = g[:a_in, cols]
+        g = self.g.transpose(1, 0, 2) if transpose else self.g             # (in, out, lanes)
+        g = effective(c, g[:a_in, cols])                                   # (in, out, slices)
         # digit x conductance sums are small integers: exact in float32 below 2**24
         exact32 = a_in * ((1 << c.dac_bits) - 1) * c.g_max < (1 << 24)
         ft = np.float32 if exact32 else np.float64
@@ -255,7 +403,8 @@ class ReramModel:
         it = np.int32 if exact32 else np.int64
         sums = (digits @ gf).astype(it).reshape(len(steps), len(x), len(cols), c.slices)
         weights = np.array([w for _, w in steps], np.int64)
-        return self._convert(sums, lanes, weights)
+        return self._convert(sums, lanes, weights, transpose,
+                             digits.reshape(len(steps), len(x), a_in))
 
     # ---- statistics ----------------------------------------------------------------------
     def read_stats(self) -> dict:
@@ -305,9 +454,9 @@ class ReramModel:
     def weights_ideal(self) -> np.ndarray:
         """Weights as the ideal integers they encode (reads the programmed levels back)."""
         c = self.cfg
-        lv = (self.g + (1 << c.g_frac_bits >> 1)) >> c.g_frac_bits
+        lv = effective(c, (self.g + (1 << c.g_frac_bits >> 1)) >> c.g_frac_bits)
         u = (lv << (c.cell_bits * np.arange(c.slices))).sum(-1)
-        return u - (1 << (c.weight_bits - 1))
+        return u - (0 if c.differential else 1 << (c.weight_bits - 1))
 
 
 class ExactPlan:
