@@ -319,9 +319,8 @@ class ManycoreConfig:
             for k in fields_:
                 if k not in names:
                     raise ValueError(f"unknown ManycoreConfig field {head}.{k!r}")
-            if head == "tile" and "adc_bits" in fields_ and "adc_range" not in fields_:
-                fields_ = {**fields_, "adc_range": None}       # full scale follows the sum
-            top[head] = dataclasses.replace(sub, **fields_)
+            top[head] = (sub.changed(**fields_) if head == "tile"      # derived defaults follow
+                         else dataclasses.replace(sub, **fields_))
         return dataclasses.replace(self, **top)
 
 

@@ -47,39 +47,37 @@ def _systolic_config(args):
                           acc_width=args.acc_width, k_depth=args.k_depth)
 
 
-TILE_FLAGS = {   # CLI flag -> TileConfig field (all integers)
-    "rows": "rows", "cols": "cols", "cell-bits": "cell_bits", "weight-bits": "weight_bits",
-    "input-bits": "input_bits", "dac-bits": "dac_bits", "adc-bits": "adc_bits",
-    "adc-range": "adc_range", "write-latency": "write_latency", "verify-iters": "verify_iters",
-    "endurance": "endurance", "g-frac-bits": "g_frac_bits", "prog-variation": "prog_variation",
-    "verify-tol": "verify_tol", "stuck-on-ppm": "stuck_on_ppm", "stuck-off-ppm": "stuck_off_ppm",
-    "read-noise": "read_noise", "seed": "seed",
-}
-
-
-def _add_tile_args(p: argparse.ArgumentParser) -> None:
+def tile_fields() -> list[tuple[str, str, type, object, tuple | None]]:
+    """``(flag, field, type, default, choices)`` for every :class:`TileConfig` field: the
+    tile's command-line flags are its fields, named with dashes."""
     import dataclasses
 
-    from hw.reram import TileConfig
-    defaults = {f.name: f.default for f in dataclasses.fields(TileConfig)}
-    for flag, field in TILE_FLAGS.items():
-        p.add_argument(f"--{flag}", type=int, default=defaults[field],
-                       help=f"TileConfig.{field} (default {defaults[field]})")
+    from hw.reram import ADC_CALIBRATIONS, ENCODINGS, TileConfig
+    from hw.reram.device import DEVICES
+    choices = {"device": tuple(DEVICES), "encoding": ENCODINGS,
+               "adc_calibration": ADC_CALIBRATIONS}
+    return [(f.name.replace("_", "-"), f.name, str if f.name in choices else int, f.default,
+             choices.get(f.name)) for f in dataclasses.fields(TileConfig)]
+
+
+def _add_tile_args(p: argparse.ArgumentParser, prefix: str = "", what: str = "") -> None:
+    for flag, field, kind, default, choices in tile_fields():
+        shown = {None: "derived"}.get(default, default) if not isinstance(default, str) else default
+        p.add_argument(f"--{prefix}{flag}", type=kind, default=default, choices=choices,
+                       help=f"{what}TileConfig.{field} (default {shown}"
+                            + ("; tile k gets seed + k)" if field == "seed" and prefix else ")"))
     p.add_argument("--ideal", action="store_true",
                    help="no variation, faults or noise, and a lossless ADC")
 
 
-def _tile_config(args):
+def _tile_config(args, prefix: str = ""):
     from hw.reram import TileConfig
-    cfg = TileConfig(**{field: getattr(args, flag.replace("-", "_"))
-                        for flag, field in TILE_FLAGS.items()})
+    cfg = TileConfig(**{field: getattr(args, (prefix + flag).replace("-", "_"))
+                        for flag, field, *_ in tile_fields()})
     return cfg.ideal() if args.ideal else cfg
 
 
 def _add_chip_args(p: argparse.ArgumentParser) -> None:
-    import dataclasses
-
-    from hw.reram import TileConfig
     from hw.systolic import SystolicConfig
     d = SystolicConfig()
     for flag, field in (("rows", "rows"), ("cols", "cols"), ("in-width", "in_width"),
@@ -88,25 +86,16 @@ def _add_chip_args(p: argparse.ArgumentParser) -> None:
                        help=f"systolic SystolicConfig.{field} (default %(default)s)")
     p.add_argument("--sa-acc-width", type=int, default=None,
                    help="systolic accumulator width (default 2*in-width+16, at most 64)")
-    defaults = {f.name: f.default for f in dataclasses.fields(TileConfig)}
-    for flag, field in TILE_FLAGS.items():
-        p.add_argument(f"--tile-{flag}", type=int, default=defaults[field],
-                       help=f"every tile's TileConfig.{field} (default {defaults[field]}; "
-                            "tile k gets seed + k)" if field == "seed" else
-                       f"every tile's TileConfig.{field} (default {defaults[field]})")
-    p.add_argument("--ideal", action="store_true", help="ideal tiles (see reram-tile --ideal)")
+    _add_tile_args(p, "tile-", "every tile's ")
     p.add_argument("--tiles", type=int, default=4, help="ReRAM tiles K (default %(default)s)")
 
 
 def _chip_config(args):
     from hw.manycore import ManycoreConfig
-    from hw.reram import TileConfig
     from hw.systolic import SystolicConfig
     sa = SystolicConfig(rows=args.sa_rows, cols=args.sa_cols, in_width=args.sa_in_width,
                         acc_width=args.sa_acc_width, k_depth=args.sa_k_depth)
-    tile = TileConfig(**{field: getattr(args, "tile_" + flag.replace("-", "_"))
-                         for flag, field in TILE_FLAGS.items()})
-    tile = tile.ideal() if args.ideal else tile
+    tile = _tile_config(args, "tile-")
     cfg = ManycoreConfig.single(sa, tile, args.tiles)
     from hw.chip import check_chip
     check_chip(cfg)
@@ -199,14 +188,42 @@ def cmd_bench(args) -> int:
 
 
 def cmd_fidelity(args) -> int:
-    from sw.fidelity import plot, sweep
+    from hw.reram import DEVICES
+    from sw.fidelity import drift, plot, sweep
 
-    result = sweep(rows=args.rows, cols=args.cols, vectors=args.vectors, seed=args.seed)
-    png, js = plot(result, args.out)
+    base = _tile_config(args)
+    result = sweep(base, devices=args.devices, encodings=args.encodings,
+                   adc_bits=args.sweep_adc_bits, calibrations=args.calibrations,
+                   cell_bits=args.sweep_cell_bits, vectors=args.vectors, seed=args.data_seed,
+                   progress=None if args.quiet else
+                   lambda i, n: print(f"\r  {i}/{n} series", end="", file=sys.stderr, flush=True))
+    if not args.quiet:
+        print(file=sys.stderr)
+    drifting = [d for d in args.drift_devices]
+    bad = [d for d in drifting if not DEVICES[d].drifts]
+    if bad:
+        raise ValueError(f"--drift-devices: {bad[0]!r} does not change after programming "
+                         f"(choose from {[d for d, m in DEVICES.items() if m.drifts]})")
+    dr = drift(base, devices=drifting, encodings=args.encodings, times=args.times,
+               vectors=args.vectors, seed=args.data_seed) if drifting else None
+    paths = plot(result, args.out, dr)
+    bits = " ".join(f"{b:>6d}" for b in result["adc_bits"])
+    print(f"MVM error vs the float product, percent; columns: ADC bits\n"
+          f"{'device':14s} {'encoding':12s} {'range':7s} cells {bits}")
     for s in result["series"]:
-        errs = " ".join(f"{e:.3g}" for e in s["relative_error"])
-        print(f"cells {s['cell_bits']} bit, {s['label']:24s}: {errs}")
-    print(f"int8 quantization floor: {result['int8_floor']:.3g}\nwrote {png}\nwrote {js}")
+        errs = " ".join(f"{e:6.3g}" for e in s["vs_float_pct"])
+        print(f"{s['device']:14s} {s['encoding']:12s} {s['calibration']:7s} {s['cell_bits']:5d} "
+              f"{errs}")
+    print(f"int8 quantization alone (lossless ADC, no device error): "
+          f"{result['int8_floor_pct']:.3g} %")
+    if dr:
+        print("\nMVM error vs the int8 product, percent, lossless ADC; columns: seconds after "
+              "programming " + " ".join(f"{t:.3g}" for t in dr["times_s"]))
+        for s in dr["series"]:
+            print(f"{s['device']:14s} {s['encoding']:12s} "
+                  + " ".join(f"{e:6.3g}" for e in s["vs_int8_pct"]))
+    for p in paths:
+        print(f"wrote {p}")
     return 0
 
 
@@ -361,7 +378,8 @@ def _add_manycore_args(p, default: str | None) -> None:
 
 
 def _hw_changes(items) -> dict:
-    """``FIELD=VALUE`` pairs into typed changes (ints, floats, none)."""
+    """``FIELD=VALUE`` pairs into typed changes (ints, floats, none; anything else stays a
+    string, e.g. ``tile.device=wan2022``, and the configuration validates it)."""
     out = {}
     for item in items or []:
         name, sep, value = item.partition("=")
@@ -377,7 +395,7 @@ def _hw_changes(items) -> dict:
                 try:
                     val = float(v)
                 except ValueError:
-                    raise ValueError(f"--hw {item!r}: {v!r} is not a number") from None
+                    val = v
         out[name.strip()] = val
     return out
 
@@ -553,11 +571,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("build/quality"))
     p.set_defaults(func=cmd_quality)
 
-    p = sub.add_parser("fidelity", help="ReRAM MVM error vs ADC and cell bits (plot + JSON)")
-    p.add_argument("--rows", type=int, default=128)
-    p.add_argument("--cols", type=int, default=128)
-    p.add_argument("--vectors", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("fidelity", help="ReRAM MVM error: device models x encodings x ADC "
+                       "bits x ADC calibration, and drift over time (plots + JSON)")
+    _add_tile_args(p, "", "base tile's ")
+    from hw.reram import ADC_CALIBRATIONS, DEVICES, ENCODINGS
+    p.add_argument("--devices", nargs="+", choices=list(DEVICES),
+                   default=["ideal", "uniform", "wan2022"], help="device models to sweep")
+    p.add_argument("--encodings", nargs="+", choices=list(ENCODINGS), default=list(ENCODINGS))
+    p.add_argument("--calibrations", nargs="+", choices=list(ADC_CALIBRATIONS),
+                   default=list(ADC_CALIBRATIONS), help="ADC full-scale choices to sweep")
+    p.add_argument("--sweep-adc-bits", nargs="+", type=int, default=list(range(4, 13)),
+                   metavar="B", help="ADC resolutions to sweep (default 4..12)")
+    p.add_argument("--sweep-cell-bits", nargs="+", type=int, default=[1, 2, 4],
+                   metavar="B", help="cell widths to sweep (default 1 2 4)")
+    p.add_argument("--drift-devices", nargs="*", choices=list(DEVICES),
+                   default=["wan2022", "wan2022-drift"],
+                   help="device models whose error against time is plotted (none: skip)")
+    p.add_argument("--times", nargs="+", type=float, metavar="S",
+                   default=[1.0, 60.0, 3600.0, 86400.0, 172800.0, 2.592e6, 3.15e7],
+                   help="seconds after programming for the drift plot")
+    p.add_argument("--vectors", type=int, default=64, help="input vectors per point")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the Gaussian W and x")
+    p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", type=Path, default=Path("build/fidelity"))
     p.set_defaults(func=cmd_fidelity)
 

@@ -1,11 +1,15 @@
-"""MVM fidelity of a ReRAM tile against the ideal float product (``hpt fidelity``).
+"""MVM fidelity of a ReRAM tile (``hpt fidelity``): device models x encodings x ADC bits x
+ADC calibration, and the error's growth with time after programming.
 
 Gaussian weights and inputs are quantized by :func:`sw.backends.quantize` (symmetric,
-per-tensor scale), pushed through the bit-exact golden model (the RTL's numerics) and compared with
-the float product ``x @ W``. The relative error ``||y_tile - y_float|| / ||y_float||``
-is measured for every ADC resolution and cell width, with device non-idealities off
-(ADC and quantization only) and at the configuration's defaults (programming variation
-after write-verify).
+per-tensor scale, the host's one quantizer) and pushed through the tile's model
+(:class:`sw.golden.reram.ReramModel`: the RTL's numerics where the RTL implements the
+option, the functional model elsewhere). Two relative errors per point, in percent:
+
+* against the float product ``x @ W`` (what the network sees: quantization included);
+* against the exact int8 product ``xq @ wq`` (what the tile adds: ADC and device only).
+
+Both are ``100 * ||y - ref|| / ||ref||`` over ``vectors`` input vectors.
 """
 
 from __future__ import annotations
@@ -14,72 +18,173 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 import torch
 
-from hw.reram import TileConfig
+from hw.reram import DEVICES, TileConfig
 from sw.backends import quantize
 from sw.golden.reram import ReramModel
 
-__all__ = ["relative_error", "sweep", "plot"]
+__all__ = ["errors", "sweep", "drift", "plot"]
 
 
-def relative_error(cfg: TileConfig, W: np.ndarray, X: np.ndarray) -> float:
-    wq, sw = quantize(torch.from_numpy(W), cfg.weight_bits)     # the host's one quantizer
-    xq, sx = quantize(torch.from_numpy(X), cfg.input_bits)
+def _operands(base: TileConfig, vectors: int, seed: int):
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((base.rows, base.cols))
+    X = rng.standard_normal((vectors, base.rows))
+    wq, sw = quantize(torch.from_numpy(W), base.weight_bits)
+    xq, sx = quantize(torch.from_numpy(X), base.input_bits)
+    return W, X, wq, xq, sw * sx
+
+
+def errors(cfg: TileConfig, W, X, wq, xq, scale, t_s: float | None = None) -> dict:
+    """Relative errors (percent) of one tile against the float and the int8 product,
+    with the mean write pulses per cell and the ADC conversions that clipped."""
     model = ReramModel(cfg)
     model.program(0, wq)
-    y = model.mvm(xq) * (sw * sx)
+    if t_s is not None:
+        model.age(t_s)
+    y = model.mvm(xq)
+    exact = xq @ wq
     ref = X @ W
-    return float(np.linalg.norm(y - ref) / np.linalg.norm(ref))
+    return {"vs_float_pct": 100 * float(np.linalg.norm(y * scale - ref) / np.linalg.norm(ref)),
+            "vs_int8_pct": 100 * float(np.linalg.norm(y - exact) / np.linalg.norm(exact)),
+            "pulses_per_cell": float(model.wear.mean()), "adc_clips": model.adc_clips}
 
 
-def sweep(rows: int = 128, cols: int = 128, adc_bits=range(4, 11), cell_bits=(1, 2, 4),
-          vectors: int = 64, seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    W = rng.standard_normal((rows, cols))
-    X = rng.standard_normal((vectors, rows))
-    out = {"rows": rows, "cols": cols, "vectors": vectors, "seed": seed,
-           "adc_bits": list(adc_bits), "series": []}
-    for cb in cell_bits:
-        for label, nonideal in (("ADC + quantization", False), ("+ programming variation", True)):
-            errs = []
-            for a in adc_bits:
-                cfg = TileConfig(rows=rows, cols=cols, cell_bits=cb, adc_bits=a)
-                if not nonideal:
-                    cfg = cfg.ideal(adc_bits=a)
-                errs.append(relative_error(cfg, W, X))
-            out["series"].append({"cell_bits": cb, "label": label, "nonideal": nonideal,
-                                  "relative_error": errs})
-    lossless = TileConfig(rows=rows, cols=cols).ideal()
-    out["int8_floor"] = relative_error(lossless, W, X)   # quantization alone
+def sweep(base: TileConfig | None = None, devices=("ideal", "uniform", "wan2022"),
+          encodings=("offset", "differential"), adc_bits=range(4, 13),
+          calibrations=("worst", "weights"), cell_bits=(1, 2, 4), vectors: int = 64,
+          seed: int = 0, progress=None) -> dict:
+    """Every device x encoding x calibration x cell width x ADC resolution on ``base``
+    (its other fields: crossbar size, DAC, write-verify, seed...). ``seed`` draws the
+    Gaussian W and x."""
+    base = base or TileConfig()
+    W, X, wq, xq, scale = _operands(base, vectors, seed)
+    out = {"base": base.to_dict(), "vectors": vectors, "seed": seed,
+           "adc_bits": list(adc_bits), "units": "percent", "series": [],
+           "devices": {d: {"summary": DEVICES[d].summary, "sources": DEVICES[d].sources}
+                       for d in devices}}
+    out["int8_floor_pct"] = errors(base.ideal(), W, X, wq, xq, scale)["vs_float_pct"]
+    total = len(devices) * len(encodings) * len(calibrations) * len(cell_bits)
+    done = 0
+    for dev in devices:
+        for enc in encodings:
+            for cal in calibrations:
+                for cb in cell_bits:
+                    pts = []
+                    for a in adc_bits:
+                        cfg = base.changed(device=dev, encoding=enc, adc_calibration=cal,
+                                           cell_bits=cb, adc_bits=a)
+                        pts.append(errors(cfg, W, X, wq, xq, scale))
+                    out["series"].append({
+                        "device": dev, "encoding": enc, "calibration": cal, "cell_bits": cb,
+                        "lossless_adc_bits": base.changed(cell_bits=cb, encoding=enc,
+                                                          device=dev).lossless_adc_bits,
+                        **{k: [p[k] for p in pts] for k in pts[0]}})
+                    done += 1
+                    if progress:
+                        progress(done, total)
     return out
 
 
-def plot(result: dict, out_dir: Path) -> tuple[Path, Path]:
+def drift(base: TileConfig | None = None, devices=("wan2022", "wan2022-drift"),
+          encodings=("offset", "differential"), times=(1.0, 60.0, 3600.0, 86400.0,
+                                                       172800.0, 2.592e6, 3.15e7),
+          vectors: int = 64, seed: int = 0) -> dict:
+    """Error against time after programming (seconds) for drifting device models, at a
+    lossless ADC so the device alone shows."""
+    base = base or TileConfig()
+    W, X, wq, xq, scale = _operands(base, vectors, seed)
+    out = {"times_s": list(times), "units": "percent", "series": []}
+    for dev in devices:
+        for enc in encodings:
+            cfg = base.changed(device=dev, encoding=enc, adc_calibration="worst")
+            cfg = cfg.changed(adc_bits=cfg.lossless_adc_bits)
+            pts = [errors(cfg, W, X, wq, xq, scale, t_s=t) for t in times]
+            out["series"].append({"device": dev, "encoding": enc,
+                                  **{k: [p[k] for p in pts] for k in pts[0]}})
+    return out
+
+
+def plot(result: dict, out_dir: Path, drift_result: dict | None = None) -> list[Path]:
+    """``reram_fidelity.png`` (one panel per device, the base's cell width),
+    ``reram_fidelity_cells.png`` (one panel per cell width, every device) and, with
+    ``drift_result``, ``reram_drift.png``; plus ``reram_fidelity.json``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = {1: "tab:blue", 2: "tab:orange", 4: "tab:green"}
-    for s in result["series"]:
-        ax.semilogy(result["adc_bits"], s["relative_error"], marker="o",
-                    linestyle="--" if s["nonideal"] else "-", color=colors.get(s["cell_bits"]),
-                    label=f"{s['cell_bits']}-bit cells, {s['label']}")
-    ax.axhline(result["int8_floor"], color="gray", linewidth=0.8,
-               label="int8 quantization alone (lossless ADC)")
-    ax.set_xlabel("ADC bits")
-    ax.set_ylabel("relative error ||y - x W|| / ||x W||")
-    ax.set_title(f"{result['rows']}x{result['cols']} ReRAM tile, Gaussian W and x, "
-                 f"{result['vectors']} vectors")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    style = {("offset", "worst"): ("-", "o"), ("offset", "weights"): ("--", "o"),
+             ("differential", "worst"): ("-", "s"), ("differential", "weights"): ("--", "s")}
+    colors = {"ideal": "tab:gray", "uniform": "tab:blue", "wan2022": "tab:red",
+              "wan2022-drift": "tab:purple", 1: "tab:blue", 2: "tab:orange", 4: "tab:green"}
+    bits = result["adc_bits"]
+    devices = list(result["devices"])
+    cb0 = result["base"]["cell_bits"]
+    paths = []
+
+    fig, axes = plt.subplots(1, len(devices), figsize=(5 * len(devices), 4.2), sharey=True,
+                             squeeze=False)
+    for ax, dev in zip(axes[0], devices):
+        for s in result["series"]:
+            if s["device"] != dev or s["cell_bits"] != cb0:
+                continue
+            ls, mk = style[(s["encoding"], s["calibration"])]
+            ax.semilogy(bits, s["vs_float_pct"], linestyle=ls, marker=mk, markersize=3,
+                        label=f"{s['encoding']}, ADC range {s['calibration']}")
+        ax.axhline(result["int8_floor_pct"], color="gray", linewidth=0.8,
+                   label="int8 quantization alone")
+        ax.set_title(f"device {dev}, {cb0}-bit cells")
+        ax.set_xlabel("ADC bits")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("MVM error vs float product (%)")
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    png, js = out_dir / "reram_fidelity.png", out_dir / "reram_fidelity.json"
-    fig.savefig(png, dpi=120)
+    paths.append(out_dir / "reram_fidelity.png")
+    fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
-    js.write_text(json.dumps(result, indent=2) + "\n")
-    return png, js
+
+    cells = sorted({s["cell_bits"] for s in result["series"]})
+    fig, axes = plt.subplots(1, len(cells), figsize=(5 * len(cells), 4.2), sharey=True,
+                             squeeze=False)
+    for ax, cb in zip(axes[0], cells):
+        for s in result["series"]:
+            if s["cell_bits"] != cb:
+                continue
+            ls, mk = style[(s["encoding"], s["calibration"])]
+            ax.semilogy(bits, s["vs_float_pct"], linestyle=ls, marker=mk, markersize=3,
+                        color=colors.get(s["device"]),
+                        label=f"{s['device']}, {s['encoding']}, {s['calibration']}")
+        ax.axhline(result["int8_floor_pct"], color="gray", linewidth=0.8)
+        ax.set_title(f"{cb}-bit cells")
+        ax.set_xlabel("ADC bits")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("MVM error vs float product (%)")
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    paths.append(out_dir / "reram_fidelity_cells.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    if drift_result:
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        for s in drift_result["series"]:
+            ls = "-" if s["encoding"] == "offset" else "--"
+            ax.semilogx(drift_result["times_s"], s["vs_int8_pct"], linestyle=ls, marker="o",
+                        markersize=3, color=colors.get(s["device"]),
+                        label=f"{s['device']}, {s['encoding']}")
+        ax.set_xlabel("time after programming (s)")
+        ax.set_ylabel("MVM error vs int8 product (%), lossless ADC")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(out_dir / "reram_drift.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+
+    js = out_dir / "reram_fidelity.json"
+    js.write_text(json.dumps({"sweep": result, "drift": drift_result}, indent=1) + "\n")
+    paths.append(js)
+    return paths

@@ -2,9 +2,10 @@
 
 from .command import (STATS_LAYOUT, TileOp, pack_tile_command, tile_command_layout,
                       unpack_stats, unpack_tile_command)
-from .config import TileConfig
+from .config import ADC_CALIBRATIONS, ENCODINGS, TileConfig
+from .device import DEVICES, DeviceModel
 
-__all__ = ["TileConfig", "TileOp", "tile_command_layout", "STATS_LAYOUT", "pack_tile_command",
+__all__ = ["TileConfig", "ENCODINGS", "ADC_CALIBRATIONS", "DEVICES", "DeviceModel", "TileOp", "tile_command_layout", "STATS_LAYOUT", "pack_tile_command",
            "unpack_tile_command", "unpack_stats", "ReramTile"]
 
 

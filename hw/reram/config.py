@@ -239,10 +239,20 @@ class TileConfig:
             raise ValueError(f"TileConfig has no field(s) {sorted(unknown)}")
         return cls(**d)
 
+    def changed(self, **fields) -> "TileConfig":
+        """A copy with ``fields`` changed, whose derived defaults follow: a full scale
+        left at its default (the largest sum) stays the default of the new shape, and a
+        new ``device`` re-resolves ``prog_variation`` and ``read_noise`` unless given."""
+        if "adc_range" not in fields and self.adc_range == self.max_sum:
+            fields["adc_range"] = None
+        if "device" in fields and fields["device"] != self.device:
+            fields.setdefault("prog_variation", None)
+            fields.setdefault("read_noise", None)
+        return dataclasses.replace(self, **fields)
+
     def with_device(self, name: str) -> "TileConfig":
-        """The same tile with device model ``name``; ``prog_variation`` and ``read_noise``
-        re-resolve to that device's defaults."""
-        return dataclasses.replace(self, device=name, prog_variation=None, read_noise=None)
+        """The same tile with device model ``name`` (:meth:`changed`)."""
+        return self.changed(device=name)
 
     def physical(self, k: int) -> "TileConfig":
         """Physical tile ``k`` of a group built from this configuration: its own device
