@@ -327,6 +327,14 @@ class FunctionalDevice(IntDevice):
         self.shapes[key] = (rows, cols)
         return {"write_pulses": pulses, "rows": tr * tc * t.rows}
 
+    def age(self, t_s: float) -> None:
+        """Every programmed tile ``t_s`` seconds after its programming
+        (:meth:`ReramModel.age`: drifting device models only; functional model only)."""
+        for grid in self.tiles.values():
+            for line in grid:
+                for model in line:
+                    model.age(t_s)
+
     def state_dict(self) -> dict:
         return {key: [[m.counters() for m in line] for line in grid]
                 for key, grid in self.tiles.items()}

@@ -227,6 +227,20 @@ def cmd_fidelity(args) -> int:
     return 0
 
 
+def cmd_realism(args) -> int:
+    from sw.realism import format_table, run, summarise
+    rows = run(args.out, apps=args.apps, seeds=args.seeds, epochs=args.epochs,
+               fraction=args.fraction, fitted=args.fitted, ages=args.ages, jobs=args.jobs)
+    table = format_table(summarise(rows))
+    path = args.out / "realism.md"
+    path.write_text(f"Training on realistic ReRAM: switch-at f = {args.fraction}, "
+                    f"{args.epochs} epochs, fitted device {args.fitted}, functional backend\n\n"
+                    + table)
+    print(table)
+    print(f"wrote {path} (+ realism.json)")
+    return 0
+
+
 def cmd_train(args) -> int:
     from sw.data import DataConfig
     from sw.model import ModelConfig
@@ -570,6 +584,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "switch_curve.png plot")
     p.add_argument("--out", type=Path, default=Path("build/quality"))
     p.set_defaults(func=cmd_quality)
+
+    p = sub.add_parser("realism", help="train on realistic ReRAM: ideal vs default vs a "
+                       "fitted device model, unaware vs in the loop, and drift (table + JSON)")
+    p.add_argument("--apps", nargs="+", default=["swe", "weather", "wind", "epidemic"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--fraction", type=float, default=0.9,
+                   help="share of the iterations after the forced switch (default 0.9)")
+    p.add_argument("--fitted", default="wan2022", help="the fitted (Gaussian) device model")
+    p.add_argument("--ages", nargs="*", type=float, default=[86400.0, 172800.0],
+                   metavar="S", help="seconds after programming to evaluate the in-the-loop "
+                   "model at (retention and drift)")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--out", type=Path, default=Path("build/realism"))
+    p.set_defaults(func=cmd_realism)
 
     p = sub.add_parser("fidelity", help="ReRAM MVM error: device models x encodings x ADC "
                        "bits x ADC calibration, and drift over time (plots + JSON)")

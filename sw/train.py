@@ -522,6 +522,40 @@ class Trainer:
         np.random.set_state(s["rng_numpy"])
         return tr
 
+    @classmethod
+    def deployed(cls, run_dir: Path, tile=None, age_s: float | None = None) -> "Trainer":
+        """A finished run's final model deployed on freshly programmed ReRAM: the run's
+        tiles, or ``tile`` (a :class:`hw.reram.TileConfig`) in every block, on the
+        functional backend, ``age_s`` seconds after programming (drifting device models).
+        For evaluation only (``evaluate``); nothing is written to the run folder. A
+        trainer on the torch backend deploys the LoRA it trained on ideal arithmetic: how
+        a device that training never saw changes the result."""
+        import dataclasses
+        path = Path(run_dir) / "checkpoint.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no checkpoint to deploy")
+        s = torch.load(path, weights_only=False)
+        if s["phase"] != "low":
+            raise ValueError(f"{run_dir}: the run never switched, so no weights live in ReRAM")
+        cfg = RunConfig.from_dict(s["config"])
+        hw = cfg.hw if tile is None else dataclasses.replace(cfg.hw, tile=tile)
+        cfg = dataclasses.replace(cfg, hw=hw,
+                                  train=dataclasses.replace(cfg.train, backend="functional"))
+        tr = cls.__new__(cls)
+        tr.cfg, tr.run_dir, tr.quiet = cfg, Path(run_dir), True
+        tr.device = _device(cfg.train.device)
+        tr.data = load(cfg.data)
+        tr.model = SpatialTransformer.for_data(cfg.model, tr.data).to(tr.device)
+        tr.trace = OpTrace()
+        tr._lora(tr.model, s["ranks"])
+        tr.model.load_state_dict(s["model"])
+        tr.ranks, tr.phase = list(s["ranks"]), "low"
+        tr.backend = make_backend("functional", hw, tr.trace)
+        set_backend(tr.model, tr.backend, mapping=cfg.train.mapping)
+        if age_s is not None:
+            tr.backend.device.age(age_s)
+        return tr
+
 
 @contextlib.contextmanager
 def stop_on_sigint(stop):

@@ -42,8 +42,11 @@ Kinds
     * **finite on/off** ratio: the level grid starts at ``G_min``; noise is evaluated at
       the cell's real conductance ``G_min + level * step``.
 
-Gaussian draws come from the tile's counter-based generator (:mod:`hw.reram.rng`), so a
-run is reproducible bit for bit: see :func:`hw.reram.rng.gauss_multiplier`.
+Programming, relaxation and retention draws come from the tile's counter-based generator
+(:mod:`hw.reram.rng`, gateware-friendly: see :func:`hw.reram.rng.gauss_multiplier`);
+per-read noise, whose sigma needs a square root per conversion, from numpy's PCG64 seeded
+by the tile seed and read counter (:meth:`sw.golden.reram.ReramModel._convert`). Either
+way a run is reproducible bit for bit.
 """
 
 from __future__ import annotations

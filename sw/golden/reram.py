@@ -276,17 +276,13 @@ class ReramModel:
         (the DAC inputs) set a Gaussian device's read-noise level."""
         c = self.cfg
         J, n = sums.shape[:2]
-        if c.read_noise or self._read_sigma():
+        if c.read_noise:
             salt = np.array([[R.salt_int(c.seed, R.STREAM_NOISE, self.noise_ctr + v, j)
                               for v in range(n)] for j in range(J)], np.uint64)
             h = mix32(lanes[None, None] ^ salt[:, :, None, None])
-            if c.read_noise:
-                sums = sums + bounded(h, c.read_noise)
-            else:       # each driven cell fluctuates: sigma grows with sqrt(sum digit^2)
-                d2 = (np.asarray(digits, np.float64) ** 2).sum(-1) * c.cells_per_weight_slice
-                mult = np.rint(self._read_sigma() * np.sqrt(d2) * (1 << R.GAUSS_SHIFT)
-                               / R.GAUSS_STD).astype(np.int64)
-                sums = sums + gauss(h, mult[:, :, None, None])
+            sums = sums + bounded(h, c.read_noise)
+        elif self._read_sigma():
+            return self._convert_noisy(sums, weights, transpose, digits)
         # each input step and slice converts with its own LSB
         shift = self.adc_shifts(transpose, J)                                  # (J, S)
         sh = (shift + c.g_frac_bits)[:, None, None, :]
@@ -297,6 +293,41 @@ class ReramModel:
         self.adc_clips += int((raw != code).sum())
         scale = np.int64(1) << (shift + c.cell_bits * np.arange(c.slices, dtype=np.int64)[None, :])
         return np.einsum("jnos,js->no", code, weights[:, None] * scale)
+
+    def _convert_noisy(self, sums, weights, transpose, digits) -> np.ndarray:
+        """:meth:`_convert` with Gaussian per-read noise (functional model only: its sigma
+        needs a square root per conversion). Each driven cell fluctuates, so a column sum's
+        sigma grows with sqrt(sum of digit^2) (both cells of a differential pair count).
+        The noise is analog (not rounded to codes) and the ADC transfer function is the
+        same, computed in float32 (sums below 2**24 codes are exact). For speed the draws
+        come from torch's CPU generator seeded by (tile seed, read counter, direction,
+        outputs): deterministic for the same sequence of calls, but, unlike the
+        counter-based draws, dependent on how vectors are grouped into calls."""
+        c = self.cfg
+        J = sums.shape[0]
+        d2 = (torch.as_tensor(digits, dtype=torch.float32) ** 2).sum(-1) * c.cells_per_weight_slice
+        gen = torch.Generator().manual_seed(
+            R.salt_int(c.seed, R.STREAM_NOISE, self.noise_ctr, 2 * sums.shape[2] + int(transpose)))
+        z = torch.randn(sums.shape, generator=gen, dtype=torch.float32)
+        z *= (self._read_sigma() * d2.sqrt())[:, :, None, None]
+        z += torch.from_numpy(np.ascontiguousarray(sums))
+        shift = self.adc_shifts(transpose, J)                                  # (J, S)
+        z *= torch.from_numpy((2.0 ** -(shift + c.g_frac_bits)).astype(np.float32))[:, None, None, :]
+        z += 0.5
+        z.floor_()
+        lo, hi = c.adc_code_range
+        zmin, zmax = torch.aminmax(z)
+        if zmin < lo or zmax > hi:
+            self.adc_clips += int((z < lo).sum() + (z > hi).sum())
+            z.clamp_(lo, hi)
+        # shift-add: over slices in float32 while exact (codes x powers of two below 2**24),
+        # then over input steps in float64
+        scale = shift + c.cell_bits * np.arange(c.slices, dtype=np.int64)[None, :]   # (J, S)
+        per_step = float(max(abs(lo), hi)) * float((2.0 ** scale).sum(1).max())
+        ft = torch.float32 if per_step < 2 ** 24 else torch.float64
+        ys = (z.to(ft) * torch.from_numpy(2.0 ** scale).to(ft)[:, None, None, :]).sum(-1)
+        y = (ys.to(torch.float64) * torch.from_numpy(weights.astype(np.float64))[:, None, None]).sum(0)
+        return y.round().to(torch.int64).numpy()
 
     def _read_sigma(self) -> float:
         return getattr(self, "read_sigma_codes", 0.0)
