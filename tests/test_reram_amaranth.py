@@ -103,6 +103,16 @@ CFGS = [
                verify_iters=2, rows_per_cycle=4).ideal(),
     TileConfig(rows=3, cols=4, cell_bits=2, weight_bits=4, input_bits=4, write_latency=1,
                verify_iters=2, read_noise=3, rows_per_cycle=4),
+    # differential encoding (pairs of cells, signed ADC): ideal, lossy with every error
+    TileConfig(rows=3, cols=2, cell_bits=2, weight_bits=4, input_bits=4, write_latency=1,
+               verify_iters=2, encoding="differential").ideal(),
+    TileConfig(rows=5, cols=3, cell_bits=1, weight_bits=4, input_bits=5, dac_bits=2,
+               adc_bits=3, write_latency=1, verify_iters=3, prog_variation=6, verify_tol=2,
+               read_noise=5, stuck_on_ppm=150_000, stuck_off_ppm=150_000, seed=7,
+               rows_per_cycle=2, encoding="differential"),
+    TileConfig(rows=4, cols=4, cell_bits=4, weight_bits=8, input_bits=6, dac_bits=3,
+               adc_bits=6, write_latency=3, verify_iters=2, prog_variation=3, verify_tol=1,
+               endurance=3, seed=3, encoding="differential"),
 ]
 
 

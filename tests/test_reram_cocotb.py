@@ -16,12 +16,17 @@ GRID = [
                **NONIDEAL),                                                # 2 banked groups
     TileConfig(rows=16, cols=24, cell_bits=2, adc_bits=6, **FAST, **NONIDEAL),
     TileConfig(rows=128, cols=40, cell_bits=2, adc_bits=10, **FAST).ideal(),   # 128-deep sums
+    # differential encoding: pairs of cells, signed ADC (ideal: exact; lossy, with errors)
+    TileConfig(rows=6, cols=5, cell_bits=2, adc_bits=6, encoding="differential", **FAST).ideal(),
+    TileConfig(rows=9, cols=4, cell_bits=2, adc_bits=4, rows_per_cycle=2,
+               encoding="differential", **FAST, **NONIDEAL),
 ]
 
 
 @pytest.mark.sim
 @pytest.mark.parametrize("cfg", GRID, ids=lambda c: f"{c.rows}x{c.cols}_cb{c.cell_bits}_adc{c.adc_bits}"
-                         f"_p{c.rows_per_cycle}" + ("_ideal" if c.prog_variation == 0 else "_nonideal"))
+                         f"_p{c.rows_per_cycle}" + ("_ideal" if c.prog_variation == 0 else "_nonideal")
+                         + ("_diff" if c.differential else ""))
 def test_tile_rtl_matches_golden_model(cfg):
     sim = build_tile_sim(cfg)
     tests, failed, log = run_cocotb(sim, "cosim.tb_reram")

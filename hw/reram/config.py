@@ -43,7 +43,6 @@ class TileConfig:
     same ``slices``): twice the crossbars, no bias, and a small weight leaves both cells
     of its upper slices at level 0. The pair's column currents are subtracted before the
     ADC, which is then signed: codes ``-2**(adc_bits-1) .. 2**(adc_bits-1)-1``.
-    The functional model implements it; the RTL tile does not yet (:meth:`rtl_refusal`).
 
     *Inputs* are applied bit-serially through ``dac_bits`` DACs: the ``input_bits - 1``
     magnitude bits of the two's complement input in ``dac_bits`` chunks, LSB first, then
@@ -281,20 +280,18 @@ class TileConfig:
     def rtl_refusal(self) -> str | None:
         """Why the RTL tile cannot implement this configuration (None: it can). The
         functional model implements every option; the RTL the ``ideal`` and ``uniform``
-        devices, offset encoding and worst-case ADC ranges."""
+        devices, both encodings and worst-case ADC ranges."""
         why = []
         if not self.device_model.rtl:
             why.append(f"device {self.device!r} (Gaussian device models are implemented by "
                        "the functional model only)")
-        if self.differential:
-            why.append("encoding 'differential' (functional model only)")
         if self.adc_calibration != "worst":
             why.append(f"adc_calibration {self.adc_calibration!r} (functional model only)")
         if not why:
             return None
         return ("TileConfig: the RTL tile does not implement " + "; ".join(why)
-                + "; use the functional backend, or device 'uniform'/'ideal', offset "
-                "encoding and adc_calibration 'worst'")
+                + "; use the functional backend, or device 'uniform'/'ideal' and "
+                "adc_calibration 'worst'")
 
     # ---- derived quantities -----------------------------------------------------------
     @property

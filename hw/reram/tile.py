@@ -101,7 +101,9 @@ class ReramTile(wiring.Component):
         pb = P.bit_length() - 1                           # row = group * P + bank
         cb, gw, J = c.cell_bits, c.g_width, c.input_steps
         ow = c.out_width
-        cells = C * S                                    # cells in one crossbar row
+        NL = c.lanes                                     # cells per weight: S, or 2S paired
+        cells = C * NL                                   # cells in one crossbar row
+        diff = c.differential
 
         # ---- memories: conductance codes and wear, one word per crossbar row ----------
         # The conductances are banked P ways (row r in bank r % P at address r // P), so
@@ -118,9 +120,17 @@ class ReramTile(wiring.Component):
                                                          depth=max(Rn, 2), init=[])
         wear_wr, wear_rd = wear_mem.write_port(), wear_mem.read_port()
 
-        def g_cell(word, col, s):
-            k = col * S + s
+        def g_cell(word, col, lane):
+            k = col * NL + lane
             return word[k * gw:(k + 1) * gw]
+
+        def g_eff(word, col, s):
+            """What slice ``s``'s ADC of column ``col`` sees from this word: the cell, or
+            a differential pair's difference (positive cell minus negative cell)."""
+            if not diff:
+                return g_cell(word, col, s)
+            return (Cat(g_cell(word, col, s), Const(0, 1)).as_signed()
+                    - Cat(g_cell(word, col, S + s), Const(0, 1)).as_signed())
 
         # ---- registers ------------------------------------------------------------------
         op = Signal(TileOp)
@@ -149,7 +159,7 @@ class ReramTile(wiring.Component):
         x = [Signal(signed(c.input_bits), name=f"x{k}") for k in range(max(n_in, L))]
         bias = Signal(signed(ow))
         sum_w = (Rn * ((1 << c.dac_bits) - 1) * c.g_max).bit_length() + 2
-        col_sum = [Signal(signed(sum_w), name=f"cs{k}") for k in range(cells)]
+        col_sum = [Signal(signed(sum_w), name=f"cs{k}") for k in range(C * S)]
         y = [Signal(signed(ow), name=f"y{k}") for k in range(C)]
         yt = [Signal(signed(ow), name=f"yt{k}") for k in range(L)]
 
@@ -189,7 +199,7 @@ class ReramTile(wiring.Component):
         # ---- ADC + shift-add: a column sum -> the value it adds, before the step weight --
         # the sign step converts with its own LSB (TileConfig.step_adc_shift); for 1-bit
         # DACs both LSBs are the same and there is one quantizer
-        code_max = (1 << c.adc_bits) - 1
+        code_lo, code_hi = c.adc_code_range
 
         def quantize(value, shift, s):
             sh = shift + F
@@ -197,7 +207,8 @@ class ReramTile(wiring.Component):
             m.d.comb += v.eq(value + ((1 << (sh - 1)) if sh else 0))
             q = Signal(signed(sum_w + 1))
             m.d.comb += q.eq(v >> sh)
-            code = Mux(q < 0, 0, Mux(q > code_max, code_max, q[:c.adc_bits]))
+            code = Signal(signed(c.adc_bits + 1))
+            m.d.comb += code.eq(Mux(q < code_lo, code_lo, Mux(q > code_hi, code_hi, q)))
             return code << (shift + cb * s)
 
         def adc(value, s, sign):
@@ -246,12 +257,21 @@ class ReramTile(wiring.Component):
                 with m.If(self.w.valid):
                     bias_w = 1 << (c.weight_bits - 1)
                     for col in range(C):
-                        u = Signal(unsigned(c.weight_bits), name=f"u{col}")
-                        m.d.comb += u.eq(self.w.payload[col] + bias_w)
-                        for s in range(S):
-                            k = col * S + s
-                            m.d.sync += [target[k].eq(u[s * cb:(s + 1) * cb]), done_c[k].eq(0),
-                                         pulses[k].eq(0), delta[k].eq(0)]
+                        wv = self.w.payload[col]
+                        if diff:        # magnitudes of max(w, 0) and max(-w, 0)
+                            pos = Signal(unsigned(c.weight_bits), name=f"wp{col}")
+                            neg = Signal(unsigned(c.weight_bits), name=f"wn{col}")
+                            m.d.comb += [pos.eq(Mux(wv < 0, 0, wv)), neg.eq(Mux(wv < 0, -wv, 0))]
+                            words = [pos, neg]
+                        else:           # offset: w + 2**(weight_bits-1)
+                            u = Signal(unsigned(c.weight_bits), name=f"u{col}")
+                            m.d.comb += u.eq(wv + bias_w)
+                            words = [u]
+                        for h, u in enumerate(words):
+                            for s in range(S):
+                                k = col * NL + h * S + s
+                                m.d.sync += [target[k].eq(u[s * cb:(s + 1) * cb]),
+                                             done_c[k].eq(0), pulses[k].eq(0), delta[k].eq(0)]
                     m.d.sync += [it.eq(0), wait.eq(0)]
                     m.next = "P_PULSE"
 
@@ -352,7 +372,10 @@ class ReramTile(wiring.Component):
                     terms = [Mux(k < n_act, self.vin.payload[k], 0) for k in range(n_in)]
                     m.d.sync += [x[k].eq(self.vin.payload[k] if k < n_in else 0)
                                  for k in range(len(x))]
-                    m.d.sync += bias.eq(_tree_sum(terms) << (c.weight_bits - 1))
+                    if not diff:    # offset encoding: remove the weights' bias digitally
+                        m.d.sync += bias.eq(_tree_sum(terms) << (c.weight_bits - 1))
+                    else:
+                        m.d.sync += bias.eq(0)
                     m.d.sync += [v.eq(0) for v in y + yt + col_sum]
                     m.d.sync += [step.eq(0), i.eq(0)]
                     m.next = "V_RUN"
@@ -400,7 +423,7 @@ class ReramTile(wiring.Component):
             for col in range(C):
                 for s in range(S):
                     k = col * S + s
-                    part = _tree_sum([ds[b] * g_cell(g_rd[b].data, col, s) for b in range(P)])
+                    part = _tree_sum([ds[b] * g_eff(g_rd[b].data, col, s) for b in range(P)])
                     m.d.sync += col_sum[k].eq(col_sum[k] + part)
             m.d.sync += [x[k].eq(x[(k + P) % L]) for k in range(L)]
 
@@ -434,7 +457,7 @@ class ReramTile(wiring.Component):
             for b in range(P):
                 add = []
                 for s in range(S):
-                    rs = _tree_sum([ds[col] * g_cell(g_rd[b].data, col, s) for col in range(C)])
+                    rs = _tree_sum([ds[col] * g_eff(g_rd[b].data, col, s) for col in range(C)])
                     if c.read_noise:
                         r = ((i - 1) << pb) + b if P > 1 else i - 1
                         lane = mix32(m, ((r * S + s) | (1 << 31))[:32], f"rlane{b}_{s}")
