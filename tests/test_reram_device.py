@@ -248,3 +248,69 @@ def test_input_digits_schedule_is_shared():
     cfg = TileConfig(encoding="differential")
     x = np.arange(-128, 128)
     assert sum(d * w for d, w in input_digits(cfg, x)).tolist() == x.tolist()
+
+
+def _codes(cfg, v, n_out=64):
+    """Every ADC of one direction converting the inputs ``v`` (LSB units): codes
+    ``(len(v), n_out, slices)``, and the model."""
+    m = ReramModel(cfg)
+    z = torch.from_numpy(np.asarray(v, np.float32)[:, None, None]).expand(len(v), n_out,
+                                                                         cfg.slices)
+    return m.adc_codes(z.contiguous(), False).numpy(), m
+
+
+def test_adc_thresholds_follow_the_static_dnl_draws():
+    cfg = TileConfig(rows=4, cols=64, cell_bits=2, weight_bits=4, adc_bits=4,
+                     adc_dnl_mlsb=300, prog_variation=0)
+    v = np.linspace(-2.0, 17.0, 6000)
+    codes, m = _codes(cfg, v)
+    _, thr = m._adc_errors(False, 64)
+    assert 0.25 < thr[..., 1:-1].std() < 0.3 and np.abs(thr).max() <= 0.45    # clipped draws
+    lo, hi = cfg.adc_code_range
+    for o in (0, 17, 63):
+        for s in range(cfg.slices):
+            t = np.arange(lo + 1, hi + 1) - 0.5 + thr[o, s, 1:hi - lo + 1]
+            want = lo + np.searchsorted(t, v.astype(np.float32), side="right")
+            assert np.array_equal(codes[:, o, s], want), (o, s)
+    assert m.adc_clips > 0                     # the ramp runs past both ends
+    assert TileConfig(adc_dnl_mlsb=1).rtl_refusal()
+
+
+def test_adc_offset_and_comparator_noise_statistics():
+    cfg = TileConfig(rows=4, cols=128, cell_bits=2, weight_bits=8, adc_bits=9,
+                     adc_offset_mlsb=1500, prog_variation=0)
+    codes, m = _codes(cfg, [100.0], n_out=128)
+    offset, _ = m._adc_errors(False, 128)
+    assert offset.std() == pytest.approx(1.5, rel=0.08) and abs(offset.mean()) < 0.2
+    assert np.array_equal(codes[0], np.floor(np.float32(100.0) + offset + np.float32(0.5)))
+    cfg = dataclasses.replace(cfg, adc_offset_mlsb=0, adc_noise_mlsb=2000)
+    codes, _ = _codes(cfg, np.full(200, 100.0), n_out=128)
+    assert codes.std() == pytest.approx(np.sqrt(4 + 1 / 12), rel=0.03)
+    assert abs(codes.mean() - 100.0) < 0.05
+
+
+def test_adc_nonidealities_reach_the_mvm():
+    """Through a whole MVM, against the same lossy ADC without the option: each option
+    changes the result, deterministically for the same seed (the threshold errors only
+    where inputs fall between codes: an exact integer sum never crosses a threshold
+    moved by less than half an LSB, so a lossless ADC is immune to them)."""
+    rng = np.random.default_rng(3)
+    W = rng.integers(-128, 128, (32, 16))
+    X = rng.integers(-128, 128, (8, 32))
+    outs = {}
+    for kw in ({}, dict(adc_offset_mlsb=700), dict(adc_dnl_mlsb=200), dict(adc_noise_mlsb=500)):
+        cfg = TileConfig(rows=32, cols=16, prog_variation=0, adc_bits=5, **kw)
+        runs = []
+        for _ in range(2):
+            m = ReramModel(cfg)
+            m.program(0, W)
+            runs.append(m.mvm(X))
+        assert np.array_equal(runs[0], runs[1])
+        outs[tuple(kw)] = runs[0]
+    for k, y in outs.items():
+        if k:
+            assert not np.array_equal(y, outs[()]), k
+    cfg = TileConfig(rows=32, cols=16, prog_variation=0, adc_dnl_mlsb=300)
+    m = ReramModel(cfg)
+    m.program(0, W)
+    assert np.array_equal(m.mvm(X), X @ W)                 # lossless: immune to DNL

@@ -122,6 +122,15 @@ class TileConfig:
     device, encoding, adc_calibration:
         Cell model (:data:`hw.reram.device.DEVICES`), weight encoding
         (:data:`ENCODINGS`) and ADC full-scale choice (:data:`ADC_CALIBRATIONS`), above.
+    adc_offset_mlsb, adc_dnl_mlsb, adc_noise_mlsb:
+        ADC non-idealities, in thousandths of an LSB (default 0: off; functional model
+        only). Every ADC (one per output and slice, per direction) has a static input
+        offset drawn from N(0, offset); its code thresholds ``k - 1/2`` each move by a
+        static N(0, dnl) draw, clipped to +-0.45 LSB so codes stay monotonic (a random
+        DNL/INL pattern per ADC); and each conversion adds comparator noise N(0, noise).
+        For scale (assumptions, not a fit): high-speed 8-bit SAR ADCs of the kind ISAAC
+        budgets for are specified near 0.5 LSB DNL/INL; an uncalibrated comparator's
+        offset is a few LSB at 8 bits and its noise a fraction of one.
     seed:
         Seed of the on-chip generator (variation, faults, noise).
     rows_per_cycle:
@@ -155,6 +164,9 @@ class TileConfig:
     device: str = "uniform"
     encoding: str = "offset"
     adc_calibration: str = "worst"
+    adc_offset_mlsb: int = 0
+    adc_dnl_mlsb: int = 0
+    adc_noise_mlsb: int = 0
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, 1024)
@@ -191,6 +203,9 @@ class TileConfig:
         _check_int("stuck_on_ppm", self.stuck_on_ppm, 0, 1_000_000)
         _check_int("stuck_off_ppm", self.stuck_off_ppm, 0, 1_000_000 - self.stuck_on_ppm)
         _check_int("read_noise", self.read_noise, 0, 1 << (self.g_frac_bits + self.cell_bits))
+        _check_int("adc_offset_mlsb", self.adc_offset_mlsb, 0, 100_000)
+        _check_int("adc_dnl_mlsb", self.adc_dnl_mlsb, 0, 300)
+        _check_int("adc_noise_mlsb", self.adc_noise_mlsb, 0, 100_000)
         _check_int("seed", self.seed, 0, (1 << 32) - 1)
         _check_int("rows_per_cycle", self.rows_per_cycle, 1, 1024)
         if self.rows_per_cycle & (self.rows_per_cycle - 1):
@@ -277,6 +292,10 @@ class TileConfig:
     def differential(self) -> bool:
         return self.encoding == "differential"
 
+    @property
+    def adc_nonideal(self) -> bool:
+        return bool(self.adc_offset_mlsb or self.adc_dnl_mlsb or self.adc_noise_mlsb)
+
     def rtl_refusal(self) -> str | None:
         """Why the RTL tile cannot implement this configuration (None: it can). The
         functional model implements every option; the RTL the ``ideal`` and ``uniform``
@@ -287,6 +306,8 @@ class TileConfig:
                        "the functional model only)")
         if self.adc_calibration != "worst":
             why.append(f"adc_calibration {self.adc_calibration!r} (functional model only)")
+        if self.adc_nonideal:
+            why.append("ADC offset, DNL or comparator noise (functional model only)")
         if not why:
             return None
         return ("TileConfig: the RTL tile does not implement " + "; ".join(why)

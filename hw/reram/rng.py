@@ -46,6 +46,7 @@ def ppm_threshold(ppm: int) -> int:
 STREAM_GAUSS = 0x47415553       # "GAUS": the second word of a Gaussian draw
 STREAM_RELAX = 0x52454C58       # "RELX": relaxation after write-verify, per cell
 STREAM_DRIFT = 0x44524654       # "DRFT": retention spread and drift exponent, per cell
+STREAM_ADC = 0x41444331         # "ADC1": ADC offsets and threshold errors, per ADC
 
 #: Gaussian draws. A draw takes two 32-bit hash words ``h`` and ``mix32(h ^ STREAM_GAUSS)``,
 #: splits them into four 16-bit uniforms and sums them (Irwin-Hall of order 4): ``s`` in

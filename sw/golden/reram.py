@@ -132,6 +132,7 @@ class ReramModel:
         self._plans: dict = {}
         self.adc_clips = 0
         self.age_s = 0.0
+        self._static: dict = {}         # per-tile static ADC errors (functional options)
         if self.device.kind == "gaussian":
             F, L = c.g_frac_bits, 1 << c.cell_bits
             levels = np.arange(L)
@@ -281,8 +282,8 @@ class ReramModel:
                               for v in range(n)] for j in range(J)], np.uint64)
             h = mix32(lanes[None, None] ^ salt[:, :, None, None])
             sums = sums + bounded(h, c.read_noise)
-        elif self._read_sigma():
-            return self._convert_noisy(sums, weights, transpose, digits)
+        if self._read_sigma() or c.adc_nonideal:
+            return self._convert_analog(sums, lanes, weights, transpose, digits)
         # each input step and slice converts with its own LSB
         shift = self.adc_shifts(transpose, J)                                  # (J, S)
         sh = (shift + c.g_frac_bits)[:, None, None, :]
@@ -294,40 +295,98 @@ class ReramModel:
         scale = np.int64(1) << (shift + c.cell_bits * np.arange(c.slices, dtype=np.int64)[None, :])
         return np.einsum("jnos,js->no", code, weights[:, None] * scale)
 
-    def _convert_noisy(self, sums, weights, transpose, digits) -> np.ndarray:
-        """:meth:`_convert` with Gaussian per-read noise (functional model only: its sigma
-        needs a square root per conversion). Each driven cell fluctuates, so a column sum's
-        sigma grows with sqrt(sum of digit^2) (both cells of a differential pair count).
-        The noise is analog (not rounded to codes) and the ADC transfer function is the
-        same, computed in float32 (sums below 2**24 codes are exact). For speed the draws
-        come from torch's CPU generator seeded by (tile seed, read counter, direction,
-        outputs): deterministic for the same sequence of calls, but, unlike the
-        counter-based draws, dependent on how vectors are grouped into calls."""
+    def _convert_analog(self, sums, lanes, weights, transpose, digits) -> np.ndarray:
+        """:meth:`_convert` with the functional model's analog options: Gaussian per-read
+        noise and ADC offset, threshold errors (DNL/INL) and comparator noise.
+
+        Read noise: each driven cell fluctuates, so a column sum's sigma grows with
+        sqrt(sum of digit^2) (both cells of a differential pair count); it is analog (not
+        rounded to codes). The ADC sees ``v = sum / LSB + offset + noise`` (LSB units)
+        and returns the code ``k`` whose thresholds ``t_k <= v < t_(k+1)`` hold, with
+        ``t_k = k - 1/2 + e_k``; offsets and ``e_k`` are static per ADC (counter-based
+        draws from the tile seed), ``e_k`` clipped to +-0.45 LSB (monotonic codes). With
+        no option set this is the ideal transfer function of :meth:`_convert`. Computed
+        in float32 (sums below 2**24 codes are exact). Per-conversion draws come from
+        torch's CPU generator seeded by (tile seed, read counter, direction, outputs):
+        deterministic for the same sequence of calls, but, unlike the counter-based
+        draws, dependent on how vectors are grouped into calls."""
         c = self.cfg
-        J = sums.shape[0]
-        d2 = (torch.as_tensor(digits, dtype=torch.float32) ** 2).sum(-1) * c.cells_per_weight_slice
+        J, n, n_out, S = sums.shape
         gen = torch.Generator().manual_seed(
-            R.salt_int(c.seed, R.STREAM_NOISE, self.noise_ctr, 2 * sums.shape[2] + int(transpose)))
-        z = torch.randn(sums.shape, generator=gen, dtype=torch.float32)
-        z *= (self._read_sigma() * d2.sqrt())[:, :, None, None]
-        z += torch.from_numpy(np.ascontiguousarray(sums))
+            R.salt_int(c.seed, R.STREAM_NOISE, self.noise_ctr, 2 * n_out + int(transpose)))
+        z = torch.from_numpy(np.ascontiguousarray(sums)).to(torch.float32)
+        if self._read_sigma():
+            d2 = (torch.as_tensor(digits, dtype=torch.float32) ** 2).sum(-1) \
+                * c.cells_per_weight_slice
+            noise = torch.randn(sums.shape, generator=gen, dtype=torch.float32)
+            noise *= (self._read_sigma() * d2.sqrt())[:, :, None, None]
+            z += noise
         shift = self.adc_shifts(transpose, J)                                  # (J, S)
         z *= torch.from_numpy((2.0 ** -(shift + c.g_frac_bits)).astype(np.float32))[:, None, None, :]
-        z += 0.5
-        z.floor_()
+        code = self.adc_codes(z, transpose, gen)
         lo, hi = c.adc_code_range
-        zmin, zmax = torch.aminmax(z)
-        if zmin < lo or zmax > hi:
-            self.adc_clips += int((z < lo).sum() + (z > hi).sum())
-            z.clamp_(lo, hi)
         # shift-add: over slices in float32 while exact (codes x powers of two below 2**24),
         # then over input steps in float64
         scale = shift + c.cell_bits * np.arange(c.slices, dtype=np.int64)[None, :]   # (J, S)
         per_step = float(max(abs(lo), hi)) * float((2.0 ** scale).sum(1).max())
         ft = torch.float32 if per_step < 2 ** 24 else torch.float64
-        ys = (z.to(ft) * torch.from_numpy(2.0 ** scale).to(ft)[:, None, None, :]).sum(-1)
+        ys = (code.to(ft) * torch.from_numpy(2.0 ** scale).to(ft)[:, None, None, :]).sum(-1)
         y = (ys.to(torch.float64) * torch.from_numpy(weights.astype(np.float64))[:, None, None]).sum(0)
         return y.round().to(torch.int64).numpy()
+
+    def adc_codes(self, v: torch.Tensor, transpose: bool, gen=None) -> torch.Tensor:
+        """The ADCs' codes for inputs ``v[..., out, slice]`` in LSB units (float32): offset,
+        threshold errors and comparator noise as configured, clipped to the code range
+        (clipped conversions counted); see :meth:`_convert_analog`."""
+        c = self.cfg
+        n_out, S = v.shape[-2:]
+        z = v.clone()
+        lo, hi = c.adc_code_range
+        if c.adc_offset_mlsb or c.adc_noise_mlsb:
+            offset, _ = self._adc_errors(transpose, n_out)
+            z += torch.from_numpy(offset)
+            if c.adc_noise_mlsb:
+                if gen is None:
+                    gen = torch.Generator().manual_seed(
+                        R.salt_int(c.seed, R.STREAM_ADC, self.noise_ctr, int(transpose)))
+                z += torch.randn(z.shape, generator=gen, dtype=torch.float32) \
+                    * (c.adc_noise_mlsb / 1000.0)
+        code = (z + 0.5).floor_()
+        if c.adc_dnl_mlsb:
+            _, thr = self._adc_errors(transpose, n_out)                     # (out, S, codes+1)
+            thr = torch.from_numpy(thr)
+            idx = (code.clamp(lo, hi + 1) - lo).to(torch.int64)
+            o, s_ = torch.arange(n_out)[:, None], torch.arange(S)[None, :]
+            e_here = thr[o, s_, idx]                                      # threshold of code
+            e_next = thr[o, s_, (idx + 1).clamp(max=hi - lo + 1)]
+            down = (z < code - 0.5 + e_here).to(code.dtype)      # the two cannot both hold:
+            up = (z >= code + 0.5 + e_next).to(code.dtype)       # |e| <= 0.45
+            code += up - down
+        zmin, zmax = torch.aminmax(code)
+        if zmin < lo or zmax > hi:
+            self.adc_clips += int((code < lo).sum() + (code > hi).sum())
+            code.clamp_(lo, hi)
+        return code
+
+    def _adc_errors(self, transpose: bool, n_out: int):
+        """Static ADC errors of one direction, in LSB: offsets ``(n_out, slices)`` and
+        threshold errors ``(n_out, slices, codes + 1)`` (entry ``k - lo`` moves code k's
+        lower threshold; the first and last entries are unused)."""
+        key = ("adc", transpose, n_out)
+        if key not in self._static:
+            c = self.cfg
+            lanes = mix32((np.arange(n_out, dtype=np.uint64)[:, None] * np.uint64(c.slices)
+                           + np.arange(c.slices, dtype=np.uint64)[None, :])
+                          ^ np.uint64(1 << 31 if transpose else 0))
+            unit = R.gauss_multiplier(1 << 16)
+            base = np.uint64(R.salt_int(c.seed, R.STREAM_ADC))
+            offset = (gauss(mix32(lanes ^ base), unit) / 65536.0 * c.adc_offset_mlsb / 1000.0)
+            lo, hi = c.adc_code_range
+            salts = mix32(np.arange(hi - lo + 2, dtype=np.uint64) * np.uint64(R.GOLDEN) ^ base)
+            e = gauss(mix32(lanes[..., None] ^ salts), unit) / 65536.0 * c.adc_dnl_mlsb / 1000.0
+            self._static[key] = (offset.astype(np.float32),
+                                 np.clip(e, -0.45, 0.45).astype(np.float32))
+        return self._static[key]
 
     def _read_sigma(self) -> float:
         return getattr(self, "read_sigma_codes", 0.0)
@@ -388,7 +447,8 @@ class ReramModel:
 
     def _make_plan(self, transpose, a_in, a_out):
         c = self.cfg
-        if c.read_noise or self._read_sigma() or self.adc_shifts(transpose, 2).any():
+        if (c.read_noise or self._read_sigma() or c.adc_nonideal
+                or self.adc_shifts(transpose, 2).any()):
             return None
         F, dmax = c.g_frac_bits, (1 << c.dac_bits) - 1
         rnd = (1 << F) >> 1
