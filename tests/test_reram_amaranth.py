@@ -113,6 +113,13 @@ CFGS = [
     TileConfig(rows=4, cols=4, cell_bits=4, weight_bits=8, input_bits=6, dac_bits=3,
                adc_bits=6, write_latency=3, verify_iters=2, prog_variation=3, verify_tol=1,
                endurance=3, seed=3, encoding="differential"),
+    # a Gaussian device (write-verify pulses and relaxation, signed conductance codes)
+    TileConfig(rows=3, cols=2, cell_bits=2, weight_bits=4, input_bits=4, write_latency=1,
+               verify_iters=3, verify_tol=1, device="wan2022-prog", seed=5),
+    TileConfig(rows=5, cols=3, cell_bits=1, weight_bits=4, input_bits=5, dac_bits=2,
+               adc_bits=4, write_latency=1, verify_iters=4, verify_tol=2, g_frac_bits=6,
+               stuck_on_ppm=100_000, stuck_off_ppm=100_000, seed=9, rows_per_cycle=2,
+               device="wan2022-prog", encoding="differential"),
 ]
 
 

@@ -20,13 +20,19 @@ GRID = [
     TileConfig(rows=6, cols=5, cell_bits=2, adc_bits=6, encoding="differential", **FAST).ideal(),
     TileConfig(rows=9, cols=4, cell_bits=2, adc_bits=4, rows_per_cycle=2,
                encoding="differential", **FAST, **NONIDEAL),
+    # a Gaussian device model (measured write-verify + relaxation), both encodings
+    TileConfig(rows=8, cols=5, cell_bits=2, adc_bits=6, g_frac_bits=6, verify_tol=2,
+               device="wan2022-prog", stuck_on_ppm=20_000, seed=4, **FAST),
+    TileConfig(rows=6, cols=3, cell_bits=4, adc_bits=7, verify_tol=1, rows_per_cycle=4,
+               device="wan2022-prog", encoding="differential", seed=8, **FAST),
 ]
 
 
 @pytest.mark.sim
 @pytest.mark.parametrize("cfg", GRID, ids=lambda c: f"{c.rows}x{c.cols}_cb{c.cell_bits}_adc{c.adc_bits}"
                          f"_p{c.rows_per_cycle}" + ("_ideal" if c.prog_variation == 0 else "_nonideal")
-                         + ("_diff" if c.differential else ""))
+                         + ("_diff" if c.differential else "")
+                         + (f"_{c.device}" if c.device != "uniform" else ""))
 def test_tile_rtl_matches_golden_model(cfg):
     sim = build_tile_sim(cfg)
     tests, failed, log = run_cocotb(sim, "cosim.tb_reram")

@@ -314,3 +314,23 @@ def test_adc_nonidealities_reach_the_mvm():
     m = ReramModel(cfg)
     m.program(0, W)
     assert np.array_equal(m.mvm(X), X @ W)                 # lossless: immune to DNL
+
+
+def test_every_option_names_a_legal_verilog_module():
+    import re
+    for dev in D.DEVICES:
+        for enc in ("offset", "differential"):
+            for cal in ("worst", "weights"):
+                cfg = TileConfig(rows=4, cols=4, device=dev, encoding=enc, adc_calibration=cal)
+                assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg.name), cfg.name
+    names = {TileConfig(device=d).name for d in D.DEVICES}
+    assert len(names) == len(D.DEVICES)
+
+
+def test_rtl_implements_the_programming_part_of_the_fitted_model():
+    from hw.reram import ReramTile
+    cfg = TileConfig(rows=2, cols=2, device="wan2022-prog")
+    assert cfg.rtl_refusal() is None and cfg.g_signed
+    ReramTile(cfg).elaborate(None)
+    a, b = D.DEVICES["wan2022"], D.DEVICES["wan2022-prog"]
+    assert a.relax == b.relax and a.pulse_sigma == b.pulse_sigma and b.read_sigma == 0

@@ -236,7 +236,7 @@ class TileConfig:
                 f"_g{self.g_frac_bits}{nonideal}_s{self.seed}"
                 f"_wl{self.write_latency}x{self.verify_iters}_e{self.endurance}"
                 + (f"_p{self.rows_per_cycle}" if self.rows_per_cycle != 1 else "")
-                + (f"_dev{self.device}" if self.device != "uniform" else "")
+                + (f"_dev{self.device.replace('-', '_')}" if self.device != "uniform" else "")
                 + ("_diff" if self.differential else "")
                 + ("_calw" if self.adc_calibration == "weights" else ""))
 
@@ -302,8 +302,8 @@ class TileConfig:
         devices, both encodings and worst-case ADC ranges."""
         why = []
         if not self.device_model.rtl:
-            why.append(f"device {self.device!r} (Gaussian device models are implemented by "
-                       "the functional model only)")
+            why.append(f"device {self.device!r} (its per-read Gaussian noise is implemented by "
+                       "the functional model only; 'wan2022-prog' is its programming part)")
         if self.adc_calibration != "worst":
             why.append(f"adc_calibration {self.adc_calibration!r} (functional model only)")
         if self.adc_nonideal:
@@ -311,8 +311,7 @@ class TileConfig:
         if not why:
             return None
         return ("TileConfig: the RTL tile does not implement " + "; ".join(why)
-                + "; use the functional backend, or device 'uniform'/'ideal' and "
-                "adc_calibration 'worst'")
+                + "; use the functional backend")
 
     # ---- derived quantities -----------------------------------------------------------
     @property
@@ -361,8 +360,29 @@ class TileConfig:
         return -int(round(m.g_min_us() / m.step_us(self.cell_bits) * (1 << self.g_frac_bits)))
 
     @property
+    def g_signed(self) -> bool:
+        """Conductance codes can be negative (a Gaussian device's level-0 cells that relaxed
+        below G_min, which the reference column removes)."""
+        return self.g_min_code < 0
+
+    @property
     def g_width(self) -> int:
+        """Bits of a stored conductance code (two's complement when :attr:`g_signed`)."""
+        if self.g_signed:
+            return max(self.g_max.bit_length(), (-self.g_min_code).bit_length()) + 1
         return self.g_max.bit_length()
+
+    def gauss_multipliers(self) -> tuple[int, tuple[int, ...]]:
+        """A Gaussian device's draw multipliers (:func:`hw.reram.rng.gauss_multiplier`):
+        one write-verify pulse's (all levels), and the relaxation's per level; the golden
+        model and the RTL use these integers."""
+        from .rng import gauss_multiplier
+        m = self.device_model
+        F, L = self.g_frac_bits, 1 << self.cell_bits
+        to_codes = (1 << F) / m.step_us(self.cell_bits)
+        relax = tuple(gauss_multiplier(float(m.sigma_us(m.level_us(self.cell_bits, float(lv))))
+                                       * to_codes) for lv in range(L))
+        return gauss_multiplier(m.pulse_sigma * (1 << F)), relax
 
     @property
     def max_sum(self) -> int:

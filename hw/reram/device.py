@@ -90,8 +90,11 @@ class DeviceModel:
     # ---- what the RTL tile implements ------------------------------------------------
     @property
     def rtl(self) -> bool:
-        """True where the RTL tile implements this model bit for bit (ideal, uniform)."""
-        return self.kind != "gaussian"
+        """True where the RTL tile implements this model bit for bit: every model but one
+        with per-read Gaussian noise, whose sigma needs a square root per conversion
+        (retention and drift, :meth:`sw.golden.reram.ReramModel.age`, are a functional
+        model method; the RTL holds the cells as programmed)."""
+        return not self.read_sigma
 
     @property
     def drifts(self) -> bool:
@@ -184,6 +187,15 @@ DEVICES: dict[str, DeviceModel] = {m.name: m for m in (
             "drift_nu": "0: ReRAM shows no power-law drift of the mean in these data (aihwkit "
                         "models its retention as the growing spread above)",
         }),
+    DeviceModel(
+        name="wan2022-prog", kind="gaussian",
+        summary="wan2022's write-verify and relaxation without its read noise: the part "
+                "of the model the RTL tile implements",
+        g_max_us=40.0, on_off=40.0, pulse_sigma=0.15,
+        relax=((1.0, (0.348, 16.030, -43.853, 45.393, -16.815)),
+               (86400.0, (0.701, 22.086, -50.773, 47.095, -16.458)),
+               (172800.0, (0.782, 20.274, -43.507, 37.062, -11.934))),
+        sources={"all": "as wan2022, with read_sigma = 0"}),
     DeviceModel(
         name="wan2022-drift", kind="gaussian",
         summary="wan2022 plus a power-law drift of the mean (nu = 0.005 +- 0.002), for "

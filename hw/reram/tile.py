@@ -28,6 +28,23 @@ def mix32(m, x, name="mix"):
     return x
 
 
+def gauss(m, h, mult, width: int, name: str):
+    """Gaussian draw from hash word ``h`` with integer multiplier ``mult`` (a constant or
+    a signal): Irwin-Hall of four 16-bit uniforms, scaled and rounded; the method and
+    constants are :mod:`hw.reram.rng`'s, the numpy twin :func:`sw.golden.reram.gauss`."""
+    h2 = mix32(m, h ^ R.STREAM_GAUSS, f"{name}_h2")
+    s = Signal(signed(19), name=f"{name}_s")
+    m.d.comb += s.eq(h[:16] + h[16:32] + h2[:16] + h2[16:32] - 2 * 0xFFFF)
+    d = Signal(signed(width), name=f"{name}_d")
+    m.d.comb += d.eq((s * mult + (1 << (R.GAUSS_SHIFT - 1))) >> R.GAUSS_SHIFT)
+    return d
+
+
+def gauss_width(mult: int) -> int:
+    """Signed width of a draw of multiplier ``mult`` (its largest magnitude plus one)."""
+    return (((2 * 0xFFFF * mult) >> R.GAUSS_SHIFT) + 1).bit_length() + 1
+
+
 def bounded(h, bound: int):
     """Hash -> signed integer in [-bound, bound] (same map as :func:`sw.golden.reram.bounded`)."""
     if not bound:
@@ -104,6 +121,13 @@ class ReramTile(wiring.Component):
         NL = c.lanes                                     # cells per weight: S, or 2S paired
         cells = C * NL                                   # cells in one crossbar row
         diff = c.differential
+        gaussian = c.device_model.kind == "gaussian"
+        if gaussian:
+            pulse_mult, relax_mult = c.gauss_multipliers()
+            dw = max(gauss_width(pulse_mult), F + 2)                 # a pulse's error
+            rw = gauss_width(max(relax_mult))                        # relaxation
+        else:
+            dw = F + 2
 
         # ---- memories: conductance codes and wear, one word per crossbar row ----------
         # The conductances are banked P ways (row r in bank r % P at address r // P), so
@@ -122,13 +146,16 @@ class ReramTile(wiring.Component):
 
         def g_cell(word, col, lane):
             k = col * NL + lane
-            return word[k * gw:(k + 1) * gw]
+            v = word[k * gw:(k + 1) * gw]
+            return v.as_signed() if c.g_signed else v
 
         def g_eff(word, col, s):
             """What slice ``s``'s ADC of column ``col`` sees from this word: the cell, or
             a differential pair's difference (positive cell minus negative cell)."""
             if not diff:
                 return g_cell(word, col, s)
+            if c.g_signed:
+                return g_cell(word, col, s) - g_cell(word, col, S + s)
             return (Cat(g_cell(word, col, s), Const(0, 1)).as_signed()
                     - Cat(g_cell(word, col, S + s), Const(0, 1)).as_signed())
 
@@ -148,7 +175,7 @@ class ReramTile(wiring.Component):
         wait = Signal(range(c.write_latency + 1))
         target = [Signal(unsigned(cb), name=f"lvl{k}") for k in range(cells)]
         done_c = [Signal(name=f"ok{k}") for k in range(cells)]
-        delta = [Signal(signed(F + 2), name=f"dlt{k}") for k in range(cells)]
+        delta = [Signal(signed(dw), name=f"dlt{k}") for k in range(cells)]
         pulses = [Signal(range(c.verify_iters + 1), name=f"pls{k}") for k in range(cells)]
 
         # MVM state
@@ -285,7 +312,11 @@ class ReramTile(wiring.Component):
                                  ^ seed ^ R.STREAM_VARIATION, "var_salt")
                     row_salt = mix32(m, row ^ salt, "var_row_salt")
                     for k in range(cells):
-                        if c.prog_variation:
+                        if gaussian and pulse_mult:
+                            h = mix32(m, row_salt ^ R.mix32_int(k), f"var{k}")
+                            d_t = gauss(m, h, pulse_mult, dw, f"pulse{k}")
+                            ok_t = (d_t <= c.verify_tol) & (d_t >= -c.verify_tol)
+                        elif c.prog_variation:
                             d_t = Signal(signed(F + 2), name=f"dt{k}")
                             h = mix32(m, row_salt ^ R.mix32_int(k), f"var{k}")
                             m.d.comb += d_t.eq(bounded(h, c.prog_variation))
@@ -311,16 +342,32 @@ class ReramTile(wiring.Component):
                                                 if not self.seed_port else
                                                 mix32(m, seed ^ R.STREAM_FAULT, "fault_salt")),
                                       "fault_row")
+                if gaussian and any(relax_mult):
+                    # relaxation after the last verify: one draw per cell, its sigma by level
+                    relax_row = mix32(m, row ^ mix32(m, (epoch * R.GOLDEN)[:32] ^ seed
+                                                     ^ R.STREAM_RELAX, "relax_salt"),
+                                      "relax_row")
                 g_words, wear_words, new_wear = [], [], []
                 crossings, pulse_sum = [], []
                 for k in range(cells):
                     tgt = Signal(unsigned(cb + F), name=f"tgt{k}")
                     m.d.comb += tgt.eq(target[k] << F)
-                    g = Signal(unsigned(gw), name=f"g{k}")
+                    g = Signal(signed(gw) if c.g_signed else unsigned(gw), name=f"g{k}")
                     p = Signal(range(c.verify_iters + 1), name=f"p{k}")
-                    raw = Signal(signed(cb + F + 3), name=f"raw{k}")
-                    m.d.comb += raw.eq(Cat(tgt, Const(0, 1)).as_signed() + delta[k])
-                    m.d.comb += [g.eq(Mux(raw < 0, 0, Mux(raw > c.g_max, c.g_max, raw))),
+                    err = delta[k]
+                    if gaussian and any(relax_mult):
+                        mult = Signal(range(max(relax_mult) + 1), name=f"rmul{k}")
+                        with m.Switch(target[k]):
+                            for lv, mv in enumerate(relax_mult):
+                                with m.Case(lv):
+                                    m.d.comb += mult.eq(mv)
+                        h = mix32(m, relax_row ^ R.mix32_int(k), f"relax{k}")
+                        err = err + gauss(m, h, mult, rw, f"relax{k}")
+                    raw = Signal(signed(max(cb + F, dw, rw if gaussian else 0) + 3),
+                                 name=f"raw{k}")
+                    m.d.comb += raw.eq(Cat(tgt, Const(0, 1)).as_signed() + err)
+                    lo_g = c.g_min_code
+                    m.d.comb += [g.eq(Mux(raw < lo_g, lo_g, Mux(raw > c.g_max, c.g_max, raw))),
                                  p.eq(pulses[k])]
                     if on_thr or off_thr:
                         hf = Signal(32, name=f"hf{k}")

@@ -134,15 +134,11 @@ class ReramModel:
         self.age_s = 0.0
         self._static: dict = {}         # per-tile static ADC errors (functional options)
         if self.device.kind == "gaussian":
-            F, L = c.g_frac_bits, 1 << c.cell_bits
-            levels = np.arange(L)
-            step = self.device.step_us(c.cell_bits)
-            to_codes = (1 << F) / step
-            self.pulse_mult = np.full(L, R.gauss_multiplier(self.device.pulse_sigma * (1 << F)),
-                                      np.int64)
-            sig = self.device.sigma_us(self.device.level_us(c.cell_bits, levels.astype(float)))
-            self.relax_mult = np.array([R.gauss_multiplier(v * to_codes) for v in sig], np.int64)
-            self.read_sigma_codes = self.device.read_sigma * self.device.g_max_us * to_codes
+            pulse, relax = c.gauss_multipliers()
+            self.pulse_mult = np.full(1 << c.cell_bits, pulse, np.int64)
+            self.relax_mult = np.array(relax, np.int64)
+            self.read_sigma_codes = (self.device.read_sigma * self.device.g_max_us
+                                     * (1 << c.g_frac_bits) / self.device.step_us(c.cell_bits))
             self.target = np.zeros(shape, np.int64)        # programmed levels << F
             self.g_prog = np.zeros(shape, np.int64)        # conductances at t0
             self.row_epoch = np.zeros(c.rows, np.int64)    # each row's programming epoch
