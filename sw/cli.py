@@ -189,9 +189,14 @@ def cmd_bench(args) -> int:
 
 def cmd_fidelity(args) -> int:
     from hw.reram import DEVICES
-    from sw.fidelity import drift, plot, sweep
+    from sw.fidelity import budget, drift, plot, sweep
 
     base = _tile_config(args)
+    drifting = list(args.drift_devices)
+    bad = [d for d in drifting if not DEVICES[d].drifts]
+    if bad:                                  # before anything runs
+        raise ValueError(f"--drift-devices: {bad[0]!r} does not change after programming "
+                         f"(choose from {[d for d, m in DEVICES.items() if m.drifts and ':' not in d]})")
     result = sweep(base, devices=args.devices, encodings=args.encodings,
                    adc_bits=args.sweep_adc_bits, calibrations=args.calibrations,
                    cell_bits=args.sweep_cell_bits, vectors=args.vectors, seed=args.data_seed,
@@ -199,14 +204,13 @@ def cmd_fidelity(args) -> int:
                    lambda i, n: print(f"\r  {i}/{n} series", end="", file=sys.stderr, flush=True))
     if not args.quiet:
         print(file=sys.stderr)
-    drifting = [d for d in args.drift_devices]
-    bad = [d for d in drifting if not DEVICES[d].drifts]
-    if bad:
-        raise ValueError(f"--drift-devices: {bad[0]!r} does not change after programming "
-                         f"(choose from {[d for d, m in DEVICES.items() if m.drifts]})")
     dr = drift(base, devices=drifting, encodings=args.encodings, times=args.times,
                vectors=args.vectors, seed=args.data_seed) if drifting else None
-    paths = plot(result, args.out, dr)
+    gaussian = [d for d in args.devices if DEVICES[d].kind == "gaussian"
+                and ":" not in d]
+    bud = budget(base, devices=gaussian, encodings=args.encodings, vectors=args.vectors,
+                 seed=args.data_seed) if gaussian else None
+    paths = plot(result, args.out, dr, bud)
     bits = " ".join(f"{b:>6d}" for b in result["adc_bits"])
     print(f"MVM error vs the float product, percent; columns: ADC bits\n"
           f"{'device':14s} {'encoding':12s} {'range':7s} cells {bits}")
@@ -216,6 +220,12 @@ def cmd_fidelity(args) -> int:
               f"{errs}")
     print(f"int8 quantization alone (lossless ADC, no device error): "
           f"{result['int8_floor_pct']:.3g} %")
+    if bud:
+        print("\nError budget at a lossless ADC, percent: MVM vs float, MVM vs int8, programmed "
+              "weights vs int8 weights")
+        for r in bud["rows"]:
+            print(f"{r['device']:14s} {r['encoding']:12s} {r['part']:30s} "
+                  f"{r['vs_float_pct']:6.3g} {r['vs_int8_pct']:6.3g} {r['weight_error_pct']:6.3g}")
     if dr:
         print("\nMVM error vs the int8 product, percent, lossless ADC; columns: seconds after "
               "programming " + " ".join(f"{t:.3g}" for t in dr["times_s"]))

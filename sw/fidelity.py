@@ -24,7 +24,7 @@ from hw.reram import DEVICES, TileConfig
 from sw.backends import quantize
 from sw.golden.reram import ReramModel
 
-__all__ = ["errors", "sweep", "drift", "plot"]
+__all__ = ["errors", "sweep", "drift", "budget", "plot"]
 
 
 def _operands(base: TileConfig, vectors: int, seed: int):
@@ -87,6 +87,48 @@ def sweep(base: TileConfig | None = None, devices=("ideal", "uniform", "wan2022"
     return out
 
 
+def budget(base: TileConfig | None = None, devices=("wan2022",),
+           encodings=("offset", "differential"), vectors: int = 64, seed: int = 0) -> dict:
+    """Where a Gaussian device's error comes from, at a lossless ADC: the whole model, its
+    programming part alone (write-verify and relaxation), its read noise alone, and the
+    programmed weights' own error ``||W_eff - W|| / ||W||`` (the conductances read back as
+    weights, ``sum_s g_s 2**(s cell_bits)``: the number an analog-weight simulator such as
+    aihwkit reports as weight noise), in percent."""
+    import dataclasses
+
+    from hw.reram.device import register
+    from sw.golden.reram import effective
+
+    base = base or TileConfig()
+    W, X, wq, xq, scale = _operands(base, vectors, seed)
+    out = {"units": "percent", "rows": []}
+    for dev in devices:
+        m = DEVICES[dev]
+        if m.kind != "gaussian":
+            raise ValueError(f"budget: device {dev!r} is not a Gaussian device model")
+        parts = {"all": m,
+                 "programming + relaxation only": dataclasses.replace(
+                     m, name=f"{dev}:prog", read_sigma=0.0),
+                 "read noise only": dataclasses.replace(
+                     m, name=f"{dev}:read", pulse_sigma=0.0, relax=())}
+        for enc in encodings:
+            for part, model in parts.items():
+                register(model)
+                cfg = base.changed(device=model.name, encoding=enc, adc_calibration="worst")
+                cfg = cfg.changed(adc_bits=cfg.lossless_adc_bits)
+                e = errors(cfg, W, X, wq, xq, scale)
+                tile = ReramModel(cfg)
+                tile.program(0, wq)
+                g = effective(cfg, tile.g) / float(1 << cfg.g_frac_bits)
+                w_eff = (g * 2.0 ** (cfg.cell_bits * np.arange(cfg.slices))).sum(-1) \
+                    - (0 if cfg.differential else 1 << (cfg.weight_bits - 1))
+                out["rows"].append({
+                    "device": dev, "encoding": enc, "part": part, **e,
+                    "weight_error_pct": 100 * float(np.linalg.norm(w_eff - wq)
+                                                    / np.linalg.norm(wq))})
+    return out
+
+
 def drift(base: TileConfig | None = None, devices=("wan2022", "wan2022-drift"),
           encodings=("offset", "differential"), times=(1.0, 60.0, 3600.0, 86400.0,
                                                        172800.0, 2.592e6, 3.15e7),
@@ -106,7 +148,8 @@ def drift(base: TileConfig | None = None, devices=("wan2022", "wan2022-drift"),
     return out
 
 
-def plot(result: dict, out_dir: Path, drift_result: dict | None = None) -> list[Path]:
+def plot(result: dict, out_dir: Path, drift_result: dict | None = None,
+         budget_result: dict | None = None) -> list[Path]:
     """``reram_fidelity.png`` (one panel per device, the base's cell width),
     ``reram_fidelity_cells.png`` (one panel per cell width, every device) and, with
     ``drift_result``, ``reram_drift.png``; plus ``reram_fidelity.json``."""
@@ -185,6 +228,7 @@ def plot(result: dict, out_dir: Path, drift_result: dict | None = None) -> list[
         plt.close(fig)
 
     js = out_dir / "reram_fidelity.json"
-    js.write_text(json.dumps({"sweep": result, "drift": drift_result}, indent=1) + "\n")
+    js.write_text(json.dumps({"sweep": result, "drift": drift_result, "budget": budget_result},
+                             indent=1) + "\n")
     paths.append(js)
     return paths

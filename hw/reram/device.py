@@ -54,7 +54,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["DeviceModel", "DEVICES", "device_model"]
+__all__ = ["DeviceModel", "DEVICES", "device_model", "register"]
 
 
 @dataclass(frozen=True)
@@ -213,6 +213,20 @@ DEVICES: dict[str, DeviceModel] = {m.name: m for m in (
                         "represent filamentary ReRAM; for sensitivity studies, not a fit",
         }),
 )}
+
+
+def register(model: DeviceModel) -> DeviceModel:
+    """Add a device model (a user's own, or a variant of a preset made with
+    ``dataclasses.replace``) so that ``TileConfig(device=model.name)`` finds it.
+    Registering the same definition again is harmless; another definition under a taken
+    name is an error."""
+    if not isinstance(model, DeviceModel):
+        raise TypeError(f"register takes a DeviceModel, not {model!r}")
+    old = DEVICES.get(model.name)
+    if old is not None and old != model:
+        raise ValueError(f"a different device model is already registered as {model.name!r}")
+    DEVICES[model.name] = model
+    return model
 
 
 def device_model(name: str) -> DeviceModel:
