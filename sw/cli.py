@@ -195,8 +195,9 @@ def cmd_fidelity(args) -> int:
     drifting = list(args.drift_devices)
     bad = [d for d in drifting if not DEVICES[d].drifts]
     if bad:                                  # before anything runs
+        choices = [d for d, m in DEVICES.items() if m.drifts and "-part-" not in d]
         raise ValueError(f"--drift-devices: {bad[0]!r} does not change after programming "
-                         f"(choose from {[d for d, m in DEVICES.items() if m.drifts and ':' not in d]})")
+                         f"(choose from {choices})")
     result = sweep(base, devices=args.devices, encodings=args.encodings,
                    adc_bits=args.sweep_adc_bits, calibrations=args.calibrations,
                    cell_bits=args.sweep_cell_bits, vectors=args.vectors, seed=args.data_seed,
@@ -207,7 +208,7 @@ def cmd_fidelity(args) -> int:
     dr = drift(base, devices=drifting, encodings=args.encodings, times=args.times,
                vectors=args.vectors, seed=args.data_seed) if drifting else None
     gaussian = [d for d in args.devices if DEVICES[d].kind == "gaussian"
-                and ":" not in d]
+                and "-part-" not in d]
     bud = budget(base, devices=gaussian, encodings=args.encodings, vectors=args.vectors,
                  seed=args.data_seed) if gaussian else None
     paths = plot(result, args.out, dr, bud)

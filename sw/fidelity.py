@@ -108,9 +108,9 @@ def budget(base: TileConfig | None = None, devices=("wan2022",),
             raise ValueError(f"budget: device {dev!r} is not a Gaussian device model")
         parts = {"all": m,
                  "programming + relaxation only": dataclasses.replace(
-                     m, name=f"{dev}:prog", read_sigma=0.0),
+                     m, name=f"{dev}-part-prog", read_sigma=0.0),
                  "read noise only": dataclasses.replace(
-                     m, name=f"{dev}:read", pulse_sigma=0.0, relax=())}
+                     m, name=f"{dev}-part-read", pulse_sigma=0.0, relax=())}
         for enc in encodings:
             for part, model in parts.items():
                 register(model)

@@ -325,6 +325,18 @@ def test_every_option_names_a_legal_verilog_module():
                 assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg.name), cfg.name
     names = {TileConfig(device=d).name for d in D.DEVICES}
     assert len(names) == len(D.DEVICES)
+    for bad in ("Wan", "a_b", "a--b", "-a", "a:b"):
+        with pytest.raises(ValueError, match="lowercase letters and digits"):
+            dataclasses.replace(D.DEVICES["wan2022"], name=bad)
+
+
+def test_register_adds_a_user_model(monkeypatch):
+    monkeypatch.setattr(D, "DEVICES", dict(D.DEVICES))
+    mine = dataclasses.replace(D.DEVICES["wan2022"], name="my-device", read_sigma=0.02)
+    assert D.register(mine) is mine and D.register(mine) is mine
+    assert TileConfig(device="my-device").device_model is mine
+    with pytest.raises(ValueError, match="already registered"):
+        D.register(dataclasses.replace(mine, read_sigma=0.03))
 
 
 def test_rtl_implements_the_programming_part_of_the_fitted_model():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from dataclasses import dataclass
 
 from .device import DeviceModel, device_model
@@ -237,8 +236,7 @@ class TileConfig:
                 f"_g{self.g_frac_bits}{nonideal}_s{self.seed}"
                 f"_wl{self.write_latency}x{self.verify_iters}_e{self.endurance}"
                 + (f"_p{self.rows_per_cycle}" if self.rows_per_cycle != 1 else "")
-                + (f"_dev{re.sub(r'[^A-Za-z0-9_]', '_', self.device)}"
-                   if self.device != "uniform" else "")
+                + (f"_dev{self.device.replace('-', '_')}" if self.device != "uniform" else "")
                 + ("_diff" if self.differential else "")
                 + ("_calw" if self.adc_calibration == "weights" else ""))
 

@@ -52,6 +52,7 @@ way a run is reproducible bit for bit.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 __all__ = ["DeviceModel", "DEVICES", "device_model", "register"]
@@ -77,6 +78,9 @@ class DeviceModel:
     sources: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", self.name):
+            raise ValueError(f"DeviceModel name {self.name!r}: lowercase letters and digits, "
+                             "words joined by single '-' (it becomes part of Verilog names)")
         if self.kind not in ("ideal", "uniform", "gaussian"):
             raise ValueError(f"DeviceModel {self.name!r}: kind must be ideal, uniform or "
                              f"gaussian, not {self.kind!r}")
@@ -148,8 +152,14 @@ class DeviceModel:
 
 
 _WAN = "Wan et al., 'A compute-in-memory chip based on resistive random-access memory', Nature 608, 2022"
-_AIHW = ("IBM aihwkit 0.9, aihwkit.inference.noise.reram.ReRamWan2022NoiseModel (4th-order fit "
+_AIHW = ("IBM aihwkit, aihwkit.inference.noise.reram.ReRamWan2022NoiseModel (4th-order fit "
          "to Wan et al. Extended Data Fig. 3d, g_max reference 40 uS)")
+
+#: wan2022's cell: conductance range, one pulse's error, relaxation fits (sources: wan2022).
+_WAN_CELL = dict(g_max_us=40.0, on_off=40.0, pulse_sigma=0.15,
+                 relax=((1.0, (0.348, 16.030, -43.853, 45.393, -16.815)),
+                        (86400.0, (0.701, 22.086, -50.773, 47.095, -16.458)),
+                        (172800.0, (0.782, 20.274, -43.507, 37.062, -11.934))))
 
 DEVICES: dict[str, DeviceModel] = {m.name: m for m in (
     DeviceModel(
@@ -166,12 +176,7 @@ DEVICES: dict[str, DeviceModel] = {m.name: m for m in (
         name="wan2022", kind="gaussian",
         summary="HfOx ReRAM of the NeuRRAM chip: write-verify, conductance-dependent "
                 "relaxation (1 s, 1 day, 2 days), ~1 % read noise",
-        g_max_us=40.0,
-        on_off=40.0,
-        pulse_sigma=0.15,
-        relax=((1.0, (0.348, 16.030, -43.853, 45.393, -16.815)),
-               (86400.0, (0.701, 22.086, -50.773, 47.095, -16.458)),
-               (172800.0, (0.782, 20.274, -43.507, 37.062, -11.934))),
+        **_WAN_CELL,
         read_sigma=0.01,
         sources={
             "g_max_us": f"40 uS: the reference conductance of the fit ({_AIHW}); "
@@ -181,9 +186,10 @@ DEVICES: dict[str, DeviceModel] = {m.name: m for m in (
             "read_sigma": "0.01 of g_max per read: aihwkit's documented recommendation for the "
                           "Wan model's short-term read noise ('about 1 %', forward.w_noise)",
             "on_off": "assumption: G_min = 1 uS (on/off 40); the fit covers 0-40 uS",
-            "pulse_sigma": "assumption: one incremental SET/RESET pulse lands within about half "
-                           "a level step (Extended Data Fig. 3b-c show several pulses per cell; "
-                           "3f gives the pulse-count distribution, not its numbers here)",
+            "pulse_sigma": "assumption: one incremental SET/RESET pulse lands with sigma 0.15 "
+                           "level step, so write-verify takes several pulses per cell, as "
+                           "Extended Data Fig. 3b-c show (3f's pulse-count distribution was "
+                           "not available to fit)",
             "drift_nu": "0: ReRAM shows no power-law drift of the mean in these data (aihwkit "
                         "models its retention as the growing spread above)",
         }),
@@ -191,19 +197,13 @@ DEVICES: dict[str, DeviceModel] = {m.name: m for m in (
         name="wan2022-prog", kind="gaussian",
         summary="wan2022's write-verify and relaxation without its read noise: the part "
                 "of the model the RTL tile implements",
-        g_max_us=40.0, on_off=40.0, pulse_sigma=0.15,
-        relax=((1.0, (0.348, 16.030, -43.853, 45.393, -16.815)),
-               (86400.0, (0.701, 22.086, -50.773, 47.095, -16.458)),
-               (172800.0, (0.782, 20.274, -43.507, 37.062, -11.934))),
+        **_WAN_CELL,
         sources={"all": "as wan2022, with read_sigma = 0"}),
     DeviceModel(
         name="wan2022-drift", kind="gaussian",
         summary="wan2022 plus a power-law drift of the mean (nu = 0.005 +- 0.002), for "
                 "drift studies",
-        g_max_us=40.0, on_off=40.0, pulse_sigma=0.15,
-        relax=((1.0, (0.348, 16.030, -43.853, 45.393, -16.815)),
-               (86400.0, (0.701, 22.086, -50.773, 47.095, -16.458)),
-               (172800.0, (0.782, 20.274, -43.507, 37.062, -11.934))),
+        **_WAN_CELL,
         drift_nu=0.005, drift_nu_std=0.002, drift_t0_s=1.0, read_sigma=0.01,
         sources={
             "relax, read_sigma, g_max_us, on_off, pulse_sigma": "as wan2022",

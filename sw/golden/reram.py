@@ -8,8 +8,10 @@ The same class is the functional model of the options the RTL does not implement
 (:meth:`hw.reram.TileConfig.rtl_refusal`): Gaussian device models
 (:mod:`hw.reram.device`: conductance-dependent programming error and relaxation, read
 noise, finite on/off ratio, retention and drift by :meth:`ReramModel.age`), differential
-encoding and weight-calibrated ADC ranges. Their draws come from the same counter-based
-generator, so they are deterministic too.
+encoding, weight-calibrated ADC ranges and ADC offset/DNL/comparator noise. Static draws
+(programming, relaxation, retention, ADC errors) come from the same counter-based
+generator; per-conversion Gaussian draws from torch's generator seeded per call
+(:meth:`ReramModel._convert_analog`). Either way a run is deterministic.
 """
 
 from __future__ import annotations
@@ -208,7 +210,8 @@ class ReramModel:
         normal draw ``z`` and exponent ``nu`` per programming, so a cell ages
         consistently: ``G(t) = (G(t0) + z sqrt(sigma(G,t)^2 - sigma(G,t0)^2)) (t/t0)^-nu``
         in microsiemens (``G`` includes ``G_min``), back to codes and clipped like a
-        freshly programmed cell. Stuck cells stay stuck."""
+        freshly programmed cell. Stuck cells stay stuck. One age applies to every row (rows
+        programmed later count as programmed at the same time)."""
         dev, c = self.device, self.cfg
         if t_s < 0:
             raise ValueError(f"age: t_s must be >= 0, not {t_s}")
