@@ -139,5 +139,5 @@ def format_table(summary: dict) -> str:
             s = modes[mode]
             (m, h), (d, dh) = s["mse"], s["vs_ideal_pct"]
             diff = "—" if mode == "ideal" else f"{d:+.1f} ± {dh:.1f}"
-            lines.append(f"| {app} | {mode} | {m:.4f} ± {h:.4f} | {diff} | {s['seeds']} |")
+            lines.append(f"| {app} | {mode} | {m:.4g} ± {h:.2g} | {diff} | {s['seeds']} |")
     return "\n".join(lines) + "\n"
