@@ -1,6 +1,5 @@
 """Training on realistic ReRAM: deploying a finished run on other tiles, and the table."""
 
-import dataclasses
 import math
 
 import pytest
