@@ -41,12 +41,26 @@ class OpTrace:
         self.rows: "OrderedDict[tuple, dict]" = OrderedDict()
         self.phase = "full"
 
-    def add(self, unit: str, op: str, layer: str, shape: tuple, **work) -> None:
-        key = (self.phase, unit, op, layer, tuple(int(s) for s in shape))
+    def add(self, unit: str, op: str, layer: str, shape: tuple, *, products=None,
+            **work) -> None:
+        """Count one ``op``; ``work`` fields add up (lists element-wise). ``products``: the
+        ``(m, k, n)`` shapes of a concurrent group's systolic products, part of the row's
+        identity (kept as ``[[m, k, n, count], ...]``, so that a cost model can re-split
+        them over other cores)."""
+        prods = None
+        if products is not None:
+            counts: dict = {}
+            for p in products:
+                p = tuple(int(v) for v in p)
+                counts[p] = counts.get(p, 0) + 1
+            prods = tuple(sorted((*p, c) for p, c in counts.items()))
+        key = (self.phase, unit, op, layer, tuple(int(s) for s in shape), prods)
         row = self.rows.get(key)
         if row is None:
             row = self.rows[key] = {"phase": self.phase, "unit": unit, "op": op, "layer": layer,
-                                    "shape": list(key[-1]), "count": 0}
+                                    "shape": list(key[4]), "count": 0}
+            if prods is not None:
+                row["products"] = [list(p) for p in prods]
         row["count"] += 1
         for k, v in work.items():
             if isinstance(v, (list, tuple)):              # per unit (e.g. per core): add up
@@ -60,6 +74,17 @@ class OpTrace:
 
     def to_list(self) -> list[dict]:
         return list(self.rows.values())
+
+    @classmethod
+    def from_list(cls, rows: list[dict], phase: str = "full") -> "OpTrace":
+        """The trace of :meth:`to_list`'s rows (a checkpoint's), continuing in ``phase``."""
+        tr = cls()
+        tr.phase = phase
+        for row in rows:
+            prods = tuple(tuple(p) for p in row["products"]) if "products" in row else None
+            key = (row["phase"], row["unit"], row["op"], row["layer"], tuple(row["shape"]), prods)
+            tr.rows[key] = dict(row)
+        return tr
 
     def save(self, path) -> None:
         with open(path, "w") as f:
@@ -203,7 +228,8 @@ class Backend:
         sa_cfg = self.hw.systolic
         loads = core_loads(assign_products(sa_cfg, self.hw.systolic_cores, shapes))
         sa = max(loads)
-        self.trace.add("chip", "concurrent", layer, (len(calls),), cycles_model=max(sa, tiles),
+        self.trace.add("chip", "concurrent", layer, (len(calls),), products=shapes,
+                       cycles_model=max(sa, tiles),
                        systolic_model=sa, systolic_model_cores=loads,
                        systolic_work=sum(sa_cfg.matmul_cycles(*s) for s in shapes),
                        tiles_model=tiles, overlap_model=min(sa, tiles), mvm_vectors=vectors,

@@ -15,6 +15,8 @@
     hpt report RUN_DIR [RUN_DIR ...] --out build/report    # HpT vs GPU-only time and energy
     hpt compare --out build/compare                        # 4 apps x policies x mappings
     hpt sensitivity RUN_DIR [RUN_DIR ...]                  # whole-run ratios vs each factor
+    hpt sweep --cost RUN_DIR --axis tile.adc_bits=6,8,9 --axis systolic.rows=8,16 --out DIR
+    hpt sweep spec.toml [--engine ray|serial] [--address auto]   # DSE on Ray, Pareto front
 """
 
 from __future__ import annotations
@@ -354,6 +356,25 @@ def cmd_quality(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from sw.sweep import load_spec, run_sweep
+    spec = load_spec(args.spec, axes=args.axis, fixed=args.fixed, runs=args.cost or (),
+                     name=args.name, retries=args.retries, vectors=args.vectors)
+    s = run_sweep(spec, args.out, engine=args.engine, address=args.address, cpus=args.cpus,
+                  quiet=args.quiet)
+    n = len(s["points"])
+    print(f"{n} points: {n - s['failed'] - s['infeasible']} done, {s['infeasible']} "
+          f"infeasible, {s['failed']} failed; ran {s['ran']} in {s['wall_s']:.1f} s, "
+          f"reused {s['reused']}")
+    for p in s["paths"].values():
+        print(f"wrote {p}")
+    if s["failed"]:
+        print(f"hpt: {s['failed']} point(s) failed after retries: see {s['paths']['summary']} "
+              "and their logs", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _tech(args) -> dict:
     """--tech FILE then --set NAME=VALUE pairs (later wins) into one override dict."""
     from sw.cost import technology
@@ -595,6 +616,35 @@ def build_parser() -> argparse.ArgumentParser:
                    "switch_curve.png plot")
     p.add_argument("--out", type=Path, default=Path("build/quality"))
     p.set_defaults(func=cmd_quality)
+
+    p = sub.add_parser("sweep", help="design-space sweep on Ray: training runs or hardware "
+                       "points re-costing finished runs; Pareto front, sensitivity, CSV")
+    p.add_argument("spec", type=Path, nargs="?", default=None,
+                   help="a TOML spec (sw/sweep.py describes it); --axis/--fixed/--cost add to it")
+    p.add_argument("--cost", action="append", type=Path, metavar="RUN_DIR",
+                   help="a cost sweep over this finished run (repeatable)")
+    p.add_argument("--axis", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="an axis: a run setting (app, policy, seed, data.steps ...), a "
+                   "ManycoreConfig field (tile.adc_bits, systolic.rows, systolic_cores ...), "
+                   "tech.CONSTANT, gpu or dtype (repeatable)")
+    p.add_argument("--fixed", action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting every point shares (repeatable)")
+    p.add_argument("--name", default=None, help="the sweep's name (default: the spec file's, "
+                   "else cost-/train- and a hash of the command line)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default build/sweeps/NAME)")
+    p.add_argument("--engine", choices=["ray", "serial"], default="ray",
+                   help="ray (default: embedded local Ray, or --address) or serial (debugging)")
+    p.add_argument("--address", default=None, help="join this Ray cluster (auto, or "
+                   "ray://HEAD:10001) instead of starting a local one")
+    p.add_argument("--cpus", type=int, default=None,
+                   help="CPUs of the embedded Ray (default: this machine's)")
+    p.add_argument("--retries", type=int, default=None,
+                   help="re-runs of a failed point before it is reported (default 2)")
+    p.add_argument("--vectors", type=int, default=None,
+                   help="cost sweeps: input vectors of the MVM-error quality proxy (default 16)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("realism", help="train on realistic ReRAM: ideal vs default vs a "
                        "fitted device model, unaware vs in the loop, and drift (table + JSON)")

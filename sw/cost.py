@@ -35,6 +35,7 @@ applies a user's overrides (a JSON file or ``name=value`` pairs).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -194,6 +195,7 @@ def systolic_cycles(sa, batch: int, m: int, k: int, n: int) -> int:
     return batch * sa.matmul_cycles(m, k, n)
 
 
+@functools.lru_cache(maxsize=65536)
 def systolic_split_cycles(sa, cores: int, batch: int, m: int, k: int, n: int) -> int:
     """Cycles of ``batch`` equal products spread over ``cores`` cores by
     :func:`hw.placement.assign_products` (the rule the RTL device follows): the busiest
@@ -402,19 +404,48 @@ def reram_group(matrix: str) -> str:
 
 
 def _placement(trace, hw, phase):
-    from hw.placement import place
     shapes = {}
     for r in trace:
         if r["phase"] == phase and r["unit"] == "reram" and r["op"] == "program":
             shapes[r["layer"]] = tuple(r["shape"])
-    return place(hw, shapes) if shapes else None
+    return _place(hw, tuple(shapes.items())) if shapes else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _place(hw, shapes: tuple):
+    from hw.placement import place
+    return place(hw, dict(shapes))
+
+
+@functools.lru_cache(maxsize=65536)
+def _group_cycles(sa, cores: int, products: tuple) -> int:
+    """The busiest core's cycles of a concurrent group's systolic products
+    (``((m, k, n, count), ...)``) spread over ``cores`` cores ``sa``."""
+    from hw.placement import assign_products, core_loads
+    shapes = [(m, k, n) for m, k, n, c in products for _ in range(c)]
+    return max(core_loads(assign_products(sa, cores, shapes))) if shapes else 0
+
+
+def _program_row(r: dict, t, trained_tile, grid) -> tuple[int, float]:
+    """(crossbar rows, write pulses) of a trace's ``program`` row on tile ``t``: as
+    recorded when ``t`` is the tile the run was traced on; otherwise re-tiled from the
+    matrix's shape (``grid`` blocks of ``t``), with the recorded mean pulses per cell
+    (the device's write-verify statistics) times the cells of the new tiling."""
+    if trained_tile is None or t == trained_tile:
+        return r["rows"], r["write_pulses"]
+    tr, tc = grid
+    rows = tr * tc * t.rows
+    old_cells = r["rows"] * trained_tile.cols * trained_tile.lanes
+    return rows, r["write_pulses"] / old_cells * rows * t.cols * t.lanes
 
 
 def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low",
-                     mapping: str = "qv") -> dict:
+                     mapping: str = "qv", trained_hw=None) -> dict:
     """Costs of the accelerator's work in ``phase`` of a trace, per unit, under the
     schedule of :data:`SCHEDULE`; ``overlap_s`` is what concurrent groups take off the
-    time (not the energy)."""
+    time (not the energy). ``trained_hw``: the manycore the trace was taken on, when
+    ``hw`` is another (the work is re-tiled from the trace's shapes: matrices into
+    ``hw``'s blocks, products over its cores and arrays)."""
     units = {k: Cost() for k in ("systolic", "reram", "reram_program", "vector", "links",
                                  "movement", "host")}
     t = hw.tile
@@ -435,8 +466,10 @@ def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low",
                                                cores=hw.systolic_cores).scaled(r["count"])
         elif r["unit"] == "reram" and r["op"] == "program":
             # energy per matrix; the time once, below (the tiles program in parallel)
+            rows, pulses = _program_row(r, t, trained_hw.tile if trained_hw else None,
+                                        hw.tile_grid(r["shape"]))
             units["reram_program"] += Cost(0.0, program_cost(
-                t, tech, r["rows"], r["write_pulses"], copies=copies).joules)
+                t, tech, rows, pulses, copies=copies).joules)
             host_bytes += _op_bytes(r, hw)
             continue
         elif r["unit"] == "reram":
@@ -475,9 +508,17 @@ def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low",
         # this many cores; else its one-core work split evenly (a trace records the
         # group's products' cycles, not their shapes)
         per_core = r.get("systolic_model_cores") or [r["systolic_model"]]
-        if len(per_core) == hw.systolic_cores:
+        if "products" in r:                   # re-split on this manycore's cores
+            prods = tuple(tuple(p) for p in r["products"])
+            sa_s = r["count"] * _group_cycles(hw.systolic, hw.systolic_cores, prods) \
+                / hw.clock_hz
+        elif trained_hw is not None and hw.systolic != trained_hw.systolic:
+            raise ValueError(f"concurrent group {r['layer']!r}: the trace predates product "
+                             "shapes, so it cannot be costed on another systolic array; "
+                             "train the run again")
+        elif len(per_core) == hw.systolic_cores:
             sa_s = r["systolic_model"] / hw.clock_hz
-        else:
+        else:       # an older trace: its one-core work split evenly
             sa_s = r.get("systolic_work", r["systolic_model"]) / hw.clock_hz / hw.systolic_cores
         n_vec = r.get("mvm_vectors", 0)
         tile_s = r["count"] * math.ceil(n_vec / copies) * t.input_steps \
@@ -523,13 +564,11 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     on the manycore under the run's mapping) and of GPU-only full-parameter training of
     the same number of steps. ``hw``: cost on this ManycoreConfig instead of the run's.
     Evaluation passes are left out of both."""
-    from .train import RunConfig
     run_dir = Path(run_dir)
-    cfg = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    cfg, m, trace, trials, batch_bytes = _load_run(run_dir)
+    trained_hw = cfg.hw if hw is not None and hw != cfg.hw else None
     hw = hw or cfg.hw
     mapping = cfg.train.mapping
-    m = json.loads((run_dir / "metrics.json").read_text())
-    trace = json.loads((run_dir / "trace.json").read_text())
     total = m["total_steps"]
     switch = m["switch_step"] if m["switch_step"] is not None else total
     low_steps = total - switch
@@ -548,9 +587,6 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     gpu_only = full_step.scaled(total)
     breakdown = {("full", "gpu"): full_step.scaled(switch)}
     # the paper and early policies train a LoRA copy beside the full model per trial
-    hist = run_dir / "history.json"
-    trials = [e for e in (json.loads(hist.read_text()).get("policy", []) if hist.is_file()
-                          else []) if "trial" in e]
     out["trial_steps"] = len(trials) * cfg.policy.interval
     ranks = m["ranks"] or [cfg.policy.lora_rank] * cfg.model.layers
     if trials:
@@ -559,7 +595,7 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     out["overlap_s"] = 0.0
     low_s = 0.0
     if low_steps > 0 or m["switch_step"] is not None:
-        acc = accelerator_cost(trace, hw, tech, "low", mapping)
+        acc = accelerator_cost(trace, hw, tech, "low", mapping, trained_hw=trained_hw)
         u = acc["units"]
         if mapping == "qv":
             low_k = profile_step(cfg, "low", m["ranks"])
@@ -573,7 +609,6 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
         if mapping == "hpt":
             breakdown[("low", "vector")] = u["vector"]
             breakdown[("low", "links")] = u["links"]
-            batch_bytes = _batch_bytes(cfg, trace)
             breakdown[("low", "host link")] = movement_cost(hw.links, batch_bytes)
             breakdown[("low", "host issue")] = Cost(low_steps * tech["offload_op_overhead_s"], 0)
             breakdown[("switch", "host link")] = movement_cost(hw.links, acc["host_switch_bytes"])
@@ -629,6 +664,29 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
                              "speedup": only.seconds / cal.seconds,
                              "energy_reduction": only.joules / cal.joules}
     return out
+
+
+def _load_run(run_dir: Path):
+    """(config, metrics, trace, policy trials, low-phase batch bytes) of a finished run,
+    read once per process while its files are unchanged (a cost sweep re-costs one run
+    under thousands of configurations)."""
+    files = [run_dir / n for n in ("config.json", "metrics.json", "trace.json", "history.json")]
+    stamp = tuple(f.stat().st_mtime_ns if f.is_file() else None for f in files)
+    return _load_run_cached(str(run_dir.resolve()), stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_run_cached(run_dir: str, stamp: tuple):
+    from .train import RunConfig
+    d = Path(run_dir)
+    cfg = RunConfig.from_dict(json.loads((d / "config.json").read_text()))
+    m = json.loads((d / "metrics.json").read_text())
+    trace = json.loads((d / "trace.json").read_text())
+    hist = d / "history.json"
+    trials = [e for e in (json.loads(hist.read_text()).get("policy", []) if hist.is_file()
+                          else []) if "trial" in e]
+    batch_bytes = _batch_bytes(cfg, trace) if cfg.train.mapping == "hpt" else 0.0
+    return cfg, m, trace, trials, batch_bytes
 
 
 def _batch_bytes(cfg, trace) -> float:

@@ -507,10 +507,7 @@ class Trainer:
             setattr(tr, k, s[k])
         if tr.policy is not None and s["policy"] is not None:
             tr.policy.load_state_dict(s["policy"])
-        tr.trace.rows.clear()
-        for row in s["trace"]:
-            key = (row["phase"], row["unit"], row["op"], row["layer"], tuple(row["shape"]))
-            tr.trace.rows[key] = dict(row)
+        tr.trace.rows = OpTrace.from_list(s["trace"]).rows
         if s["trial"] is not None:
             tm = SpatialTransformer.for_data(tr.cfg.model, tr.data).to(tr.device)
             tr._lora(tm, s["trial"]["ranks"])
