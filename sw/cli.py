@@ -243,7 +243,8 @@ def cmd_fidelity(args) -> int:
 def cmd_realism(args) -> int:
     from sw.realism import format_table, run, summarise
     rows = run(args.out, apps=args.apps, seeds=args.seeds, epochs=args.epochs,
-               fraction=args.fraction, fitted=args.fitted, ages=args.ages, jobs=args.jobs)
+               fraction=args.fraction, fitted=args.fitted, ages=args.ages, jobs=args.jobs,
+               engine=args.engine, address=args.address)
     table = format_table(summarise(rows))
     path = args.out / "realism.md"
     path.write_text(f"Training on realistic ReRAM: switch-at f = {args.fraction}, "
@@ -345,7 +346,8 @@ def cmd_quality(args) -> int:
     t0 = time.time()
     results = run_grid(args.out, apps=args.apps, policies=args.policies, backends=args.backends,
                        seeds=args.seeds, epochs=args.epochs, jobs=args.jobs,
-                       switch_fractions=args.switch_fractions, horizon=args.horizon)
+                       switch_fractions=args.switch_fractions, horizon=args.horizon,
+                       engine=args.engine, address=args.address, quiet=False)
     summary, table = summarise(results, grid_baselines(args.apps, args.seeds, args.horizon))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (args.out / "summary.md").write_text(table)
@@ -406,7 +408,8 @@ def cmd_compare(args) -> int:
                    seed=args.seed, jobs=args.jobs, presets=args.presets,
                    mappings=args.mappings, paper_epochs=args.paper_epochs,
                    manycore=_manycore(args), gpu=args.gpu, tech=_tech(args),
-                   dtype=args.dtype, gpu_specs=args.gpu_specs)
+                   dtype=args.dtype, gpu_specs=args.gpu_specs, engine=args.engine,
+                   address=args.address)
     print(f"wrote {path}")
     return 0
 
@@ -464,6 +467,15 @@ def cmd_sensitivity(args) -> int:
     print(path.read_text())
     print(f"wrote {path} (+ sensitivity.json)")
     return 0
+
+
+def _add_engine_args(p: argparse.ArgumentParser, runs: str = "runs") -> None:
+    p.add_argument("--jobs", type=int, default=2,
+                   help=f"{runs} in parallel: CPUs of the embedded Ray (default %(default)s)")
+    p.add_argument("--engine", choices=["ray", "serial"], default="ray",
+                   help="ray (default: embedded local Ray, or --address) or serial (debugging)")
+    p.add_argument("--address", default=None, help="join this Ray cluster (auto, or "
+                   "ray://HEAD:10001) instead of starting a local one")
 
 
 def _add_cost_args(p: argparse.ArgumentParser) -> None:
@@ -589,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs of the paper preset's runs on the CPU (default %(default)s)")
     p.add_argument("--mappings", nargs="+", choices=["hpt", "qv"], default=["hpt", "qv"])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=2, help="runs in parallel")
+    _add_engine_args(p)
     p.add_argument("--out", type=Path, default=Path("build/compare"))
     _add_cost_args(p)
     _add_manycore_args(p, "atleus")
@@ -607,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "functional"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--jobs", type=int, default=2)
+    _add_engine_args(p)
     p.add_argument("--horizon", type=int, default=1,
                    help="steps ahead predicted for every station (default 1)")
     p.add_argument("--switch-fractions", nargs="*", type=float, default=[],
@@ -657,7 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ages", nargs="*", type=float, default=[86400.0, 172800.0],
                    metavar="S", help="seconds after programming to evaluate the in-the-loop "
                    "model at (retention and drift)")
-    p.add_argument("--jobs", type=int, default=2)
+    _add_engine_args(p, "runs and deployments")
     p.add_argument("--out", type=Path, default=Path("build/realism"))
     p.set_defaults(func=cmd_realism)
 

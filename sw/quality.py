@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +92,8 @@ def switch_steps(app: str, seed: int, epochs: int, fractions, horizon: int = 1) 
 
 
 def run_grid(out: Path, apps=APPS, policies=POLICIES, backends=("torch",), seeds=(0, 1, 2),
-             epochs: int = 20, jobs: int = 2, switch_fractions=(), horizon: int = 1) -> list[dict]:
+             epochs: int = 20, jobs: int = 2, switch_fractions=(), horizon: int = 1,
+             engine: str = "ray", address: str | None = None, quiet: bool = True) -> list[dict]:
     jobs_list = [(a, p, b, s, epochs, str(out), horizon) for a in apps for b in backends
                  for p in policies for s in seeds if not (p == "full" and b != backends[0])]
     for a in apps:
@@ -103,15 +103,31 @@ def run_grid(out: Path, apps=APPS, policies=POLICIES, backends=("torch",), seeds
             jobs_list += [{"app": a, "policy": "switch-at", "switch_at": step, "backend": "torch",
                            "seed": s, "epochs": epochs, "out": str(out), "horizon": horizon}
                           for s in seeds]
-    return run_jobs(jobs_list, jobs)
+    return run_jobs(jobs_list, jobs, engine=engine, address=address, quiet=quiet)
 
 
-def run_jobs(jobs_list, jobs: int = 2) -> list[dict]:
-    """Train the runs of ``jobs_list`` (see :func:`_one`) on ``jobs`` worker processes
-    (always in workers: each sets torch to one thread, which must not leak into the
-    caller, whose numbers depend on its thread count)."""
-    with ProcessPoolExecutor(max_workers=max(jobs, 1)) as pool:
-        return list(pool.map(_one, jobs_list))
+def run_jobs(jobs_list, jobs: int = 2, engine: str = "ray", address: str | None = None,
+             retries: int = 1, quiet: bool = True) -> list[dict]:
+    """Train the runs of ``jobs_list`` (see :func:`_one`) as tasks of :mod:`sw.engine`
+    (Ray: ``jobs`` CPUs of an embedded Ray, or the cluster at ``address``; serial: here,
+    one after another). Each run sets torch to one thread (restored by the serial
+    engine). A run that still fails after ``retries`` re-runs stops the grid, after the
+    others finished, with every failure's error."""
+    from sw.engine import Task, execute
+    norm = [j if isinstance(j, dict) else
+            dict(zip(("app", "policy", "backend", "seed", "epochs", "out", "horizon"), j))
+            for j in jobs_list]
+    tasks = [Task(str(Path(j["out"]) / _job_name(j)), _one, j, label=_job_name(j))
+             for j in norm]
+    out = execute(tasks, engine=engine, address=address,
+                  cpus=max(jobs, 1) if engine == "ray" and address is None else None,
+                  retries=retries, quiet=quiet, what="runs")
+    bad = [o for o in out if not o.ok]
+    if bad:
+        raise RuntimeError(f"{len(bad)} of {len(out)} runs failed after {retries + 1} "
+                           "attempts: " + "; ".join(f"{o.key}: {o.error}" for o in bad[:5])
+                           + "\n" + bad[0].log)
+    return [o.value for o in out]
 
 
 def grid_baselines(apps, seeds, horizon: int = 1) -> dict:

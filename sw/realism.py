@@ -71,12 +71,12 @@ def _deployed(job: dict) -> dict:
 
 def run(out: Path, apps=("swe", "weather", "wind", "epidemic"), seeds=(0, 1, 2),
         epochs: int = 10, fraction: float = 0.9, fitted: str = "wan2022",
-        ages=(86400.0, 172800.0), jobs: int = 2) -> list[dict]:
+        ages=(86400.0, 172800.0), jobs: int = 2, engine: str = "ray",
+        address: str | None = None) -> list[dict]:
     """Train (or reuse) the grid's runs and evaluate the deployments; one row per app,
     seed and mode (see the module docstring)."""
-    from concurrent.futures import ProcessPoolExecutor
-
     from hw.reram import DEVICES
+    from sw.engine import Task, execute
     from sw.quality import run_jobs
     if fitted not in DEVICES or DEVICES[fitted].kind != "gaussian":
         raise ValueError(f"fitted must name a Gaussian device model "
@@ -85,7 +85,8 @@ def run(out: Path, apps=("swe", "weather", "wind", "epidemic"), seeds=(0, 1, 2),
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train_jobs = _jobs(apps, seeds, epochs, fraction, fitted, out)
-    metrics = run_jobs([{k: v for k, v in j.items() if k != "mode"} for j in train_jobs], jobs)
+    metrics = run_jobs([{k: v for k, v in j.items() if k != "mode"} for j in train_jobs], jobs,
+                       engine=engine, address=address, quiet=False)
     rows = []
     evals = []
     fitted_tile = _tiles(fitted)["fitted, in the loop"]
@@ -101,9 +102,15 @@ def run(out: Path, apps=("swe", "weather", "wind", "epidemic"), seeds=(0, 1, 2),
             for age in ages:
                 evals.append(({**base, "mode": f"fitted, in the loop, aged {age:g} s"},
                               {"run": run_dir, "age_s": age}))
-    with ProcessPoolExecutor(max_workers=max(jobs, 1)) as pool:
-        for (row, _), res in zip(evals, pool.map(_deployed, [e for _, e in evals])):
-            rows.append({**row, **res})
+    tasks = [Task(f"{e['run']}@{e.get('age_s', 'unaware')}", _deployed, e) for _, e in evals]
+    done = execute(tasks, engine=engine, address=address,
+                   cpus=max(jobs, 1) if engine == "ray" and address is None else None,
+                   retries=1, what="deployments")
+    bad = [o for o in done if not o.ok]
+    if bad:
+        raise RuntimeError(f"deployment {bad[0].key} failed: {bad[0].error}\n{bad[0].log}")
+    for (row, _), o in zip(evals, done):
+        rows.append({**row, **o.value})
     (out / "realism.json").write_text(json.dumps(
         {"rows": rows, "fitted": fitted, "epochs": epochs, "fraction": fraction,
          "tiles": {k: v.to_dict() for k, v in _tiles(fitted).items()}}, indent=1) + "\n")

@@ -405,7 +405,8 @@ def _write_md(path: Path, doc: dict) -> None:
 def compare(out: Path, *, apps=("swe", "weather", "wind", "epidemic"),
             policies=("full", "paper", "intrinsic-dim"), epochs: int = 20, seed: int = 0,
             jobs: int = 2, presets=("tiny",), mappings=("hpt", "qv"), paper_epochs: int = 2,
-            manycore=None, **report_kw) -> Path:
+            manycore=None, engine: str = "ray", address: str | None = None,
+            **report_kw) -> Path:
     """Train apps x presets x mappings x policies on the functional backend (finished runs
     are reused; the paper preset for ``paper_epochs`` epochs) on ``manycore`` (default the
     atleus preset), then write the cross-app report into ``out/report``."""
@@ -427,7 +428,7 @@ def compare(out: Path, *, apps=("swe", "weather", "wind", "epidemic"),
                                       "preset": model, "mapping": mapping,
                                       "hw": hw.to_dict(), "name": name})
                     dirs.append(out / name)
-    run_jobs(jobs_list, jobs)
+    run_jobs(jobs_list, jobs, engine=engine, address=address, quiet=False)
     return report(dirs, out / "report", **report_kw)
 
 

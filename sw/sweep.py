@@ -178,9 +178,12 @@ def load_spec(path: Path | None = None, *, axes=(), fixed=(), runs=(), name=None
         for k in ("fixed", "axes"):
             if not isinstance(doc.get(k, {}), dict):
                 raise SpecError(f"{path}: [{k}] must be a table")
-    ax = list((doc.get("axes") or {}).items())
+    def plain(v):                          # TOML has no null: "none" stands for None
+        return None if isinstance(v, str) and v.lower() == "none" else v
+    ax = [(a, [plain(v) for v in vs] if isinstance(vs, list) else vs)
+          for a, vs in (doc.get("axes") or {}).items()]
     ax += [parse_axis(a) for a in axes]
-    fx = dict(doc.get("fixed") or {})
+    fx = {k: plain(v) for k, v in (doc.get("fixed") or {}).items()}
     fx.update(parse_fixed(f) for f in fixed)
     run_list = [str(r) for r in (doc.get("runs") or [])] + [str(r) for r in runs]
     kind = doc.get("kind") or ("cost" if run_list else "train")

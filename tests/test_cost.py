@@ -307,7 +307,7 @@ def test_report_writes_every_file_and_consistent_numbers(runs, tmp_path):
 def test_compare_trains_apps_and_policies_then_reports(tmp_path, capsys):
     from sw.cli import main
     assert main(["compare", "--apps", "wind", "--policies", "full", "paper", "--epochs", "1",
-                 "--jobs", "1", "--out", str(tmp_path)]) == 0
+                 "--jobs", "1", "--engine", "serial", "--out", str(tmp_path)]) == 0
     for d in ("wind_tiny_full_s0", "wind_tiny_paper_hpt_s0", "wind_tiny_paper_qv_s0"):
         assert (tmp_path / d / "metrics.json").is_file(), d
     doc = json.loads((tmp_path / "report" / "report.json").read_text())
