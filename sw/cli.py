@@ -11,7 +11,7 @@
     hpt demo                                               # co-simulated run -> build/demo
     hpt quality [--backends torch functional]              # apps x policies x seeds table
     hpt fidelity                                           # ReRAM MVM error vs ADC/cell bits
-    hpt bench [--only systolic|utilisation|reram-tile|chip|host]   # build/bench.json
+    hpt bench [--only systolic|utilisation|reram-tile|chip|host|sweep]   # build/bench.json
     hpt report RUN_DIR [RUN_DIR ...] --out build/report    # HpT vs GPU-only time and energy
     hpt compare --out build/compare                        # 4 apps x policies x mappings
     hpt sensitivity RUN_DIR [RUN_DIR ...]                  # whole-run ratios vs each factor
@@ -171,6 +171,9 @@ def cmd_bench(args) -> int:
     if args.only in (None, "host"):
         from sw.quality import step_time_benchmark
         results.append(step_time_benchmark())
+    if args.only in (None, "sweep"):
+        from sw.sweep_bench import bench_sweep
+        results += bench_sweep()
     path = merge_results(results, args.out)
     for r in results:
         extra = f"  ratio {r['ratio']:.2f}" if "ratio" in r else ""
@@ -182,6 +185,13 @@ def cmd_bench(args) -> int:
             rate = f"{r['mvm_per_s']:9.1f} MVM/s"
         elif "cycles_per_s" in r:
             rate = f"{r['cycles_per_s'] / 1e6:6.3f} M cycles/s"
+        elif "points_per_s" in r:
+            rate = (f"{r['points']} points in {r['wall_s']:.1f} s: {r['points_per_s']:.0f} "
+                    f"points/s end to end, {r['engine_points_per_s']:.0f}/s in the engine "
+                    f"({r['engine']}, {r['cpus']} CPUs)")
+        elif "serial_s" in r:
+            rate = (f"{r['runs']} runs: serial {r['serial_s']:.1f} s, Ray {r['ray_s']:.1f} s "
+                    f"({r['cpus']} CPUs), metrics {'equal' if r['equal_metrics'] else 'DIFFER'}")
         else:
             rate = f"torch {r['torch_ms']:.1f} ms/step, functional {r['functional_ms']:.1f} ms/step"
         print(f"{r['name']:45s} {rate}{extra}")
@@ -701,7 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks; results merged into build/bench.json")
     p.add_argument("--out", type=Path, default=None, help="JSON file (default build/bench.json)")
     p.add_argument("--repeats", type=int, default=3, help="best of N runs (default %(default)s)")
-    p.add_argument("--only", choices=["systolic", "utilisation", "reram-tile", "chip", "host"],
+    p.add_argument("--only", choices=["systolic", "utilisation", "reram-tile", "chip", "host",
+                                      "sweep"],
                    default=None, help="run one block's benchmarks only (utilisation: the "
                    "systolic core's PE utilisation on issue 13's shapes; also part of systolic)")
     p.set_defaults(func=cmd_bench)

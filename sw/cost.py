@@ -408,13 +408,24 @@ def _placement(trace, hw, phase):
     for r in trace:
         if r["phase"] == phase and r["unit"] == "reram" and r["op"] == "program":
             shapes[r["layer"]] = tuple(r["shape"])
-    return _place(hw, tuple(shapes.items())) if shapes else None
+    if not shapes:
+        return None
+    # the placement depends on the blocks' shape and the ReRAM's capacity only: manycores
+    # that differ elsewhere (systolic tier, links, ADC) share it
+    t = hw.tile
+    key = (t.rows, t.cols, t.crossbars, hw.reram_cores, hw.tiles_per_core,
+           hw.crossbars_per_tile, hw.replication, tuple(shapes.items()))
+    hit = _PLACEMENTS.get(key)
+    if hit is None:
+        from hw.placement import place
+        p = place(hw, shapes)
+        hit = _PLACEMENTS[key] = (p, p.to_dict(), p.crossbars_used)
+        if len(_PLACEMENTS) > 4096:
+            _PLACEMENTS.pop(next(iter(_PLACEMENTS)))
+    return hit
 
 
-@functools.lru_cache(maxsize=4096)
-def _place(hw, shapes: tuple):
-    from hw.placement import place
-    return place(hw, dict(shapes))
+_PLACEMENTS: dict = {}
 
 
 @functools.lru_cache(maxsize=65536)
@@ -449,8 +460,10 @@ def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low",
     units = {k: Cost() for k in ("systolic", "reram", "reram_program", "vector", "links",
                                  "movement", "host")}
     t = hw.tile
-    placement = _placement(trace, hw, phase)
+    placed = _placement(trace, hw, phase)
+    placement = placed[0] if placed is not None else None
     copies = placement.copies if placement is not None else 1
+    vector_elements: dict = {}
     # ReRAM: per (group, op) the longest member (members run at once)
     groups: dict = {}
     group_size: dict = {}
@@ -481,8 +494,8 @@ def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low",
             prev = groups.get(key, Cost())
             groups[key] = Cost(max(prev.seconds, c.seconds), prev.joules + c.joules)
             group_size[key] = group_size.get(key, 0) + 1
-        elif r["unit"] == "vector":
-            units["vector"] += vector_cost(hw, tech, r["op"], r["elements"])
+        elif r["unit"] == "vector":            # linear in elements: one cost per kind
+            vector_elements[r["op"]] = vector_elements.get(r["op"], 0) + r["elements"]
             continue
         if r["unit"] in ("systolic", "reram"):
             if mapping == "hpt":
@@ -492,6 +505,8 @@ def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low",
                 issues += r["count"]
     for c in groups.values():
         units["reram"] += c
+    for kind, elements in vector_elements.items():
+        units["vector"] += vector_cost(hw, tech, kind, elements)
     if placement is not None:
         busiest = min(placement.blocks_used, hw.blocks_per_tile)   # blocks fill tiles in order
         units["reram_program"] += Cost(program_cost(t, tech, t.rows, 0,
@@ -529,8 +544,8 @@ def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low",
     units["host"] = Cost(issues * tech["offload_op_overhead_s"], 0.0)
     return {"units": units, "overlap_s": overlap_s, "issues": issues,
             "host_switch_bytes": host_bytes, "copies": copies,
-            "placement": placement.to_dict() if placement is not None else None,
-            "crossbars_used": placement.crossbars_used if placement is not None else 0}
+            "placement": placed[1] if placed is not None else None,
+            "crossbars_used": placed[2] if placed is not None else 0}
 
 
 def rtl_check(trace: list[dict]) -> dict | None:
@@ -573,12 +588,12 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     switch = m["switch_step"] if m["switch_step"] is not None else total
     low_steps = total - switch
     full_k = profile_step(cfg, "full")
-    full_step = gpu_step_cost(full_k, spec, tech, dtype)
+    full_step = _gpu_step_cached(cfg, "full", None, spec, tech, dtype)
     out = {"run": str(run_dir), "app": cfg.data.app, "policy": cfg.policy.name,
            "mapping": mapping, "preset": _preset_name(cfg.model),
            "backend": cfg.train.backend, "total_steps": total, "switch_step": m["switch_step"],
            "low_steps": low_steps, "low_param_fraction": low_steps / max(total, 1),
-           "test_mse": m["test_mse"], "manycore": hw.to_dict(),
+           "test_mse": m["test_mse"], "manycore": _hw_dict(hw),
            "gpu_full_step": {**full_step.to_dict(), "kernels": len(full_k),
                              "flops": sum(k["flops"] for k in full_k),
                              "bytes": sum(k["bytes"] for k in full_k)}}
@@ -590,7 +605,7 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     out["trial_steps"] = len(trials) * cfg.policy.interval
     ranks = m["ranks"] or [cfg.policy.lora_rank] * cfg.model.layers
     if trials:
-        trial_step = gpu_step_cost(profile_step(cfg, "trial", ranks), spec, tech, dtype)
+        trial_step = _gpu_step_cached(cfg, "trial", ranks, spec, tech, dtype)
         breakdown[("full", "gpu LoRA trial")] = trial_step.scaled(out["trial_steps"])
     out["overlap_s"] = 0.0
     low_s = 0.0
@@ -599,7 +614,7 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
         u = acc["units"]
         if mapping == "qv":
             low_k = profile_step(cfg, "low", m["ranks"])
-            low_step = gpu_step_cost(low_k, spec, tech, dtype)
+            low_step = _gpu_step_cached(cfg, "low", m["ranks"], spec, tech, dtype)
             out["gpu_low_step"] = {**low_step.to_dict(), "kernels": len(low_k),
                                    "flops": sum(k["flops"] for k in low_k),
                                    "bytes": sum(k["bytes"] for k in low_k)}
@@ -664,6 +679,28 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
                              "speedup": only.seconds / cal.seconds,
                              "energy_reduction": only.joules / cal.joules}
     return out
+
+
+_GPU_STEPS: dict = {}
+
+
+def _gpu_step_cached(cfg, phase: str, ranks, spec: dict, tech: dict, dtype: str) -> Cost:
+    """:func:`gpu_step_cost` of :func:`profile_step`, once per run, phase, GPU, constants
+    and dtype in a process (a cost sweep prices the same GPU steps at every point)."""
+    key = (id(cfg), phase, json.dumps(ranks), json.dumps(spec, sort_keys=True),
+           json.dumps(tech, sort_keys=True), dtype)
+    hit = _GPU_STEPS.get(key)
+    if hit is None or hit[0] is not cfg:
+        hit = _GPU_STEPS[key] = (cfg, gpu_step_cost(profile_step(cfg, phase, ranks), spec,
+                                                    tech, dtype))
+        if len(_GPU_STEPS) > 1024:
+            _GPU_STEPS.pop(next(iter(_GPU_STEPS)))
+    return hit[1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _hw_dict(hw) -> dict:
+    return hw.to_dict()
 
 
 def _load_run(run_dir: Path):

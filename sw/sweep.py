@@ -272,6 +272,16 @@ def _manycore(name, changes, base=None):
 
 
 def _cost_settings(cost: dict, tech: dict, gpu_specs) -> dict:
+    key = _canonical([cost, tech, gpu_specs])
+    if key not in _COST_SETTINGS:
+        _COST_SETTINGS[key] = _check_cost_settings(cost, tech, gpu_specs)
+    return dict(_COST_SETTINGS[key])
+
+
+_COST_SETTINGS: dict = {}
+
+
+def _check_cost_settings(cost: dict, tech: dict, gpu_specs) -> dict:
     from sw.cost import gpu_spec, technology
     from sw.report import DEFAULT_GPU
     gpu = cost.get("gpu", DEFAULT_GPU)
