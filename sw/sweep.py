@@ -477,9 +477,8 @@ def _tasks(spec: SweepSpec, points: list[dict], out: Path, cpus: int):
     if spec.kind == "train":
         tasks = []
         for p in points:
-            c = p["resolved"]["config"]
-            name = f"{c['data']['app']}_{c['policy']['name']}_{p['key']}"
-            gpus = 1.0 if c["train"]["device"] == "cuda" else 0.0
+            name = _run_name(p)
+            gpus = 1.0 if p["resolved"]["config"]["train"]["device"] == "cuda" else 0.0
             tasks.append(Task(p["key"], train_point,
                               {"resolved": p["resolved"], "run_dir": str(out / "runs" / name)},
                               gpus=gpus, label=name))
@@ -528,7 +527,7 @@ def run_sweep(spec: SweepSpec, out: Path | None = None, *, engine: str = "ray",
     outcomes = execute(tasks, engine=engine, address=address, cpus=cpus,
                        retries=spec.retries, quiet=quiet)
     wall = time.perf_counter() - t0
-    failed = 0
+    failed = {}                              # key -> row (not kept: runs again next time)
     with open(results_path, "a") as f:
         for o in outcomes:
             chunk = members[o.key]
@@ -536,34 +535,31 @@ def run_sweep(spec: SweepSpec, out: Path | None = None, *, engine: str = "ray",
             for p, v in zip(chunk, values):
                 row = {"key": p["key"], "axes": p["axes"], "attempts": o.attempts}
                 if spec.kind == "train":
-                    row["run_dir"] = str(out / "runs" / tasks_label(p))
+                    row["run_dir"] = str(out / "runs" / _run_name(p))
                 if not o.ok:
-                    failed += 1
                     log = out / "logs" / f"{p['key']}.log"
                     log.parent.mkdir(exist_ok=True)
                     log.write_text(o.log)
                     row.update(status="failed", error=o.error, log=str(log))
-                elif "infeasible" in v:
+                    failed[p["key"]] = row
+                    continue
+                if "infeasible" in v:
                     row.update(status="infeasible", error=v["infeasible"])
                 else:
                     row.update(status="ok", metrics=v)
-                if row["status"] != "failed":
-                    f.write(json.dumps(row, default=str) + "\n")
-                    done[p["key"]] = row
-                else:
-                    done.setdefault("__failed__", []).append(row)
-    failures = done.pop("__failed__", [])
-    rows = [done.get(p["key"]) or next(r for r in failures if r["key"] == p["key"])
-            for p in points]
+                f.write(json.dumps(row, default=str) + "\n")
+                done[p["key"]] = row
+    rows = [done.get(p["key"]) or failed[p["key"]] for p in points]
     summary = {"name": spec.name, "kind": spec.kind, "engine": engine, "points": rows,
-               "ran": len(todo), "reused": len(points) - len(todo), "failed": failed,
+               "ran": len(todo), "reused": len(points) - len(todo), "failed": len(failed),
                "infeasible": sum(r["status"] == "infeasible" for r in rows),
                "wall_s": wall, "axes": [a for a, _ in spec.axes]}
     summary["paths"] = write_outputs(summary, out)
     return summary
 
 
-def tasks_label(p: dict) -> str:
+def _run_name(p: dict) -> str:
+    """A train point's run folder: readable, and unique by the point's key."""
     c = p["resolved"]["config"]
     return f"{c['data']['app']}_{c['policy']['name']}_{p['key']}"
 
@@ -742,6 +738,10 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _fmt_axis(v) -> str:
+    return "none" if v is None else _fmt(v)
+
+
 def _write_summary(summary: dict, path: Path) -> Path:
     kind = summary["kind"]
     rows = summary["points"]
@@ -774,7 +774,7 @@ def _write_summary(summary: dict, path: Path) -> Path:
                   "|" + "---|" * (len(axes) + 4)]
         for r in front[:40]:
             m = r["metrics"]
-            lines.append("| " + " | ".join(_fmt(r["axes"][a]) for a in axes)
+            lines.append("| " + " | ".join(_fmt_axis(r["axes"][a]) for a in axes)
                          + f" | {m['speedup']:.3g}x | {m['energy_reduction']:.3g}x | "
                          f"{_fmt(_quality(r, kind))} | {r['key']} |")
         if len(front) > 40:
@@ -784,7 +784,7 @@ def _write_summary(summary: dict, path: Path) -> Path:
     if bad:
         lines += ["## Not costed", "", "| point | status | reason | log |", "|---|---|---|---|"]
         for r in bad[:50]:
-            shown = ", ".join(f"{k}={_fmt(v)}" for k, v in r["axes"].items() if k != "run")
+            shown = ", ".join(f"{k}={_fmt_axis(v)}" for k, v in r["axes"].items() if k != "run")
             reason = (r.get("error") or "").splitlines()[0][:160] if r.get("error") else ""
             lines.append(f"| {shown} | {r['status']} | {reason} | {r.get('log') or '-'} |")
         if len(bad) > 50:

@@ -5,7 +5,7 @@
   this machine's cores): resolution, costing with the fidelity proxy, results and every
   output. Points per second, with the costing alone.
 * ``quality_grid_engines``: a reduced quality grid (2 apps x 2 policies x 2 seeds, tiny
-  preset, 3 epochs) on the serial engine and on Ray with this machine's cores, in one
+  preset, 10 epochs) on the serial engine and on Ray with this machine's cores, in one
   run; the metrics must agree bit for bit.
 """
 
@@ -64,7 +64,7 @@ def bench_sweep(out: Path = Path("build/bench_sweep"), quality: bool = True) -> 
                         "cores and rows, replication, NoC hops) re-costing one small wind run, "
                         "end to end (resolve, cost + fidelity proxy, CSV/JSON/plots)"}]
     if quality:
-        grid = dict(apps=("wind", "swe"), policies=("full", "paper"), seeds=(0, 1), epochs=3)
+        grid = dict(apps=("wind", "swe"), policies=("full", "paper"), seeds=(0, 1), epochs=10)
         times, metrics = {}, {}
         for engine in ("serial", "ray"):
             d = out / f"quality_{engine}"
@@ -79,6 +79,6 @@ def bench_sweep(out: Path = Path("build/bench_sweep"), quality: bool = True) -> 
                         "ratio": times["serial"] / times["ray"],
                         "equal_metrics": metrics["serial"] == metrics["ray"],
                         "what": "quality grid wind+swe x full+paper x seeds 0,1, tiny preset, "
-                                "3 epochs, torch backend: serial engine vs Ray on this "
+                                "10 epochs, torch backend: serial engine vs Ray on this "
                                 "machine's cores (speedup = ratio)"})
     return results
