@@ -13,6 +13,7 @@ and checks it against the functional golden models, stopping at the first differ
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ import numpy as np
 from hw.manycore import ManycoreConfig
 from hw.placement import assign_products, place
 from hw.reram import TileOp
-from sw.backends import FunctionalDevice, IntDevice
+from sw.backends import FunctionalDevice, IntDevice, MatmulCall
 from sw.golden.systolic import build_program
 
 from .driver import HarnessDriver, SharedBuffer
@@ -120,8 +121,10 @@ class RtlDevice(IntDevice):
     blocks :func:`hw.placement.place` gives their first copy, as in
     :class:`FunctionalDevice`."""
 
+    overlaps = True
+
     def __init__(self, driver: ChipDriver, call):
-        self.driver, self.call = driver, call
+        self.driver, self.sim_call = driver, call
         self.cfg = driver.cfg
         self.tiles: dict[str, list[list[int]]] = {}         # key -> grid of physical tiles
         self.shapes: dict[str, tuple[int, int]] = {}
@@ -131,7 +134,7 @@ class RtlDevice(IntDevice):
 
     def _run(self, core_steps=None, tile_ops=None) -> ChipRun:
         t0 = time.perf_counter()
-        r = self.call(self.driver.run, core_steps or {}, tile_ops or {})
+        r = self.sim_call(self.driver.run, core_steps or {}, tile_ops or {})
         self.sim_seconds += time.perf_counter() - t0
         self.last.add(r)
         self.total.add(r)
@@ -214,20 +217,20 @@ class RtlDevice(IntDevice):
 
     # ---- both at once ----------------------------------------------------------------------
     def parallel(self, calls) -> list[np.ndarray]:
-        """Run ``("matmul", A, B)`` and ``("mvm", key, X, transpose)`` calls in one harness
+        """Run :class:`MatmulCall` and :class:`MvmCall` calls (integers) in one harness
         run: the systolic cores work through the products (all the group's products
         spread over the cores together) while the tiles run the MVMs. When the group does
         not fit one run, its products run on the cores as one group, then each MVM alone."""
         pairs, outs, tile_ops, plans, words, fits = [], [], {}, [], 0, True
         for c in calls:
-            if c[0] == "matmul":
-                A, B, batch = self._batched(c[1], c[2])
+            if isinstance(c, MatmulCall):
+                A, B, batch = self._batched(c.a, c.b)
                 out = np.zeros((len(A), A.shape[1], B.shape[2]), np.int64)
                 pairs += list(zip(A, B))
                 outs += list(out)
                 plans.append(("matmul", out, batch))
             else:
-                key, X, transpose = c[1], np.asarray(c[2], np.int64), c[3]
+                key, X, transpose = c.key, np.asarray(c.x, np.int64), c.transpose
                 if len(X) > self._mvm_chunk(key):
                     fits = False
                     plans.append(("mvm_alone", key, X, transpose))
@@ -376,9 +379,21 @@ class CheckedDevice(IntDevice):
         self.counts = CheckCounts()
         self._stats: dict = {}
 
+    overlaps = True
+
     def take_stats(self) -> dict:
         s, self._stats = self._stats, {}
         return s
+
+    @contextlib.contextmanager
+    def evaluation(self, on_rtl: bool):
+        """Validation and test passes on the RTL only with ``on_rtl`` (else on the
+        functional models, bit-identical and checked in training)."""
+        before, self.rtl_enabled = self.rtl_enabled, on_rtl
+        try:
+            yield
+        finally:
+            self.rtl_enabled = before
 
     def progress(self) -> str:
         """ops done, simulated cycles and simulation rate, for the progress bar."""
@@ -407,7 +422,18 @@ class CheckedDevice(IntDevice):
         d["rtl" if on_rtl else "functional_only"] += 1
 
     def _compare(self, name, what, got, want):
+        """The one check of an RTL result against the functional model's (arrays, or the
+        statistics dicts of programming): the first difference raises :class:`OpMismatch`
+        naming the op, its operands and the first differing element."""
         self.counts.checked += 1
+        if isinstance(want, dict):
+            if got != want:
+                self.counts.mismatches += 1
+                diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+                raise OpMismatch(f"{name} {what}: {diff[0]!r} RTL {got.get(diff[0])}, "
+                                 f"functional {want.get(diff[0])} (RTL {got}, functional "
+                                 f"{want})")
+            return
         if got.shape != want.shape:
             self.counts.mismatches += 1
             raise OpMismatch(f"{name} {what}: RTL output shape {got.shape} != functional {want.shape}")
@@ -450,19 +476,15 @@ class CheckedDevice(IntDevice):
         self._count("program", True)
         self.counts.rtl += 1
         if self.check:
-            self.counts.checked += 1
-            if got != want:
-                self.counts.mismatches += 1
-                raise OpMismatch(f"program {key} W{tuple(np.shape(W))}: RTL {got}, functional {want}")
+            self._compare("program", f"{key} W{tuple(np.shape(W))}", got, want)
         return got
 
     def parallel(self, calls):
         """A concurrent group (:meth:`RtlDevice.parallel`): one sampling draw for the
         group, every op checked on its own."""
         def ref():
-            return [self.ref.matmul(c[1], c[2]) if c[0] == "matmul" else self.ref.mvm(*c[1:])
-                    for c in calls]
-        names = [c[0] if c[0] == "matmul" else ("mvm_t" if c[3] else "mvm") for c in calls]
+            return [self.ref.call(c) for c in calls]
+        names = [c.op for c in calls]
         if not self._to_rtl():
             for name in names:
                 self._count(name, False)
@@ -476,9 +498,7 @@ class CheckedDevice(IntDevice):
         want = ref()
         if self.check:
             for name, c, g, w in zip(names, calls, got, want):
-                what = (f"A{tuple(np.shape(c[1]))} B{tuple(np.shape(c[2]))}" if name == "matmul"
-                        else f"{c[1]} X{tuple(np.shape(c[2]))}")
-                self._compare(name + " (concurrent group)", what, g, w)
+                self._compare(name + " (concurrent group)", c.describe(), g, w)
         return got
 
     def mvm(self, key, X, transpose):

@@ -18,7 +18,7 @@ from cocotb.task import bridge, resume
 
 from hw.manycore import ManycoreConfig
 from hw.reram import TileOp
-from sw.backends import FunctionalDevice
+from sw.backends import FunctionalDevice, MatmulCall
 from sw.golden.reram import ReramModel
 from sw.golden.systolic import build_program, matmul as golden_matmul
 
@@ -120,8 +120,10 @@ async def cores_share_independent_products(dut):
         dev.matmul(big_a, big_b)
         tiles = dev.take_stats()
         # a concurrent group: products of several shapes with nothing on the tiles
-        group = [("matmul", _ints(rng, s.in_width, (5, 2 * s.rows)), _ints(rng, s.in_width, (2 * s.rows, 3))),
-                 ("matmul", _ints(rng, s.in_width, (2, 6, 4)), _ints(rng, s.in_width, (2, 4, s.cols + 1)))]
+        group = [MatmulCall(_ints(rng, s.in_width, (5, 2 * s.rows)),
+                            _ints(rng, s.in_width, (2 * s.rows, 3))),
+                 MatmulCall(_ints(rng, s.in_width, (2, 6, 4)),
+                            _ints(rng, s.in_width, (2, 4, s.cols + 1)))]
         dev.parallel(group)
         grouped = dev.take_stats()
         return dev.counts, split, tiles, grouped, (big_a.shape[0], 9, big_b.shape[1])

@@ -17,9 +17,12 @@ integer work, write pulses) that the cost model reads.
 
 from __future__ import annotations
 
+import abc
+import contextlib
 import functools
 import json
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,7 +33,39 @@ from sw.golden.reram import ReramModel
 from sw.golden.systolic import wrap
 
 __all__ = ["OpTrace", "Backend", "TorchBackend", "IntDevice", "FunctionalDevice",
-           "QuantizedBackend", "quantize", "quantize_values", "register_device", "make_backend"]
+           "QuantizedBackend", "MatmulCall", "MvmCall", "quantize", "quantize_values",
+           "register_device", "make_backend"]
+
+
+@dataclass(frozen=True)
+class MatmulCall:
+    """A systolic product ``a @ b`` of a concurrent group: float tensors at a
+    :class:`Backend` (``layer`` names it in the trace), integer arrays at an
+    :class:`IntDevice`."""
+    a: object
+    b: object
+    layer: str = ""
+
+    op = "matmul"
+
+    def describe(self) -> str:
+        return f"A{tuple(np.shape(self.a))} B{tuple(np.shape(self.b))}"
+
+
+@dataclass(frozen=True)
+class MvmCall:
+    """An MVM of a concurrent group on the frozen matrix ``key``: ``x @ W``, or
+    ``x @ W.T`` with ``transpose``."""
+    key: str
+    x: object
+    transpose: bool = False
+
+    @property
+    def op(self) -> str:
+        return "mvm_t" if self.transpose else "mvm"
+
+    def describe(self) -> str:
+        return f"{self.key} X{tuple(np.shape(self.x))}"
 
 
 class OpTrace:
@@ -129,6 +164,8 @@ def offloaded(method):
 
 class Backend:
     name = "abstract"
+    #: the integer device behind the float operations (None: the backend computes itself)
+    device: "IntDevice | None" = None
 
     def __init__(self, hw: ManycoreConfig, trace: OpTrace | None = None):
         self.hw = hw
@@ -198,13 +235,19 @@ class Backend:
     def mvm_t(self, key: str, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def call(self, c) -> torch.Tensor:
+        """One :class:`MatmulCall` or :class:`MvmCall`, as its own operation."""
+        if isinstance(c, MatmulCall):
+            return self.matmul(c.a, c.b, c.layer)
+        return self.mvm_t(c.key, c.x) if c.transpose else self.mvm(c.key, c.x)
+
     @offloaded
     def parallel(self, calls, layer: str = "") -> list[torch.Tensor]:
-        """Independent products the units may run at the same time: ``calls`` are
-        ``("matmul", a, b, layer)``, ``("mvm", key, x)`` or ``("mvm_t", key, y)``. Results
-        equal the calls made one by one; a device that can overlap them (the chip) runs
-        them in one go. The trace gets a ``chip/concurrent`` row for ``layer``."""
-        out = [getattr(self, c[0])(*c[1:]) for c in calls]
+        """Independent products the units may run at the same time (:class:`MatmulCall`,
+        :class:`MvmCall`). Results equal the calls made one by one; a device that can
+        overlap them (the chip) runs them in one go. The trace gets a
+        ``chip/concurrent`` row for ``layer``."""
+        out = [self.call(c) for c in calls]
         self._trace_group(layer, calls)
         return out
 
@@ -217,14 +260,14 @@ class Backend:
         from hw.placement import assign_products, core_loads
         shapes, tiles, vectors = [], 0, 0
         for c in calls:
-            if c[0] == "matmul":
-                batch, m, k, n = self._matmul_dims(c[1], c[2])
+            if isinstance(c, MatmulCall):
+                batch, m, k, n = self._matmul_dims(c.a, c.b)
                 shapes += [(m, k, n)] * batch
             else:
                 t = self.hw.tile
-                lat = t.mvm_t_latency if c[0] == "mvm_t" else t.mvm_latency
-                tiles = max(tiles, lat(c[2].shape[0]))      # tiles of one matrix run together
-                vectors = max(vectors, c[2].shape[0])
+                lat = t.mvm_t_latency if c.transpose else t.mvm_latency
+                tiles = max(tiles, lat(c.x.shape[0]))      # tiles of one matrix run together
+                vectors = max(vectors, c.x.shape[0])
         sa_cfg = self.hw.systolic
         loads = core_loads(assign_products(sa_cfg, self.hw.systolic_cores, shapes))
         sa = max(loads)
@@ -269,18 +312,67 @@ class TorchBackend(Backend):
         return y @ self.weights[key].T
 
 
-class IntDevice:
+class IntDevice(abc.ABC):
     """Integer interface of the accelerator (what the RTL implements): numpy integer
-    arrays in, numpy ``int64`` arrays out."""
+    arrays in, numpy ``int64`` arrays out. Three operations are required; every other
+    capability is declared here with its default, which a device overrides:
 
+    * ``overlaps``: the device runs a concurrent group's calls at once (:meth:`parallel`,
+      the chip); otherwise the backend runs them one by one, on the float paths below;
+    * :meth:`exact_matmul` / :meth:`exact_mvm`: the same integers from integer-valued
+      float tensors without leaving floating point, or None (default: no such path);
+    * :meth:`take_stats`: what the device measured for its last op (RTL cycles);
+    * :meth:`state_dict` / :meth:`load_state_dict`: state a checkpoint keeps;
+    * :meth:`evaluation`: a context for validation and test passes (the co-simulated
+      device may leave them to its functional model);
+    * :meth:`progress`: a line for the training progress bar.
+    """
+
+    overlaps: bool = False
+
+    @abc.abstractmethod
     def matmul(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """A (batched) wrapped integer product on the systolic cores."""
 
+    @abc.abstractmethod
     def program(self, key: str, W: np.ndarray) -> dict:
-        raise NotImplementedError
+        """Write the frozen integer matrix ``W[in, out]``; the programming's statistics."""
 
+    @abc.abstractmethod
     def mvm(self, key: str, X: np.ndarray, transpose: bool) -> np.ndarray:
-        raise NotImplementedError
+        """``X @ W`` (``X @ W.T`` with ``transpose``) on the tiles holding ``key``."""
+
+    def call(self, c) -> np.ndarray:
+        return (self.matmul(c.a, c.b) if isinstance(c, MatmulCall)
+                else self.mvm(c.key, c.x, c.transpose))
+
+    def parallel(self, calls) -> list[np.ndarray]:
+        """A concurrent group's calls (integer :class:`MatmulCall`/:class:`MvmCall`)."""
+        return [self.call(c) for c in calls]
+
+    def exact_matmul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    def exact_mvm(self, key: str, x: torch.Tensor, transpose: bool) -> torch.Tensor | None:
+        return None
+
+    def take_stats(self) -> dict:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state, but a checkpoint holds "
+                             "some: it was saved by another device")
+
+    def evaluation(self, on_rtl: bool):
+        """Context of a validation or test pass; ``on_rtl``: run it on the RTL too."""
+        return contextlib.nullcontext()
+
+    def progress(self) -> str:
+        return ""
 
 
 class FunctionalDevice(IntDevice):
@@ -423,8 +515,7 @@ class QuantizedBackend(Backend):
 
     def _device_work(self) -> dict:
         """What the device measured for the op it just ran (RTL cycles), for the trace."""
-        take = getattr(self.device, "take_stats", None)
-        return take() if take else {}
+        return self.device.take_stats()
 
     def _quantize_product(self, a, b):
         """Operands of a systolic product as integer-valued tensors, and the output scale."""
@@ -440,8 +531,7 @@ class QuantizedBackend(Backend):
     @offloaded
     def matmul(self, a, b, layer=""):
         qa, qb, scale = self._quantize_product(a, b)
-        exact = getattr(self.device, "exact_matmul", None)
-        out = exact(qa, qb) if exact else None
+        out = self.device.exact_matmul(qa, qb)
         if out is None:
             out = torch.from_numpy(self.device.matmul(_ints(qa), _ints(qb)))
         self._trace_matmul(layer, a, b, **self._device_work())
@@ -456,16 +546,14 @@ class QuantizedBackend(Backend):
         self.trace.add("reram", "program", key, tuple(W.shape), **info, **self._device_work())
 
     def state_dict(self) -> dict:
-        return self.device.state_dict() if hasattr(self.device, "state_dict") else {}
+        return self.device.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        if state and hasattr(self.device, "load_state_dict"):
-            self.device.load_state_dict(state)
+        self.device.load_state_dict(state)
 
     def _mvm(self, key, x, transpose):
         q, scale = self._quantize_mvm(key, x)
-        exact = getattr(self.device, "exact_mvm", None)
-        out = exact(key, q, transpose) if exact else None
+        out = self.device.exact_mvm(key, q, transpose)
         if out is None:
             out = torch.from_numpy(self.device.mvm(key, _ints(q), transpose))
         self._trace_mvm(key, "mvm_t" if transpose else "mvm", x.shape[0], key,
@@ -482,26 +570,25 @@ class QuantizedBackend(Backend):
 
     @offloaded
     def parallel(self, calls, layer=""):
-        run = getattr(self.device, "parallel", None)
-        if run is None:
+        if not self.device.overlaps:
             return super().parallel(calls, layer)
         ints, scales = [], []
         for c in calls:
-            if c[0] == "matmul":
-                qa, qb, scale = self._quantize_product(c[1], c[2])
-                ints.append(("matmul", _ints(qa), _ints(qb)))
+            if isinstance(c, MatmulCall):
+                qa, qb, scale = self._quantize_product(c.a, c.b)
+                ints.append(MatmulCall(_ints(qa), _ints(qb), c.layer))
             else:
-                q, scale = self._quantize_mvm(c[1], c[2])
-                ints.append(("mvm", c[1], _ints(q), c[0] == "mvm_t"))
+                q, scale = self._quantize_mvm(c.key, c.x)
+                ints.append(MvmCall(c.key, _ints(q), c.transpose))
             scales.append(scale)
-        outs = run(ints)
+        outs = self.device.parallel(ints)
         res = []
         for c, o, scale in zip(calls, outs, scales):
-            x = c[1] if c[0] == "matmul" else c[2]
-            if c[0] == "matmul":
-                self._trace_matmul(c[3], c[1], c[2])
+            x = c.a if isinstance(c, MatmulCall) else c.x
+            if isinstance(c, MatmulCall):
+                self._trace_matmul(c.layer, c.a, c.b)
             else:
-                self._trace_mvm(c[1], c[0], x.shape[0], c[1])
+                self._trace_mvm(c.key, c.op, x.shape[0], c.key)
             res.append((torch.from_numpy(o).to(x.dtype) * scale).to(x.device))
         self._trace_group(layer, calls, **self._device_work())
         return res

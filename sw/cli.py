@@ -266,6 +266,18 @@ def cmd_realism(args) -> int:
 
 
 def cmd_train(args) -> int:
+    import torch
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, not {args.threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _train(args)
+    finally:                                  # main() may be called in a longer process
+        torch.set_num_threads(before)
+
+
+def _train(args) -> int:
     from sw.data import DataConfig
     from sw.model import ModelConfig
     from sw.policy import PolicyConfig
@@ -553,6 +565,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), "
                    "cpu, cuda; on CUDA the full phase's time and energy are measured")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: what sweeps and quality grids use, so "
+                   "the same configuration gives the same numbers; more threads spin and "
+                   "slow down on a machine whose cores are busy)")
     p.add_argument("--window", type=int, default=12, help="history steps per station")
     p.add_argument("--horizon", type=int, default=1,
                    help="steps ahead predicted for every station (default 1)")

@@ -35,7 +35,7 @@ import math
 import torch
 from torch import nn
 
-from .backends import Backend
+from .backends import Backend, MatmulCall, MvmCall
 
 __all__ = ["SystolicMatmul", "FrozenMatmul", "LoRAProducts", "LoRALinear", "apply_lora", "set_backend",
            "lora_layers", "routed_linear", "MAPPINGS", "TARGETS", "frozen_linears", "frozen_name",
@@ -90,7 +90,7 @@ class LoRAProducts(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, dx, At, Bt, backend: Backend, name: str):
-        base, xa = backend.parallel([("mvm", name, x), ("matmul", dx, At, name + ".lora_A")],
+        base, xa = backend.parallel([MvmCall(name, x), MatmulCall(dx, At, name + ".lora_A")],
                                     name + ".fwd")
         low = backend.matmul(xa, Bt, name + ".lora_B")
         ctx.save_for_backward(dx, At, Bt, xa)
@@ -102,10 +102,10 @@ class LoRAProducts(torch.autograd.Function):
         dx, At, Bt, xa = ctx.saved_tensors
         be, name = ctx.backend, ctx.name
         need_x, need_dx = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        calls = [("matmul", g_low, Bt.transpose(-2, -1), name + ".lora_B.grad"),
-                 ("matmul", xa.transpose(-2, -1), g_low, name + ".lora_B.grad")]
+        calls = [MatmulCall(g_low, Bt.transpose(-2, -1), name + ".lora_B.grad"),
+                 MatmulCall(xa.transpose(-2, -1), g_low, name + ".lora_B.grad")]
         if need_x:
-            calls.append(("mvm_t", name, g_base))
+            calls.append(MvmCall(name, g_base, transpose=True))
         out = be.parallel(calls, name + ".bwd")
         g_xa, gBt = out[0], out[1]
         gx = out[2] if need_x else None

@@ -189,11 +189,11 @@ class Trainer:
         if cfg.policy.name != "full":        # the frozen weights must fit the ReRAM
             place(cfg.hw, frozen_shapes(cfg.model, cfg.train.mapping, cfg.policy.lora_targets))
         self.cfg, self.run_dir, self.quiet = cfg, Path(run_dir), quiet
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.device = _device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)
         np.random.seed(cfg.train.seed)
-        self.data = load(cfg.data)
+        self.data = load(cfg.data)            # bad data stops before the run folder exists
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.model = SpatialTransformer.for_data(cfg.model, self.data).to(self.device)
         self.trace = OpTrace()
         self.backend = None
@@ -274,25 +274,22 @@ class Trainer:
         model = model or self.model
         model.eval()
         phase, self.trace.phase = self.trace.phase, "eval"     # inference: not training work
-        dev = getattr(self.backend, "device", None)
-        rtl_enabled = getattr(dev, "rtl_enabled", None)
-        if rtl_enabled is not None:
-            dev.rtl_enabled = self.cfg.train.rtl_eval
+        dev = self.backend.device if self.backend is not None else None
         se = ae = n = 0.0
-        for X, y in self._batches(split, shuffle=False):
-            err = model(X) - y
-            se += float((err ** 2).sum())
-            ae += float(err.abs().sum())
-            n += err.numel()
+        with dev.evaluation(self.cfg.train.rtl_eval) if dev else contextlib.nullcontext():
+            for X, y in self._batches(split, shuffle=False):
+                err = model(X) - y
+                se += float((err ** 2).sum())
+                ae += float(err.abs().sum())
+                n += err.numel()
         model.train()
         self.trace.phase = phase
-        if rtl_enabled is not None:
-            dev.rtl_enabled = rtl_enabled
         return {"mse": se / n, "mae": ae / n}
 
     def _device_progress(self) -> str:
-        progress = getattr(getattr(self.backend, "device", None), "progress", None)
-        return (" | " + progress()) if progress else ""
+        dev = self.backend.device if self.backend is not None else None
+        line = dev.progress() if dev is not None else ""
+        return (" | " + line) if line else ""
 
     # ---- one iteration --------------------------------------------------------------------
     def _iteration(self, X, y) -> float:

@@ -98,4 +98,6 @@ def test_functional_backend_close_to_torch():
     set_backend(model, make_backend("functional", HW))
     x = torch.randn(2, 6, 3)
     err = (model(x) - ref(x)).norm() / ref(x).norm()
-    assert 0 < err < 0.1
+    # int8 per-tensor quantization of every product: 0.48 % measured (2026-12-01); a wrong
+    # scale, a lost bias or a dropped LoRA product is an error of order 10 % or more
+    assert 0.001 < err < 0.02

@@ -236,3 +236,9 @@ def test_cli_manycore_flags(tmp_path, capsys):
     assert "unknown ManycoreConfig field tile.'adc'" in capsys.readouterr().err
     assert main(args + ["--lora-targets", "q,x", "--out", str(tmp_path / "bad")]) == 2
     assert "lora_targets must be distinct names" in capsys.readouterr().err
+    # a malformed data file: one error naming file and line, and no run folder left behind
+    data = tmp_path / "bad.csv"
+    data.write_text("1,2,3\n4,5\n")
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "bad_data")]) == 2
+    assert "bad.csv:2: expected 3 values, found 2" in capsys.readouterr().err
+    assert not (tmp_path / "bad_data").exists()
