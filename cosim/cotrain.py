@@ -63,7 +63,7 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False,
 
     from sw.train import Interrupted, stop_on_sigint
 
-    from .sim import _runner, _toolchain_env, build_chip_sim, wave_plusargs
+    from .sim import build_chip_sim, toolchain_env, verilator_runner, wave_plusargs
 
     run_dir = Path(run_dir)
     chip = chip_for(cfg)                     # a chip that cannot hold the weights: no run dir
@@ -96,12 +96,13 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False,
     try:
         # Ctrl-C reaches the simulator too (same process group): both ask the trainer to
         # stop after its step (the simulator's handler, and the STOP file from here)
-        with _toolchain_env(), stop_on_sigint(lambda: (run_dir / "STOP").touch()):
+        with toolchain_env(), stop_on_sigint(lambda: (run_dir / "STOP").touch()):
             try:
-                _runner().test(test_module="cosim.tb_train", hdl_toplevel=sim.top,
-                               hdl_toplevel_lang="verilog", build_dir=sim.build_dir,
-                               test_dir=run_dir.resolve(), extra_env=env, plusargs=plusargs,
-                               results_xml=str(xml.resolve()), log_file=log)
+                verilator_runner().test(
+                    test_module="cosim.tb_train", hdl_toplevel=sim.top,
+                    hdl_toplevel_lang="verilog", build_dir=sim.build_dir,
+                    test_dir=run_dir.resolve(), extra_env=env, plusargs=plusargs,
+                    results_xml=str(xml.resolve()), log_file=log)
             except SystemExit:
                 pass
     finally:

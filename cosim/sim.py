@@ -20,9 +20,9 @@ from .build import BUILD_ROOT, FAST_FLAGS, cached_build, digest
 from .harness import render_harness
 from .systolic_harness import systolic_harness_spec
 
-__all__ = ["SimBuild", "build_block_sim", "build_sources_sim", "build_systolic_sim",
-           "build_tile_sim", "build_chip_sim", "chip_harness_spec", "run_cocotb",
-           "wave_plusargs"]
+__all__ = ["SimBuild", "toolchain_env", "verilator_runner", "build_block_sim",
+           "build_sources_sim", "build_systolic_sim", "build_tile_sim", "build_chip_sim",
+           "chip_harness_spec", "run_cocotb", "wave_plusargs"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -39,7 +39,9 @@ class SimBuild:
 
 
 @contextlib.contextmanager
-def _toolchain_env():
+def toolchain_env():
+    """The project's Verilator (hw/toolchain.py) on PATH and VERILATOR_ROOT while inside;
+    the environment is restored afterwards."""
     saved = dict(os.environ)
     os.environ.update(verilator_env())
     try:
@@ -49,7 +51,8 @@ def _toolchain_env():
         os.environ.update(saved)
 
 
-def _runner():
+def verilator_runner():
+    """cocotb's Verilator runner (cocotb_tools.runner's public get_runner)."""
     from cocotb_tools.runner import get_runner
     return get_runner("verilator")
 
@@ -86,11 +89,11 @@ def build_sources_sim(sources: list[Path], name: str, config: dict, spec, *,
 
     def build(d: Path):
         from cocotb_tools.runner import Verilog
-        runner = _runner()
+        runner = verilator_runner()
         log = d / "build.log"
         shared = _runtime_dir(flags)
         _insert_runtime_step(runner, shared, d)
-        with _toolchain_env():
+        with toolchain_env():
             try:
                 # waves=True only sets VM_TRACE for make (the format is --trace-fst above)
                 runner.build(sources=[*(Path(v).resolve() for v in sources), sv_path.resolve(),
@@ -188,13 +191,13 @@ def run_cocotb(sim: SimBuild, test_module: str, *, testcase=None, extra_env=None
     """
     plusargs = wave_plusargs(sim, waves) if waves is not None else []
     from cocotb_tools.check_results import get_results
-    runner = _runner()
+    runner = verilator_runner()
     test_dir = (sim.build_dir / name).resolve()
     test_dir.mkdir(parents=True, exist_ok=True)
     log = test_dir / "sim.log"
     env = {"HPT_CONFIG": json.dumps(sim.config), **(extra_env or {})}
     xml = test_dir / "results.xml"
-    with _toolchain_env():
+    with toolchain_env():
         try:
             runner.test(test_module=test_module, hdl_toplevel=sim.top, hdl_toplevel_lang="verilog",
                         build_dir=sim.build_dir,

@@ -78,11 +78,11 @@ class Chip(wiring.Component):
 
     def __init__(self, cfg: ManycoreConfig):
         check_chip(cfg)
-        from .reram.tile import ReramTile
+        from .reram.tile import TileSignature
+        from .systolic.core import CoreSignature
         self.cfg = cfg
-        core, tile = SystolicCore(cfg.systolic), ReramTile(cfg.tile)   # for their signatures
-        core._MustUse__silence = tile._MustUse__silence = True            # (never elaborated)
-        self._core_sig, self._tile_sig = core.signature, tile.signature   # tile: no seed port
+        self._core_sig = CoreSignature(cfg.systolic)
+        self._tile_sig = TileSignature(cfg.tile)                          # no seed port
         members = {f"sa{c}": Out(self._core_sig) for c in range(cfg.systolic_cores)}
         for k in range(cfg.blocks):
             members[f"t{k}"] = Out(self._tile_sig)

@@ -143,3 +143,27 @@ def test_products_are_assigned_to_cores_by_one_rule():
         assign_products(sa, 0, [(1, 1, 1)])
     with pytest.raises(ValueError, match=r"product 1: shape must be three positive integers"):
         assign_products(sa, 2, [(1, 1, 1), (1, 0, 1)])
+
+
+def test_unit_signatures_are_declared_without_building_the_units():
+    """The chip declares its ports from the units' signature classes: equal to the built
+    components' signatures, and different for another configuration."""
+    import warnings
+
+    from hw.chip import Chip
+    from hw.reram.tile import ReramTile, TileSignature
+    from hw.systolic.core import CoreSignature, SystolicCore
+    sa, tile = SystolicConfig(rows=2, cols=3, k_depth=4), TileConfig(rows=4, cols=3).ideal()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")            # components built only to compare
+        assert SystolicCore(sa).signature == CoreSignature(sa)
+        assert ReramTile(tile).signature == TileSignature(tile)
+        assert ReramTile(tile, seed_port=True).signature == TileSignature(tile, seed_port=True)
+        assert TileSignature(tile) != TileSignature(tile, seed_port=True)
+        assert CoreSignature(sa) != CoreSignature(SystolicConfig(rows=3, cols=3, k_depth=4))
+        chip = Chip(ManycoreConfig.single(sa, tile, 2))
+    assert chip.signature.members["sa0"].signature == CoreSignature(sa)
+    assert chip.signature.members["t1"].signature == TileSignature(tile)
+    assert set(CoreSignature(sa).members) == {"cmd", "a", "b", "result", "busy"}
+    with pytest.raises(TypeError, match="SystolicConfig"):
+        CoreSignature(tile)

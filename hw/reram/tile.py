@@ -10,7 +10,38 @@ from . import rng as R
 from .command import STATS_LAYOUT, TileOp, tile_command_layout
 from .config import TileConfig
 
-__all__ = ["ReramTile"]
+__all__ = ["ReramTile", "TileSignature"]
+
+
+class TileSignature(wiring.Signature):
+    """The ports of a :class:`ReramTile` of configuration ``cfg`` (``seed_port``: the device
+    seed as an input), readable without building the tile."""
+
+    def __init__(self, cfg: TileConfig, *, seed_port: bool = False):
+        if not isinstance(cfg, TileConfig):
+            raise TypeError(f"cfg must be a TileConfig, not {cfg!r}")
+        self.cfg, self.seed_port = cfg, seed_port
+        n = max(cfg.rows, cfg.cols)
+        members = {
+            "cmd": In(stream.Signature(tile_command_layout(cfg))),
+            "w": In(stream.Signature(data.ArrayLayout(signed(cfg.weight_bits), cfg.cols))),
+            "vin": In(stream.Signature(data.ArrayLayout(signed(cfg.input_bits), n))),
+            "vout": Out(stream.Signature(data.ArrayLayout(signed(cfg.out_width), n))),
+            "stats": Out(stream.Signature(STATS_LAYOUT)),
+            "busy": Out(1),
+        }
+        if seed_port:
+            # the device seed as an input held constant (instead of ``cfg.seed`` built in),
+            # so that several tiles of a chip are one module with different seeds
+            members["seed"] = In(32)
+        super().__init__(members)
+
+    def __eq__(self, other):
+        return (type(other) is type(self) and other.cfg == self.cfg
+                and other.seed_port == self.seed_port)
+
+    def __hash__(self):
+        return hash((type(self), self.cfg, self.seed_port))
 
 
 def mix32(m, x, name="mix"):
@@ -85,20 +116,7 @@ class ReramTile(wiring.Component):
             raise ValueError(refusal)
         self.cfg = cfg
         self.seed_port = seed_port
-        n = max(cfg.rows, cfg.cols)
-        members = {
-            "cmd": In(stream.Signature(tile_command_layout(cfg))),
-            "w": In(stream.Signature(data.ArrayLayout(signed(cfg.weight_bits), cfg.cols))),
-            "vin": In(stream.Signature(data.ArrayLayout(signed(cfg.input_bits), n))),
-            "vout": Out(stream.Signature(data.ArrayLayout(signed(cfg.out_width), n))),
-            "stats": Out(stream.Signature(STATS_LAYOUT)),
-            "busy": Out(1),
-        }
-        if seed_port:
-            # the device seed as an input held constant (instead of ``cfg.seed`` built in),
-            # so that several tiles of a chip are one module with different seeds
-            members["seed"] = In(32)
-        super().__init__(members)
+        super().__init__(TileSignature(cfg, seed_port=seed_port))
 
     def program_latency(self, count):
         return self.cfg.program_latency(count)
@@ -347,7 +365,7 @@ class ReramTile(wiring.Component):
                     relax_row = mix32(m, row ^ mix32(m, (epoch * R.GOLDEN)[:32] ^ seed
                                                      ^ R.STREAM_RELAX, "relax_salt"),
                                       "relax_row")
-                g_words, wear_words, new_wear = [], [], []
+                g_words, new_wear = [], []
                 crossings, pulse_sum = [], []
                 for k in range(cells):
                     tgt = Signal(unsigned(cb + F), name=f"tgt{k}")

@@ -10,7 +10,31 @@ from amaranth.lib.wiring import In, Out
 from .command import Op, command_layout
 from .config import SystolicConfig
 
-__all__ = ["SystolicCore"]
+__all__ = ["SystolicCore", "CoreSignature"]
+
+
+class CoreSignature(wiring.Signature):
+    """The ports of a :class:`SystolicCore` of configuration ``cfg`` (readable without
+    building the core: the chip declares its ports from it)."""
+
+    def __init__(self, cfg: SystolicConfig):
+        if not isinstance(cfg, SystolicConfig):
+            raise TypeError(f"cfg must be a SystolicConfig, not {cfg!r}")
+        self.cfg = cfg
+        w, acc = signed(cfg.in_width), signed(cfg.acc_width)
+        super().__init__({
+            "cmd": In(stream.Signature(command_layout(cfg))),
+            "a": In(stream.Signature(data.ArrayLayout(w, cfg.rows))),
+            "b": In(stream.Signature(data.ArrayLayout(w, cfg.cols))),
+            "result": Out(stream.Signature(data.ArrayLayout(acc, cfg.cols))),
+            "busy": Out(1),
+        })
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.cfg == self.cfg
+
+    def __hash__(self):
+        return hash((type(self), self.cfg))
 
 
 class SystolicCore(wiring.Component):
@@ -54,14 +78,7 @@ class SystolicCore(wiring.Component):
         if not isinstance(cfg, SystolicConfig):
             raise TypeError(f"cfg must be a SystolicConfig, not {cfg!r}")
         self.cfg = cfg
-        w, acc = signed(cfg.in_width), signed(cfg.acc_width)
-        super().__init__({
-            "cmd": In(stream.Signature(command_layout(cfg))),
-            "a": In(stream.Signature(data.ArrayLayout(w, cfg.rows))),
-            "b": In(stream.Signature(data.ArrayLayout(w, cfg.cols))),
-            "result": Out(stream.Signature(data.ArrayLayout(acc, cfg.cols))),
-            "busy": Out(1),
-        })
+        super().__init__(CoreSignature(cfg))
 
     @property
     def drain_cycles(self) -> int:
