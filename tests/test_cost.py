@@ -245,7 +245,7 @@ def test_profile_counts_the_gpu_kernels(runs):
 def test_report_writes_every_file_and_consistent_numbers(runs, tmp_path):
     import shutil
 
-    from sw.cli import main
+    from hpt.cli import main
     dirs = [tmp_path / d.name for d in runs]
     for src, dst in zip(runs, dirs):
         shutil.copytree(src, dst)
@@ -305,7 +305,7 @@ def test_report_writes_every_file_and_consistent_numbers(runs, tmp_path):
 
 
 def test_compare_trains_apps_and_policies_then_reports(tmp_path, capsys):
-    from sw.cli import main
+    from hpt.cli import main
     assert main(["compare", "--apps", "wind", "--policies", "full", "paper", "--epochs", "1",
                  "--jobs", "1", "--engine", "serial", "--out", str(tmp_path)]) == 0
     for d in ("wind_tiny_full_s0", "wind_tiny_paper_hpt_s0", "wind_tiny_paper_qv_s0"):
@@ -317,7 +317,7 @@ def test_compare_trains_apps_and_policies_then_reports(tmp_path, capsys):
 
 
 def test_sensitivity_varies_one_factor_at_a_time(runs, tmp_path):
-    from sw.cli import main
+    from hpt.cli import main
     from sw.report import SENSITIVITY
     out = tmp_path / "sens"
     assert main(["sensitivity", *map(str, runs), "--out", str(out)]) == 0

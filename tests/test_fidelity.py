@@ -5,7 +5,7 @@ import json
 import pytest
 
 from hw.reram import TileConfig
-from sw.cli import main, tile_fields
+from hpt.cli import main, tile_fields
 from sw.fidelity import budget, drift, sweep
 
 SMALL = TileConfig(rows=32, cols=16)

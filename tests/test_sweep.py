@@ -92,7 +92,7 @@ def test_bad_specs_fail_before_anything_runs(trained, tmp_path):
     bad.write_text('kind = "cost"\n[axes\n')
     with pytest.raises(SpecError, match="not valid TOML"):
         load_spec(bad)
-    from sw.cli import main
+    from hpt.cli import main
     assert main(["sweep", "--cost", run, "--axis", "tile.adc_bits=6,0", "--engine", "serial",
                  "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
@@ -160,7 +160,7 @@ def test_cost_points_retile_like_a_run_trained_there(trained):
 def test_cost_sweep_command_line(trained, tmp_path, capsys):
     """The issue's command: 6 points, CSV rows, a Pareto plot; a point that cannot hold
     the model is infeasible; a re-run does no work."""
-    from sw.cli import main
+    from hpt.cli import main
     dirs, *_ = trained
     out = tmp_path / "sw"
     argv = ["sweep", "--cost", str(dirs["a"]), "--axis", "tile.adc_bits=6,8,9",

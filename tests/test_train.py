@@ -7,7 +7,7 @@ import pytest
 from hw.reram import TileConfig
 from hw.systolic import SystolicConfig
 from hw.manycore import ManycoreConfig
-from sw.cli import main
+from hpt.cli import main
 from sw.data import DataConfig
 from sw.model import ModelConfig
 from sw.policy import PolicyConfig

@@ -8,7 +8,7 @@ from hw.lint import LintError, lint
 from hw.reram import ReramTile, TileConfig
 from hw.systolic import SystolicConfig, SystolicCore
 from hw.verilog import generate, parse_ports, port_list
-from sw.cli import main
+from hpt.cli import main
 
 CFGS = [SystolicConfig(rows=1, cols=1, in_width=8, k_depth=2),
         SystolicConfig(rows=3, cols=5, in_width=16, k_depth=7),
