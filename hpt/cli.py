@@ -30,73 +30,81 @@ from pathlib import Path
 __all__ = ["main"]
 
 
-def _add_systolic_args(p: argparse.ArgumentParser) -> None:
-    from hw.systolic import SystolicConfig
-    d = SystolicConfig()
-    p.add_argument("--rows", type=int, default=d.rows, help="PE rows (default %(default)s)")
-    p.add_argument("--cols", type=int, default=d.cols, help="PE columns (default %(default)s)")
-    p.add_argument("--in-width", type=int, default=d.in_width,
-                   help="signed operand width in bits (default %(default)s)")
-    p.add_argument("--acc-width", type=int, default=None,
-                   help="wrapping accumulator width (default 2*in-width+16, at most 64)")
-    p.add_argument("--k-depth", type=int, default=d.k_depth,
-                   help="A/B scratchpad depth in vectors (default %(default)s)")
-
-
-def _systolic_config(args):
-    from hw.systolic import SystolicConfig
-    return SystolicConfig(rows=args.rows, cols=args.cols, in_width=args.in_width,
-                          acc_width=args.acc_width, k_depth=args.k_depth)
+def config_fields(cls, choices: dict | None = None) -> list[tuple]:
+    """``(flag, field, type, default, choices)`` for every field of the config dataclass
+    ``cls``: a configuration's command-line flags are its fields, named with dashes (the
+    one rule for every block's flags, so a new field gets its flag). The type follows the
+    default (``None``: derived by the config, given as an integer); ``choices`` per field."""
+    import dataclasses
+    choices = choices or {}
+    out = []
+    for f in dataclasses.fields(cls):
+        kind = (str if f.name in choices or isinstance(f.default, str)
+                else float if isinstance(f.default, float) else int)
+        out.append((f.name.replace("_", "-"), f.name, kind, f.default, choices.get(f.name)))
+    return out
 
 
 def tile_fields() -> list[tuple[str, str, type, object, tuple | None]]:
-    """``(flag, field, type, default, choices)`` for every :class:`TileConfig` field: the
-    tile's command-line flags are its fields, named with dashes."""
-    import dataclasses
-
+    """:func:`config_fields` of :class:`TileConfig`."""
     from hw.reram import ADC_CALIBRATIONS, ENCODINGS, TileConfig
     from hw.reram.device import DEVICES
-    choices = {"device": tuple(DEVICES), "encoding": ENCODINGS,
-               "adc_calibration": ADC_CALIBRATIONS}
-    return [(f.name.replace("_", "-"), f.name, str if f.name in choices else int, f.default,
-             choices.get(f.name)) for f in dataclasses.fields(TileConfig)]
+    return config_fields(TileConfig, {"device": tuple(DEVICES), "encoding": ENCODINGS,
+                                      "adc_calibration": ADC_CALIBRATIONS})
+
+
+def _systolic_fields():
+    from hw.systolic import SystolicConfig
+    return config_fields(SystolicConfig)
+
+
+def _add_config_args(p: argparse.ArgumentParser, fields, cls_name: str, prefix: str = "",
+                     what: str = "", notes: dict | None = None) -> None:
+    notes = notes or {}
+    for flag, field, kind, default, choices in fields:
+        shown = "derived" if default is None else default
+        p.add_argument(f"--{prefix}{flag}", type=kind, default=default, choices=choices,
+                       help=f"{what}{cls_name}.{field} (default {shown}"
+                            + notes.get(field, "") + ")")
+
+
+def _config_from_args(cls, fields, args, prefix: str = ""):
+    return cls(**{field: getattr(args, (prefix + flag).replace("-", "_"))
+                  for flag, field, *_ in fields})
+
+
+def _add_systolic_args(p: argparse.ArgumentParser, prefix: str = "", what: str = "") -> None:
+    _add_config_args(p, _systolic_fields(), "SystolicConfig", prefix, what,
+                     {"acc_width": ": 2*in-width+16, at most 64"})
+
+
+def _systolic_config(args, prefix: str = ""):
+    from hw.systolic import SystolicConfig
+    return _config_from_args(SystolicConfig, _systolic_fields(), args, prefix)
 
 
 def _add_tile_args(p: argparse.ArgumentParser, prefix: str = "", what: str = "") -> None:
-    for flag, field, kind, default, choices in tile_fields():
-        shown = {None: "derived"}.get(default, default) if not isinstance(default, str) else default
-        p.add_argument(f"--{prefix}{flag}", type=kind, default=default, choices=choices,
-                       help=f"{what}TileConfig.{field} (default {shown}"
-                            + ("; tile k gets seed + k)" if field == "seed" and prefix else ")"))
+    _add_config_args(p, tile_fields(), "TileConfig", prefix, what,
+                     {"seed": "; tile k gets seed + k"} if prefix else {})
     p.add_argument("--ideal", action="store_true",
                    help="no variation, faults or noise, and a lossless ADC")
 
 
 def _tile_config(args, prefix: str = ""):
     from hw.reram import TileConfig
-    cfg = TileConfig(**{field: getattr(args, (prefix + flag).replace("-", "_"))
-                        for flag, field, *_ in tile_fields()})
+    cfg = _config_from_args(TileConfig, tile_fields(), args, prefix)
     return cfg.ideal() if args.ideal else cfg
 
 
 def _add_chip_args(p: argparse.ArgumentParser) -> None:
-    from hw.systolic import SystolicConfig
-    d = SystolicConfig()
-    for flag, field in (("rows", "rows"), ("cols", "cols"), ("in-width", "in_width"),
-                        ("k-depth", "k_depth")):
-        p.add_argument(f"--sa-{flag}", type=int, default=getattr(d, field),
-                       help=f"systolic SystolicConfig.{field} (default %(default)s)")
-    p.add_argument("--sa-acc-width", type=int, default=None,
-                   help="systolic accumulator width (default 2*in-width+16, at most 64)")
+    _add_systolic_args(p, "sa-", "systolic ")
     _add_tile_args(p, "tile-", "every tile's ")
     p.add_argument("--tiles", type=int, default=4, help="ReRAM tiles K (default %(default)s)")
 
 
 def _chip_config(args):
     from hw.manycore import ManycoreConfig
-    from hw.systolic import SystolicConfig
-    sa = SystolicConfig(rows=args.sa_rows, cols=args.sa_cols, in_width=args.sa_in_width,
-                        acc_width=args.sa_acc_width, k_depth=args.sa_k_depth)
+    sa = _systolic_config(args, "sa-")
     tile = _tile_config(args, "tile-")
     cfg = ManycoreConfig.single(sa, tile, args.tiles)
     from hw.chip import check_chip
