@@ -292,11 +292,8 @@ def _train(args) -> int:
     from sw.train import Interrupted, RunConfig, TrainConfig, Trainer, stop_on_sigint
 
     if args.resume:
-        import torch
-        ckpt = args.out / "checkpoint.pt"
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"{ckpt}: no checkpoint to resume from")
-        cfg = RunConfig.from_dict(torch.load(ckpt, weights_only=False)["config"])
+        from sw.runfolder import load_checkpoint
+        cfg = RunConfig.from_dict(load_checkpoint(args.out, "resume from")["config"])
     else:
         if (args.app is None) == (args.data is None):
             raise ValueError("give exactly one of --app and --data")

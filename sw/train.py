@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import math
 import signal
 import sys
@@ -30,6 +29,7 @@ from .data import DataConfig, load
 from .hybrid import apply_lora, lora_layers, set_backend
 from .model import ModelConfig, SpatialTransformer
 from .policy import PolicyConfig, make_policy
+from .runfolder import load_checkpoint, restore, save_checkpoint, write_results
 
 __all__ = ["TrainConfig", "RunConfig", "Trainer", "Interrupted", "train", "stop_on_sigint"]
 
@@ -426,94 +426,19 @@ class Trainer:
         }
         if self.gpu_meter.on:
             metrics["gpu_measured"] = self.gpu_meter.result()
-        out = self.run_dir
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        (out / "history.json").write_text(json.dumps(
-            {**self.history, "policy": getattr(self.policy, "log", [])}, indent=1) + "\n")
-        (out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
-        self.trace.save(out / "trace.json")
-        self._plot()
+        write_results(self, metrics)
         return metrics
-
-    def _plot(self) -> None:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        steps = [s[0] for s in self.history["step_loss"]]
-        losses = [s[1] for s in self.history["step_loss"]]
-        fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot(steps, losses, linewidth=0.6, label="train loss (per step)")
-        ev = self.history["epochs"]
-        ax.plot([e["step"] for e in ev], [e["val_mse"] for e in ev], "o-", label="validation MSE")
-        if self.switch_step is not None:
-            ax.axvline(self.switch_step, color="red", linestyle="--",
-                       label=f"switch to low-parameter (step {self.switch_step})")
-        ax.set_yscale("log")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("MSE (normalised)")
-        ax.set_title(f"{self.data.name}: policy {self.cfg.policy.name}, backend {self.cfg.train.backend}")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(self.run_dir / "loss.png", dpi=110)
-        plt.close(fig)
 
     # ---- checkpoint / resume -------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        state = {
-            "config": self.cfg.to_dict(), "epoch": self.epoch, "step": self.step,
-            "epoch_step": self.epoch_step, "gpu_meter": self.gpu_meter.state_dict(),
-            "phase": self.phase, "ranks": self.ranks, "switch_step": self.switch_step,
-            "low_steps": self.low_steps, "window": self.window, "history": self.history,
-            "model": self.model.state_dict(), "opt": self.opt.state_dict(),
-            "sched": self.sched.state_dict(), "best": self.best, "phase_time": self.phase_time,
-            "policy": self.policy.state_dict() if self.policy is not None else None,
-            "trace": self.trace.to_list(), "rng_torch": torch.get_rng_state(),
-            "trial": None if self.trial is None else {
-                "model": self.trial[0].state_dict(), "opt": self.trial[1].state_dict(),
-                "full": self.trial[2], "lora": self.trial[3],
-                "ranks": self.policy.ranks(self.model)},
-            "rng_numpy": np.random.get_state(),
-            "backend": self.backend.state_dict() if self.backend is not None else None,
-        }
-        path = self.run_dir / "checkpoint.pt"
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
-        return path
+        return save_checkpoint(self)
 
     @classmethod
     def resume(cls, run_dir: Path, quiet: bool = False) -> "Trainer":
-        path = Path(run_dir) / "checkpoint.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no checkpoint to resume from")
-        s = torch.load(path, weights_only=False)
+        """The run in ``run_dir`` at its checkpoint, to continue exactly."""
+        s = load_checkpoint(run_dir, "resume from")
         tr = cls(RunConfig.from_dict(s["config"]), run_dir, quiet, _program=False)
-        if s["phase"] == "low" and tr.phase != "low":
-            tr.step = s["switch_step"]
-            tr._switch(s["ranks"], program=False)
-        tr.model.load_state_dict(s["model"])
-        if tr.backend is not None:            # program ReRAM (once) from the restored weights
-            set_backend(tr.model, tr.backend, mapping=tr.cfg.train.mapping)
-            tr.backend.load_state_dict(s.get("backend") or {})
-        tr.opt.load_state_dict(s["opt"])
-        tr.sched.load_state_dict(s["sched"])
-        tr.epoch_step = s.get("epoch_step", 0)
-        tr.gpu_meter.load_state_dict(s.get("gpu_meter") or {})
-        for k in ("epoch", "step", "ranks", "switch_step", "low_steps", "window", "history",
-                  "best", "phase_time"):
-            setattr(tr, k, s[k])
-        if tr.policy is not None and s["policy"] is not None:
-            tr.policy.load_state_dict(s["policy"])
-        tr.trace.rows = OpTrace.from_list(s["trace"]).rows
-        if s["trial"] is not None:
-            tm = SpatialTransformer.for_data(tr.cfg.model, tr.data).to(tr.device)
-            tr._lora(tm, s["trial"]["ranks"])
-            tm.load_state_dict(s["trial"]["model"])
-            topt = tr._optimizer(tr.cfg.train.low_lr or 1.0, tm)   # rate from its state
-            topt.load_state_dict(s["trial"]["opt"])
-            tr.trial = (tm, topt, s["trial"]["full"], s["trial"]["lora"])
-        torch.set_rng_state(s["rng_torch"])
-        np.random.set_state(s["rng_numpy"])
+        restore(tr, s)
         return tr
 
     @classmethod
@@ -525,10 +450,7 @@ class Trainer:
         trainer on the torch backend deploys the LoRA it trained on ideal arithmetic: how
         a device that training never saw changes the result."""
         import dataclasses
-        path = Path(run_dir) / "checkpoint.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no checkpoint to deploy")
-        s = torch.load(path, weights_only=False)
+        s = load_checkpoint(run_dir, "deploy")
         if s["phase"] != "low":
             raise ValueError(f"{run_dir}: the run never switched, so no weights live in ReRAM")
         cfg = RunConfig.from_dict(s["config"])
