@@ -96,7 +96,10 @@ def build_sources_sim(sources: list[Path], name: str, config: dict, spec, *,
         with toolchain_env():
             try:
                 # waves=True only sets VM_TRACE for make (the format is --trace-fst above)
-                runner.build(sources=[*(Path(v).resolve() for v in sources), sv_path.resolve(),
+                # a Verilator control file (.vlt) goes to verilator as it is, like the C++
+                runner.build(sources=[*(Path(v).resolve() if Path(v).suffix in (".v", ".sv")
+                                        else Verilog(str(Path(v).resolve())) for v in sources),
+                                      sv_path.resolve(),
                                       *(Verilog(str(f)) for f in (shim, *extra_src))],
                              hdl_toplevel=spec.top, build_dir=d, build_args=flags,
                              timescale=("1ns", "1ps"), waves=waves, log_file=log, always=True)
@@ -240,8 +243,9 @@ def chip_harness_spec(cfg):
 
 
 def build_chip_sim(cfg, *, waves: bool = False) -> SimBuild:
-    """Generate the chip (:func:`hw.chip.generate_chip`) and its harness; build or reuse."""
-    from hw.chip import generate_chip
+    """Generate the chip (:func:`hw.chip.chip_sources`: modules and control file) and its
+    harness; build or reuse."""
+    from hw.chip import chip_sources
     # no module inlining: the K tiles stay instances of one C++ class, compiled once
-    return build_sources_sim(generate_chip(cfg, BUILD_ROOT / "verilog"), cfg.name, cfg.to_dict(),
+    return build_sources_sim(chip_sources(cfg, BUILD_ROOT / "verilog"), cfg.name, cfg.to_dict(),
                              chip_harness_spec(cfg), waves=waves, extra_flags=("--hierarchical",))

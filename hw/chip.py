@@ -20,6 +20,7 @@ faults and read noise), as :mod:`hw.placement` places matrices on physical block
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from amaranth import Cat, ClockDomain, ClockSignal, Const, Instance, Module, ResetSignal, Signal
 from amaranth.lib import wiring
@@ -28,7 +29,8 @@ from amaranth.lib.wiring import Out
 from .manycore import ManycoreConfig
 from .systolic import SystolicCore
 
-__all__ = ["Chip", "check_chip", "generate_chip", "tile_module", "MAX_TILES", "MAX_CORES"]
+__all__ = ["Chip", "check_chip", "generate_chip", "chip_sources", "control_file", "tile_module",
+           "MAX_TILES", "MAX_CORES"]
 
 #: Blocks (ReramTile instances) and systolic cores the RTL chip may hold: the
 #: co-simulation harness gives each of its MAX_CORES + MAX_TILES command channels two
@@ -131,14 +133,22 @@ class Chip(wiring.Component):
         return m
 
 
-def _mark_hier_block(path, module: str) -> None:
-    """Tag the tile as a Verilator hierarchical block: with ``--hierarchical`` it is
-    verilated and compiled once, however many instances the chip has."""
-    text = path.read_text()
-    head = text.index(f"module {module}(")
-    end = text.index(");", head) + 2
-    if "verilator hier_block" not in text[end:end + 40]:
-        path.write_text(text[:end] + " /*verilator hier_block*/" + text[end:])
+def control_file(cfg: ManycoreConfig, out_dir) -> Path:
+    """The chip's Verilator control file (``<top>.vlt``): the tile module is a
+    hierarchical block, so with ``--hierarchical`` it is verilated and compiled once,
+    however many instances the chip has."""
+    path = Path(out_dir) / f"{cfg.name}.vlt"
+    text = f'`verilator_config\nhier_block -module "{tile_module(cfg)}"\n'
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def chip_sources(cfg: ManycoreConfig, out_dir) -> list:
+    """What a simulator build of the chip reads: :func:`generate_chip`'s modules and the
+    control file, the top's Verilog last but one."""
+    paths = generate_chip(cfg, out_dir)
+    return [*paths, control_file(cfg, out_dir)]
 
 
 def generate_chip(cfg: ManycoreConfig, out_dir) -> list:
@@ -151,6 +161,5 @@ def generate_chip(cfg: ManycoreConfig, out_dir) -> list:
                      config=cfg.systolic.to_dict())
     tile, _ = generate(ReramTile(cfg.tile, seed_port=True), tile_module(cfg), out_dir,
                        config={**cfg.tile.to_dict(), "seed": "port"})
-    _mark_hier_block(tile, tile_module(cfg))
     top, _ = generate(Chip(cfg), cfg.name, out_dir, config=cfg.to_dict())
     return [sa, tile, top]

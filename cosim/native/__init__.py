@@ -64,12 +64,12 @@ def run_tile_bench(cfg, mvms: int = 200, batch: int = 20) -> dict:
 def build_harness_bench(cfg) -> Path:
     """Build (or reuse) the chip's harness with a C++ main (``harness_bench.cpp``) in place
     of cocotb: the same Verilated model and harness, no Python."""
-    from hw.chip import generate_chip
+    from hw.chip import chip_sources
     from ..harness import render_harness
     from ..sim import chip_harness_spec
     spec = chip_harness_spec(cfg)
     gen_dir = BUILD_ROOT / "verilog"
-    sources = generate_chip(cfg, gen_dir)
+    sources = chip_sources(cfg, gen_dir)
     sv = gen_dir / f"{spec.top}.sv"
     text = render_harness(spec)
     if not sv.is_file() or sv.read_text() != text:
