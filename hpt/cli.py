@@ -524,21 +524,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verilog", help="generate Verilog and a JSON description")
     blocks = p.add_subparsers(dest="block", required=True)
-    q = blocks.add_parser("systolic", help="the systolic-array core")
-    _add_systolic_args(q)
-    q.add_argument("--out", type=Path, default=Path("build/verilog"), help="output directory")
-    q.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall")
-    q.set_defaults(func=cmd_verilog)
-    q = blocks.add_parser("chip", help="the accelerator: one systolic core + K ReRAM tiles")
-    _add_chip_args(q)
-    q.add_argument("--out", type=Path, default=Path("build/verilog"), help="output directory")
-    q.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall")
-    q.set_defaults(func=cmd_verilog_chip)
-    q = blocks.add_parser("reram-tile", help="a ReRAM tile (crossbar, DAC/ADC, controller)")
-    _add_tile_args(q)
-    q.add_argument("--out", type=Path, default=Path("build/verilog"), help="output directory")
-    q.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall")
-    q.set_defaults(func=cmd_verilog)
+    for name, what, add_args, func in (
+            ("systolic", "the systolic-array core", _add_systolic_args, cmd_verilog),
+            ("chip", "the accelerator: one systolic core + K ReRAM tiles", _add_chip_args,
+             cmd_verilog_chip),
+            ("reram-tile", "a ReRAM tile (crossbar, DAC/ADC, controller)", _add_tile_args,
+             cmd_verilog)):
+        q = blocks.add_parser(name, help=what)
+        add_args(q)
+        q.add_argument("--out", type=Path, default=Path("build/verilog"), help="output directory")
+        q.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall")
+        q.set_defaults(func=func)
 
     p = sub.add_parser("sim", help="run a block's cocotb testbench under Verilator")
     blocks = p.add_subparsers(dest="block", required=True)
