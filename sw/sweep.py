@@ -237,7 +237,9 @@ def _run_config(run: dict, hw):
         raise ValueError(f"a sweep trains with {' or '.join(SWEEP_BACKENDS)} (the rtl backend "
                          f"co-simulates one chip per run: use hpt train)")
     policy = s["policy"]
-    if s.get("switch_at") is not None:
+    # switch_at is the switch-at policy's step: without a policy setting it selects that
+    # policy (as hpt train --switch-at); beside a policy axis, the other policies ignore it
+    if s.get("switch_at") is not None and "policy" not in run:
         policy = "switch-at"
     subs = {"data": DataConfig(app=s["app"], seed=s["seed"]),
             "train": TrainConfig(seed=s["seed"], device="cpu"),
@@ -433,12 +435,20 @@ def cost_chunk(arg: dict) -> list[dict]:
 def train_point(arg: dict) -> dict:
     """Train one point's run in ``arg["run_dir"]`` (a finished run of the same
     configuration is reused; an interrupted one resumes from its checkpoint), then cost
-    it on its own manycore."""
+    it on its own manycore; ``{"infeasible": reason}`` when its frozen weights do not fit
+    its ReRAM."""
     import torch
     torch.set_num_threads(1)
+    from hw.placement import PlacementError, place
+    from sw.hybrid import frozen_shapes
     from sw.train import RunConfig, Trainer
     r = arg["resolved"]
     cfg = RunConfig.from_dict(r["config"])
+    if cfg.policy.name != "full":            # the frozen weights must fit the ReRAM
+        try:
+            place(cfg.hw, frozen_shapes(cfg.model, cfg.train.mapping, cfg.policy.lora_targets))
+        except PlacementError as exc:
+            return {"infeasible": str(exc)}
     run_dir = Path(arg["run_dir"])
     saved = run_dir / "config.json"
     same = saved.is_file() and _canonical(RunConfig.from_dict(

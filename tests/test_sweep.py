@@ -286,3 +286,16 @@ def test_a_killed_training_point_is_retried_and_resumes_exactly(local_ray, tmp_p
     assert row["status"] == "ok" and row["attempts"] == 2
     ref = run_sweep(spec, tmp_path / "ref", engine="serial", quiet=True)["points"][0]
     assert row["metrics"] == ref["metrics"]
+
+
+def test_a_train_point_that_does_not_fit_is_infeasible(tmp_path):
+    """The small chip holds 7 blocks; the tiny model's frozen linears need 12: the HpT
+    point is infeasible (reported, not retried), full training still runs."""
+    spec = load_spec(axes=["policy=full,switch-at"],
+                     fixed=[f"{k}={v}" for k, v in SMALL.items()]
+                     + ["manycore=small", "switch_at=6"], name="fit")
+    s = run_sweep(spec, tmp_path, engine="serial", quiet=True)
+    full, hpt = s["points"]
+    assert full["status"] == "ok" and full["metrics"]["switch_step"] is None
+    assert hpt["status"] == "infeasible" and hpt["attempts"] == 1
+    assert "does not fit" in hpt["error"] and not s["failed"]
