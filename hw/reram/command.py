@@ -7,6 +7,7 @@ from functools import lru_cache
 from amaranth import unsigned
 from amaranth.lib import data, enum
 
+from ..layouts import fields_of
 from .config import TileConfig
 
 __all__ = ["TileOp", "tile_command_layout", "STATS_LAYOUT", "pack_tile_command",
@@ -60,12 +61,10 @@ def pack_tile_command(cfg: TileConfig, op: TileOp, *, addr: int = 0, count: int 
 
 
 def unpack_tile_command(cfg: TileConfig, bits: int) -> dict:
-    out = {}
-    for name, f in tile_command_layout(cfg):
-        raw = (bits >> f.offset) & ((1 << f.width) - 1)
-        out[name] = TileOp(raw) if name == "op" else raw
-    return out
+    """The fields of a tile command's bits (``op`` as a :class:`TileOp`)."""
+    return fields_of(tile_command_layout(cfg), bits)
 
 
 def unpack_stats(bits: int) -> dict:
-    return {name: (bits >> f.offset) & ((1 << f.width) - 1) for name, f in STATS_LAYOUT}
+    """The statistics record's fields."""
+    return fields_of(STATS_LAYOUT, bits)

@@ -7,6 +7,7 @@ from functools import lru_cache
 from amaranth import unsigned
 from amaranth.lib import data, enum
 
+from ..layouts import fields_of
 from .config import SystolicConfig
 
 __all__ = ["Op", "command_layout", "pack_command", "unpack_command"]
@@ -74,9 +75,6 @@ def pack_command(cfg: SystolicConfig, op: Op, *, addr: int = 0, count: int = 0,
 
 
 def unpack_command(cfg: SystolicConfig, bits: int) -> dict:
-    layout = command_layout(cfg)
-    out = {}
-    for name, field in layout:
-        raw = (bits >> field.offset) & ((1 << field.width) - 1)
-        out[name] = Op(raw) if name == "op" else raw
-    return out
+    """The fields of a command's bits (``op`` as an :class:`Op`), by the layout."""
+    return fields_of(command_layout(cfg), bits)
+
