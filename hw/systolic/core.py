@@ -93,8 +93,10 @@ class SystolicCore(wiring.Component):
         # ---- scratchpads: two banks of A and of B --------------------------------------
         a_wr, b_wr, a_rd, b_rd = [], [], [], []
         for bank in (0, 1):
-            a_mem = memory.Memory(shape=unsigned(R * W), depth=cfg.k_depth, init=[])
-            b_mem = memory.Memory(shape=unsigned(C * W), depth=cfg.k_depth, init=[])
+            a_mem = memory.Memory(shape=data.ArrayLayout(signed(W), R), depth=cfg.k_depth,
+                                  init=[])
+            b_mem = memory.Memory(shape=data.ArrayLayout(signed(W), C), depth=cfg.k_depth,
+                                  init=[])
             m.submodules[f"a_mem{bank}"], m.submodules[f"b_mem{bank}"] = a_mem, b_mem
             a_wr.append(a_mem.write_port())
             b_wr.append(b_mem.write_port())
@@ -113,9 +115,9 @@ class SystolicCore(wiring.Component):
         m.d.comb += [self.a.ready.eq(l_a & go), self.b.ready.eq(l_b & go)]
         for bank in (0, 1):
             m.d.comb += [
-                a_wr[bank].addr.eq(l_ptr), a_wr[bank].data.eq(self.a.payload.as_value()),
+                a_wr[bank].addr.eq(l_ptr), a_wr[bank].data.eq(self.a.payload),
                 a_wr[bank].en.eq(l_a & go & (l_bank == bank)),
-                b_wr[bank].addr.eq(l_ptr), b_wr[bank].data.eq(self.b.payload.as_value()),
+                b_wr[bank].addr.eq(l_ptr), b_wr[bank].data.eq(self.b.payload),
                 b_wr[bank].en.eq(l_b & go & (l_bank == bank)),
             ]
         with m.If(go):
@@ -220,8 +222,6 @@ class SystolicCore(wiring.Component):
         # capture into bank 1
         feed_flags = Signal(3)
         m.d.comb += feed_flags.eq(Cat(feed_first, feed_cap[0], feed_cap[1]))
-        a_rd_data = Mux(feed_bank, a_rd[1].data, a_rd[0].data)
-        b_rd_data = Mux(feed_bank, b_rd[1].data, b_rd[0].data)
         # Every PE (i, j) sees the flags of the wavefront that entered i + j cycles ago:
         # one delay line indexed by the anti-diagonal, not a copy per PE.
         flags_at = [feed_flags]
@@ -231,12 +231,12 @@ class SystolicCore(wiring.Component):
             flags_at.append(g)
         a_in, b_in = [], []
         for i in range(R):
-            x = Mux(feed_v, a_rd_data[i * W:(i + 1) * W], 0).as_signed()
+            x = Mux(feed_v, Mux(feed_bank, a_rd[1].data[i], a_rd[0].data[i]), 0)
             xs = Signal(lane, name=f"a_feed{i}")
             m.d.comb += xs.eq(x)
             a_in.append(skewed(xs, i, f"a_skew{i}"))
         for j in range(C):
-            y = Mux(feed_v, b_rd_data[j * W:(j + 1) * W], 0).as_signed()
+            y = Mux(feed_v, Mux(feed_bank, b_rd[1].data[j], b_rd[0].data[j]), 0)
             ys = Signal(lane, name=f"b_feed{j}")
             m.d.comb += ys.eq(y)
             b_in.append(skewed(ys, j, f"b_skew{j}"))
