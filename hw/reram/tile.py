@@ -152,20 +152,20 @@ class ReramTile(wiring.Component):
         # one read gives the P rows of a row group; rows past the last are never written
         # and read as zero conductance. (At least 2 deep: a 1-deep memory would have a
         # zero-width address port.)
+        g_shape = signed(gw) if c.g_signed else unsigned(gw)
         g_wr, g_rd = [], []
         for b in range(P):
-            bank = memory.Memory(shape=unsigned(cells * gw), depth=max(G, 2), init=[])
+            bank = memory.Memory(shape=data.ArrayLayout(g_shape, cells), depth=max(G, 2),
+                                 init=[])
             m.submodules[f"g_mem{b}" if P > 1 else "g_mem"] = bank
             g_wr.append(bank.write_port())
             g_rd.append(bank.read_port())
-        m.submodules.wear_mem = wear_mem = memory.Memory(shape=unsigned(cells * 32),
-                                                         depth=max(Rn, 2), init=[])
+        m.submodules.wear_mem = wear_mem = memory.Memory(
+            shape=data.ArrayLayout(unsigned(32), cells), depth=max(Rn, 2), init=[])
         wear_wr, wear_rd = wear_mem.write_port(), wear_mem.read_port()
 
         def g_cell(word, col, lane):
-            k = col * NL + lane
-            v = word[k * gw:(k + 1) * gw]
-            return v.as_signed() if c.g_signed else v
+            return word[col * NL + lane]
 
         def g_eff(word, col, s):
             """What slice ``s``'s ADC of column ``col`` sees from this word: the cell, or
@@ -400,14 +400,15 @@ class ReramTile(wiring.Component):
                                     m.d.comb += [g.eq(value),
                                                  p.eq(Mux(passed, 1, c.verify_iters))]
                     g_words.append(g)
-                    old = wear_rd.data[k * 32:(k + 1) * 32]
+                    old = wear_rd.data[k]
                     nw = Signal(32, name=f"nw{k}")
                     m.d.comb += nw.eq(old + p)
                     new_wear.append(nw)
                     crossings.append((old <= c.endurance) & (nw > c.endurance))
                     pulse_sum.append(p)
-                m.d.comb += [wear_wr.data.eq(Cat(*new_wear))]
-                m.d.comb += [g_wr[b].data.eq(Cat(*g_words)) for b in range(P)]
+                m.d.comb += [wear_wr.data[k].eq(w) for k, w in enumerate(new_wear)]
+                m.d.comb += [g_wr[b].data[k].eq(g) for b in range(P)
+                             for k, g in enumerate(g_words)]
                 level, n_ = list(new_wear), 0          # maximum as a balanced tree
                 while len(level) > 1:
                     nxt = []
