@@ -284,7 +284,10 @@ class ReramTile(wiring.Component):
                             with m.If(cmd.count != 0):
                                 m.next = "V_TAKE"
                         with m.Case(TileOp.READ_STATS):
-                            m.d.sync += snap.eq(Cat(st_busy, st_total, st_max, st_over, st_mvms))
+                            m.d.sync += [snap.busy_cycles.eq(st_busy),
+                                         snap.total_pulses.eq(st_total),
+                                         snap.max_pulses.eq(st_max),
+                                         snap.over_limit.eq(st_over), snap.mvms.eq(st_mvms)]
                             m.next = "S_OUT"
                         with m.Case(TileOp.RESET_STATS):
                             m.d.sync += [st_total.eq(0), st_mvms.eq(0)]
