@@ -299,3 +299,19 @@ def test_a_train_point_that_does_not_fit_is_infeasible(tmp_path):
     assert full["status"] == "ok" and full["metrics"]["switch_step"] is None
     assert hpt["status"] == "infeasible" and hpt["attempts"] == 1
     assert "does not fit" in hpt["error"] and not s["failed"]
+
+
+def test_points_that_need_cuda_request_a_gpu_and_progress_shows_eta(tmp_path):
+    import io
+
+    from sw.engine import Progress
+    from sw.sweep import _tasks
+    spec = load_spec(axes=["train.device=cpu,cuda"], fixed=["switch_at=6"], name="g")
+    tasks, _ = _tasks(spec, resolve(spec), tmp_path, cpus=2)
+    assert [(t.cpus, t.gpus) for t in tasks] == [(1.0, 0.0), (1.0, 1.0)]
+    out = io.StringIO()
+    bar = Progress(4, stream=out)
+    bar.update(1, force=True)
+    bar.update(2, failed=1, force=True)
+    text = out.getvalue()
+    assert "1/4 points" in text and "3/4 points, 1 failed" in text and "ETA" in text
