@@ -315,7 +315,8 @@ def _resolve_point(spec: SweepSpec, settings: dict, run_dir: str | None, run_cfg
     if spec.kind == "cost":
         cfg, ident = run_cfgs[run_dir]
         hw = _manycore(cost.get("manycore"), hw_ch, cfg.hw)
-        return {"kind": "cost", "run": ident, "hw": hw.to_dict(), **costing}
+        return {"kind": "cost", "run": ident, "hw": hw.to_dict(), **costing,
+                "proxy_vectors": spec.vectors}
     hw = _manycore(cost.get("manycore", TRAIN_DEFAULTS["manycore"]), hw_ch)
     cfg = _run_config(run, hw)
     return {"kind": "train", "config": cfg.to_dict(), **costing}
@@ -532,8 +533,9 @@ def run_sweep(spec: SweepSpec, out: Path | None = None, *, engine: str = "ray",
     tasks, members = _tasks(spec, todo, out, n_cpus)
     t0 = time.perf_counter()
     if not quiet:
-        print(f"sweep {spec.name}: {len(points)} {spec.kind} points, {len(done)} finished "
-              f"before, {len(todo)} to run on {engine}", flush=True)
+        print(f"sweep {spec.name}: {len(points)} {spec.kind} points, "
+              f"{len(points) - len(todo)} finished before, {len(todo)} to run on {engine}",
+              flush=True)
     outcomes = execute(tasks, engine=engine, address=address, cpus=cpus,
                        retries=spec.retries, quiet=quiet)
     wall = time.perf_counter() - t0
