@@ -18,6 +18,15 @@ def sim():
     return build_systolic_sim(SystolicConfig(rows=2, cols=3, k_depth=4), waves=True)
 
 
+def test_the_generated_model_still_has_trace_dump_close(sim):
+    """cosim/waves.cpp closes the FST through Verilator's generated (private)
+    ``Vtop__Syms::_traceDumpClose``; an upgrade that drops it must fail here."""
+    syms = list(sim.build_dir.rglob("Vtop__Syms.h"))
+    assert syms, f"no Vtop__Syms.h under {sim.build_dir}"
+    assert "_traceDumpClose" in syms[0].read_text(), (
+        "Verilator's Vtop__Syms has no _traceDumpClose any more: update cosim/waves.cpp")
+
+
 @pytest.mark.parametrize("start, cycles", [(0, 40), (300, 25)])
 def test_window_holds_the_requested_cycles(sim, tmp_path, start, cycles):
     f = tmp_path / "w.fst"
