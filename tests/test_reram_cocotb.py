@@ -14,7 +14,7 @@ GRID = [
     TileConfig(rows=8, cols=3, cell_bits=4, dac_bits=2, **FAST).ideal(adc_bits=7),  # sign-step LSB
     TileConfig(rows=7, cols=3, cell_bits=1, input_bits=6, adc_bits=5, rows_per_cycle=4, **FAST,
                **NONIDEAL),                                                # 2 banked groups
-    TileConfig(rows=16, cols=24, cell_bits=2, adc_bits=6, **FAST, **NONIDEAL),
+    TileConfig(rows=12, cols=10, cell_bits=2, adc_bits=6, **FAST, **NONIDEAL),   # 120 cells
     TileConfig(rows=128, cols=40, cell_bits=2, adc_bits=10, **FAST).ideal(),   # 128-deep sums
     # differential encoding (pairs of cells, signed ADC) with every uniform error; a
     # Gaussian device model (write-verify + relaxation) on differential pairs. The
