@@ -777,11 +777,13 @@ def _write_summary(summary: dict, path: Path) -> Path:
                        key=lambda r: -r["metrics"]["speedup"])
         best_s = max(rs, key=lambda r: r["metrics"]["speedup"])
         best_e = max(rs, key=lambda r: r["metrics"]["energy_reduction"])
+        fs = sorted(r["metrics"]["low_param_fraction"] for r in rs)
+        bound = (f"ceiling 1/(1-f): {_fmt(rs[0]['metrics'].get('ceiling'))}" if kind == "cost"
+                 else f"f (share of iterations after the switch) {fs[0]:.2f} to {fs[-1]:.2f}")
         lines += [f"## {g}", "",
                   f"{len(rs)} points; {len(front)} on the front. Fastest: "
                   f"{best_s['metrics']['speedup']:.3g}x; most frugal: "
-                  f"{best_e['metrics']['energy_reduction']:.3g}x; ceiling 1/(1-f): "
-                  f"{_fmt(rs[0]['metrics'].get('ceiling'))}.", "",
+                  f"{best_e['metrics']['energy_reduction']:.3g}x; {bound}.", "",
                   "| " + " | ".join(axes) + f" | speedup | energy reduction | {qname} | key |",
                   "|" + "---|" * (len(axes) + 4)]
         for r in front[:40]:
