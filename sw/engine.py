@@ -106,8 +106,10 @@ def _call(fn, arg):
 
 def execute(tasks: list[Task], *, engine: str = "ray", address: str | None = None,
             cpus: int | None = None, retries: int = 2, quiet: bool = False,
-            what: str = "points") -> list[Outcome]:
-    """Run ``tasks`` (see the module docstring); one :class:`Outcome` per task, in order."""
+            what: str = "points", on_done=None) -> list[Outcome]:
+    """Run ``tasks`` (see the module docstring); one :class:`Outcome` per task, in order.
+    ``on_done(outcome)`` is called as each task finishes for good (so that a caller can
+    record it at once: an interrupted sweep keeps what finished)."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
     if retries < 0:
@@ -121,10 +123,15 @@ def execute(tasks: list[Task], *, engine: str = "ray", address: str | None = Non
     if not tasks:
         return []
     run = _serial if engine == "serial" else _ray
-    return run(tasks, address=address, cpus=cpus, retries=retries, progress=progress)
+
+    def finished(t: Task, o: Outcome) -> None:
+        progress.update(t.weight, failed=0 if o.ok else t.weight)
+        if on_done is not None:
+            on_done(o)
+    return run(tasks, address=address, cpus=cpus, retries=retries, finished=finished)
 
 
-def _serial(tasks, *, address, cpus, retries, progress) -> list[Outcome]:
+def _serial(tasks, *, address, cpus, retries, finished) -> list[Outcome]:
     if address is not None:
         raise ValueError("--address needs the ray engine")
     torch = sys.modules.get("torch")
@@ -146,8 +153,8 @@ def _serial(tasks, *, address, cpus, retries, progress) -> list[Outcome]:
                 break
             o.error, o.log = v
         o.seconds = time.perf_counter() - t0
-        progress.update(t.weight, failed=0 if o.ok else t.weight)
         out.append(o)
+        finished(t, o)
     return out
 
 
@@ -177,7 +184,7 @@ def ray_session(address: str | None = None, cpus: int | None = None):
     return session()
 
 
-def _ray(tasks, *, address, cpus, retries, progress) -> list[Outcome]:
+def _ray(tasks, *, address, cpus, retries, finished) -> list[Outcome]:
     with ray_session(address, cpus) as ray:
         from ray.exceptions import RayError
         remote = ray.remote(_call)
@@ -209,5 +216,5 @@ def _ray(tasks, *, address, cpus, retries, progress) -> list[Outcome]:
                         pending[submit(t)] = t
                         continue
                 o.seconds = time.perf_counter() - started[t.key]
-                progress.update(t.weight, failed=0 if o.ok else t.weight)
+                finished(t, o)
         return [outcomes[t.key] for t in tasks]

@@ -536,14 +536,12 @@ def run_sweep(spec: SweepSpec, out: Path | None = None, *, engine: str = "ray",
         print(f"sweep {spec.name}: {len(points)} {spec.kind} points, "
               f"{len(points) - len(todo)} finished before, {len(todo)} to run on {engine}",
               flush=True)
-    outcomes = execute(tasks, engine=engine, address=address, cpus=cpus,
-                       retries=spec.retries, quiet=quiet)
-    wall = time.perf_counter() - t0
     failed = {}                              # key -> row (not kept: runs again next time)
-    with open(results_path, "a") as f:
-        for o in outcomes:
-            chunk = members[o.key]
-            values = o.value if spec.kind == "cost" and o.ok else [o.value] * len(chunk)
+
+    def record(o) -> None:                   # as each task finishes: Ctrl-C keeps the rest
+        chunk = members[o.key]
+        values = o.value if spec.kind == "cost" and o.ok else [o.value] * len(chunk)
+        with open(results_path, "a") as f:
             for p, v in zip(chunk, values):
                 row = {"key": p["key"], "axes": p["axes"], "attempts": o.attempts}
                 if spec.kind == "train":
@@ -561,6 +559,10 @@ def run_sweep(spec: SweepSpec, out: Path | None = None, *, engine: str = "ray",
                     row.update(status="ok", metrics=v)
                 f.write(json.dumps(row, default=str) + "\n")
                 done[p["key"]] = row
+
+    execute(tasks, engine=engine, address=address, cpus=cpus, retries=spec.retries,
+            quiet=quiet, on_done=record)
+    wall = time.perf_counter() - t0
     rows = [done.get(p["key"]) or failed[p["key"]] for p in points]
     summary = {"name": spec.name, "kind": spec.kind, "engine": engine, "points": rows,
                "ran": len(todo), "reused": len(points) - len(todo), "failed": len(failed),

@@ -216,9 +216,11 @@ def test_engine_retries_killed_and_failed_tasks(local_ray, tmp_path):
     assert out[1].ok and out[1].attempts == 2                 # the worker died once
     assert not out[2].ok and out[2].attempts == 3
     assert "RuntimeError: bad point 3" in out[2].error and "Traceback" in out[2].log
+    seen = []
     ser = execute([Task("bad", _always_fails, 3), Task("sq", _square, 5)], engine="serial",
-                  retries=1, quiet=True)
+                  retries=1, quiet=True, on_done=lambda o: seen.append((o.key, o.ok)))
     assert not ser[0].ok and ser[0].attempts == 2 and ser[1].value == 25
+    assert seen == [("bad", False), ("sq", True)]        # each recorded as it finished
     with pytest.raises(ValueError, match="engine must be"):
         execute(tasks, engine="dask")
 
