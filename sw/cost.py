@@ -687,15 +687,13 @@ _GPU_STEPS: dict = {}
 def _gpu_step_cached(cfg, phase: str, ranks, spec: dict, tech: dict, dtype: str) -> Cost:
     """:func:`gpu_step_cost` of :func:`profile_step`, once per run, phase, GPU, constants
     and dtype in a process (a cost sweep prices the same GPU steps at every point)."""
-    key = (id(cfg), phase, json.dumps(ranks), json.dumps(spec, sort_keys=True),
-           json.dumps(tech, sort_keys=True), dtype)
-    hit = _GPU_STEPS.get(key)
-    if hit is None or hit[0] is not cfg:
-        hit = _GPU_STEPS[key] = (cfg, gpu_step_cost(profile_step(cfg, phase, ranks), spec,
-                                                    tech, dtype))
+    key = (cfg, phase, json.dumps(ranks), json.dumps(spec, sort_keys=True),
+           json.dumps(tech, sort_keys=True), dtype)        # RunConfig is frozen: hashable
+    if key not in _GPU_STEPS:
+        _GPU_STEPS[key] = gpu_step_cost(profile_step(cfg, phase, ranks), spec, tech, dtype)
         if len(_GPU_STEPS) > 1024:
             _GPU_STEPS.pop(next(iter(_GPU_STEPS)))
-    return hit[1]
+    return _GPU_STEPS[key]
 
 
 @functools.lru_cache(maxsize=4096)
