@@ -454,25 +454,16 @@ def _add_manycore_args(p, default: str | None) -> None:
 
 
 def _hw_changes(items) -> dict:
-    """``FIELD=VALUE`` pairs into typed changes (ints, floats, none; anything else stays a
-    string, e.g. ``tile.device=wan2022``, and the configuration validates it)."""
+    """``FIELD=VALUE`` pairs into typed changes (:func:`sw.sweep.parse_value`: ints, floats,
+    none, true/false; anything else stays a string, e.g. ``tile.device=wan2022``, and the
+    configuration validates it)."""
+    from sw.sweep import parse_value
     out = {}
     for item in items or []:
         name, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--hw {item!r}: expected FIELD=VALUE")
-        v = value.strip()
-        if v.lower() == "none":
-            val = None
-        else:
-            try:
-                val = int(v)
-            except ValueError:
-                try:
-                    val = float(v)
-                except ValueError:
-                    val = v
-        out[name.strip()] = val
+        out[name.strip()] = parse_value(value)
     return out
 
 

@@ -55,6 +55,13 @@ def _job_name(job) -> str:
                                f"{job['backend']}_s{job['seed']}")
 
 
+def _as_job(job) -> dict:
+    """A job as a dict: tuples are (app, policy, backend, seed, epochs, out, horizon)."""
+    if isinstance(job, dict):
+        return job
+    return dict(zip(("app", "policy", "backend", "seed", "epochs", "out", "horizon"), job))
+
+
 def _one(job) -> dict:
     """Train one run (or read its finished metrics). ``job``: (app, policy, backend, seed,
     epochs, out) or a dict with those and optional ``preset``, ``mapping``, ``hw`` (a
@@ -63,8 +70,7 @@ def _one(job) -> dict:
     torch.set_num_threads(1)
     from sw.train import Trainer
 
-    if not isinstance(job, dict):
-        job = dict(zip(("app", "policy", "backend", "seed", "epochs", "out", "horizon"), job))
+    job = _as_job(job)
     run_dir = Path(job["out"]) / _job_name(job)
     cfg = _run_config(job)
     if (run_dir / "metrics.json").is_file():
@@ -114,9 +120,7 @@ def run_jobs(jobs_list, jobs: int = 2, engine: str = "ray", address: str | None 
     engine). A run that still fails after ``retries`` re-runs stops the grid, after the
     others finished, with every failure's error."""
     from sw.engine import Task, execute
-    norm = [j if isinstance(j, dict) else
-            dict(zip(("app", "policy", "backend", "seed", "epochs", "out", "horizon"), j))
-            for j in jobs_list]
+    norm = [_as_job(j) for j in jobs_list]
     tasks = [Task(str(Path(j["out"]) / _job_name(j)), _one, j, label=_job_name(j))
              for j in norm]
     out = execute(tasks, engine=engine, address=address,
