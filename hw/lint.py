@@ -17,6 +17,8 @@ WAIVERS = {
                    "(`reg [7:0] x = 8'h00;`) and assigns it in an always block.",
     "CASEINCOMPLETE": "Yosys emits `casez` without `default` after a default assignment "
                       "that already covers the missing cases.",
+    "DECLFILENAME": "Amaranth writes a component's submodules into its top module's file, "
+                    "named after their place in it (`tile.datapath`).",
     "UNUSEDSIGNAL": "Amaranth emits debug aliases of view fields (`a__payload[0]`), and full "
                     "products/sums whose high bits the wrapping accumulators drop on purpose.",
 }

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from amaranth import unsigned
+from amaranth import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
 from ..layouts import fields_of
 from .config import TileConfig
 
 __all__ = ["TileOp", "tile_command_layout", "STATS_LAYOUT", "pack_tile_command",
-           "unpack_tile_command", "unpack_stats"]
+           "unpack_tile_command", "unpack_stats", "conductance_row_layout",
+           "programmed_row_layout"]
 
 COUNT_WIDTH = 16
 
@@ -39,6 +40,25 @@ def tile_command_layout(cfg: TileConfig) -> data.StructLayout:
         "op": TileOp,
         "addr": unsigned(max(1, (cfg.rows - 1).bit_length())),
         "count": unsigned(COUNT_WIDTH),
+    })
+
+
+@lru_cache(maxsize=None)
+def conductance_row_layout(cfg: TileConfig) -> data.ArrayLayout:
+    """One crossbar row as stored: a conductance code per cell, ``lanes`` cells per column
+    (column-major: cell ``col * lanes + lane``, lanes in the order of
+    :func:`sw.golden.reram.weight_levels`)."""
+    code = signed(cfg.g_width) if cfg.g_signed else unsigned(cfg.g_width)
+    return data.ArrayLayout(code, cfg.cols * cfg.lanes)
+
+
+@lru_cache(maxsize=None)
+def programmed_row_layout(cfg: TileConfig) -> data.StructLayout:
+    """A row leaving write-verify: its conductance codes and the pulses each cell took."""
+    cells = cfg.cols * cfg.lanes
+    return data.StructLayout({
+        "g": conductance_row_layout(cfg),
+        "pulses": data.ArrayLayout(Shape.cast(range(cfg.verify_iters + 1)), cells),
     })
 
 

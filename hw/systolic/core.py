@@ -86,6 +86,10 @@ class SystolicCore(wiring.Component):
         return self.cfg.rows + self.cfg.cols - 1
 
     def elaborate(self, platform):
+        """The scratchpads, the three engines and the dispatcher; the PE grid is
+        :meth:`_array`. Longer than most functions here: the engines and the dispatcher
+        share their interlock signals, and each interlock reads best next to the engine
+        it guards."""
         m = Module()
         cfg = self.cfg
         R, C, W = cfg.rows, cfg.cols, cfg.in_width
@@ -200,6 +204,26 @@ class SystolicCore(wiring.Component):
                 with m.Case(Op.READ):
                     m.d.sync += [r_left.eq(cmd.count), r_ptr.eq(cmd.addr), r_bank.eq(cmd.obank)]
 
+        out = self._array(m, feed_v, feed_bank, Cat(feed_first, feed_cap[0], feed_cap[1]),
+                          [p.data for p in a_rd], [p.data for p in b_rd])
+
+        # ---- result: one output-bank row per cycle ----------------------------------------
+        with m.Switch(Cat(r_ptr, r_bank)):
+            for o in (0, 1):
+                for i in range(R):
+                    with m.Case(i | (o << len(r_ptr))):
+                        m.d.comb += self.result.payload.as_value().eq(
+                            Mux(captured[o], Cat(*out[o][i]), 0))
+        return m
+
+    def _array(self, m, feed_v, feed_bank, flags, a_data, b_data):
+        """The skewed operand feed and the ``rows x cols`` PE grid; returns the two output
+        banks ``out[bank][i][j]``. ``feed_v``: the scratchpad words ``a_data[feed_bank]``,
+        ``b_data[feed_bank]`` are a wavefront; ``flags``: its first (clear), capture into
+        bank 0 and capture into bank 1 flags, which travel with A."""
+        cfg = self.cfg
+        R, C, W = cfg.rows, cfg.cols, cfg.in_width
+
         # ---- skew: row i of A and column j of B enter i (j) cycles late -----------------
         def skewed(value, delay, name):
             """Delay ``value`` by ``delay`` cycles."""
@@ -218,10 +242,8 @@ class SystolicCore(wiring.Component):
         lane = unsigned(cfg.acc_width) if extended else signed(W)
         acc_shape = unsigned(cfg.acc_width) if extended else signed(cfg.acc_width)
 
-        # the flags travel with A as one 3-bit vector: first (clear), capture into bank 0,
-        # capture into bank 1
         feed_flags = Signal(3)
-        m.d.comb += feed_flags.eq(Cat(feed_first, feed_cap[0], feed_cap[1]))
+        m.d.comb += feed_flags.eq(flags)
         # Every PE (i, j) sees the flags of the wavefront that entered i + j cycles ago:
         # one delay line indexed by the anti-diagonal, not a copy per PE.
         flags_at = [feed_flags]
@@ -231,12 +253,12 @@ class SystolicCore(wiring.Component):
             flags_at.append(g)
         a_in, b_in = [], []
         for i in range(R):
-            x = Mux(feed_v, Mux(feed_bank, a_rd[1].data[i], a_rd[0].data[i]), 0)
+            x = Mux(feed_v, Mux(feed_bank, a_data[1][i], a_data[0][i]), 0)
             xs = Signal(lane, name=f"a_feed{i}")
             m.d.comb += xs.eq(x)
             a_in.append(skewed(xs, i, f"a_skew{i}"))
         for j in range(C):
-            y = Mux(feed_v, Mux(feed_bank, b_rd[1].data[j], b_rd[0].data[j]), 0)
+            y = Mux(feed_v, Mux(feed_bank, b_data[1][j], b_data[0][j]), 0)
             ys = Signal(lane, name=f"b_feed{j}")
             m.d.comb += ys.eq(y)
             b_in.append(skewed(ys, j, f"b_skew{j}"))
@@ -267,11 +289,4 @@ class SystolicCore(wiring.Component):
                     b_col[j] = Signal(lane, name=f"b_{i}_{j}", reset_less=True)
                     m.d.sync += b_col[j].eq(b_cur)
 
-        # ---- result: one output-bank row per cycle ----------------------------------------
-        with m.Switch(Cat(r_ptr, r_bank)):
-            for o in (0, 1):
-                for i in range(R):
-                    with m.Case(i | (o << len(r_ptr))):
-                        m.d.comb += self.result.payload.as_value().eq(
-                            Mux(captured[o], Cat(*out[o][i]), 0))
-        return m
+        return out
