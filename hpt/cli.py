@@ -508,11 +508,8 @@ def _add_cost_args(p: argparse.ArgumentParser) -> None:
                    help="override one technology constant (repeatable)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hpt", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _command_verilog(sub) -> None:
+    """``hpt verilog``."""
     p = sub.add_parser("verilog", help="generate Verilog and a JSON description")
     blocks = p.add_subparsers(dest="block", required=True)
     for name, what, add_args, func in (
@@ -527,6 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall")
         q.set_defaults(func=func)
 
+
+def _command_sim(sub) -> None:
+    """``hpt sim``."""
     p = sub.add_parser("sim", help="run a block's cocotb testbench under Verilator")
     blocks = p.add_subparsers(dest="block", required=True)
     q = blocks.add_parser("systolic", help="the systolic-array core")
@@ -540,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--cocotb-seed", type=int, default=1, help="cocotb random seed")
     q.set_defaults(func=cmd_sim)
 
+
+def _command_train(sub) -> None:
+    """``hpt train``."""
     p = sub.add_parser("train", help="train the spatial-attention transformer (HpT recipe)")
     p.add_argument("--app", choices=["swe", "weather", "wind", "epidemic"], default=None)
     p.add_argument("--data", type=Path, default=None, help="CSV/text matrix or NPZ (X, y)")
@@ -593,6 +596,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
+
+def _command_report(sub) -> None:
+    """``hpt report``."""
     p = sub.add_parser("report", help="time and energy: HpT vs GPU-only training, with plots")
     p.add_argument("runs", nargs="+", type=Path, help="finished run directories (hpt train)")
     p.add_argument("--out", type=Path, default=Path("build/report"), help="report folder")
@@ -600,6 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_manycore_args(p, None)
     p.set_defaults(func=cmd_report)
 
+
+def _command_sensitivity(sub) -> None:
+    """``hpt sensitivity``."""
     p = sub.add_parser("sensitivity", help="whole-run speedup and energy reduction of HpT runs "
                        "as one hardware or cost factor varies at a time")
     p.add_argument("runs", nargs="+", type=Path, help="finished HpT run directories (and the "
@@ -609,6 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_manycore_args(p, None)
     p.set_defaults(func=cmd_sensitivity)
 
+
+def _command_compare(sub) -> None:
+    """``hpt compare``."""
     p = sub.add_parser("compare", help="train apps x policies (functional), cross-app report")
     p.add_argument("--apps", nargs="+", default=["swe", "weather", "wind", "epidemic"])
     p.add_argument("--policies", nargs="+", default=["full", "paper", "intrinsic-dim"])
@@ -625,11 +637,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_manycore_args(p, "atleus")
     p.set_defaults(func=cmd_compare)
 
+
+def _command_demo(sub) -> None:
+    """``hpt demo``."""
     p = sub.add_parser("demo", help="a co-simulated training run of the tiny preset (make demo)")
     p.add_argument("--out", type=Path, default=Path("build/demo"), help="run directory")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
+
+def _command_quality(sub) -> None:
+    """``hpt quality``."""
     p = sub.add_parser("quality", help="apps x policies x backends x seeds quality table")
     p.add_argument("--apps", nargs="+", default=["swe", "weather", "wind", "epidemic"])
     p.add_argument("--policies", nargs="+",
@@ -647,6 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("build/quality"))
     p.set_defaults(func=cmd_quality)
 
+
+def _command_sweep(sub) -> None:
+    """``hpt sweep``."""
     p = sub.add_parser("sweep", help="design-space sweep on Ray: training runs or hardware "
                        "points re-costing finished runs; Pareto front, sensitivity, CSV")
     p.add_argument("spec", type=Path, nargs="?", default=None,
@@ -676,6 +697,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sweep)
 
+
+def _command_realism(sub) -> None:
+    """``hpt realism``."""
     p = sub.add_parser("realism", help="train on realistic ReRAM: ideal vs default vs a "
                        "fitted device model, unaware vs in the loop, and drift (table + JSON)")
     p.add_argument("--apps", nargs="+", default=["swe", "weather", "wind", "epidemic"])
@@ -691,6 +715,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("build/realism"))
     p.set_defaults(func=cmd_realism)
 
+
+def _command_fidelity(sub) -> None:
+    """``hpt fidelity``."""
     p = sub.add_parser("fidelity", help="ReRAM MVM error: device models x encodings x ADC "
                        "bits x ADC calibration, and drift over time (plots + JSON)")
     _add_tile_args(p, "", "base tile's ")
@@ -716,6 +743,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("build/fidelity"))
     p.set_defaults(func=cmd_fidelity)
 
+
+def _command_bench(sub) -> None:
+    """``hpt bench``."""
     p = sub.add_parser("bench", help="benchmarks; results merged into build/bench.json")
     p.add_argument("--out", type=Path, default=None, help="JSON file (default build/bench.json)")
     p.add_argument("--repeats", type=int, default=3, help="best of N runs (default %(default)s)")
@@ -724,6 +754,31 @@ def build_parser() -> argparse.ArgumentParser:
                    default=None, help="run one block's benchmarks only (utilisation: the "
                    "systolic core's PE utilisation on issue 13's shapes; also part of systolic)")
     p.set_defaults(func=cmd_bench)
+
+
+#: Every subcommand, in ``hpt --help`` order.
+COMMANDS = (
+    _command_verilog,
+    _command_sim,
+    _command_train,
+    _command_report,
+    _command_sensitivity,
+    _command_compare,
+    _command_demo,
+    _command_quality,
+    _command_sweep,
+    _command_realism,
+    _command_fidelity,
+    _command_bench,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hpt", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
     return parser
 
 

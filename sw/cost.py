@@ -450,6 +450,41 @@ def _program_row(r: dict, t, trained_tile, grid) -> tuple[int, float]:
     return rows, r["write_pulses"] / old_cells * rows * t.cols * t.lanes
 
 
+def _concurrent_overlap(trace, phase, hw, tech, copies, group_size, trained_hw):
+    """What concurrent groups take off the time: per group, min(its systolic time, the
+    matrix's share of its ReRAM group's time); and how many offload issues the groups
+    merge (one issue per group instead of one per member)."""
+    overlap_s, merged, t = 0.0, 0, hw.tile
+    for r in trace:
+        if r["phase"] != phase or r["unit"] != "chip" or r["op"] != "concurrent":
+            continue
+        matrix = r["layer"].rsplit(".", 1)[0]
+        op = "mvm_t" if r["layer"].endswith(".bwd") else "mvm"
+        key = (reram_group(matrix), op)
+        # the group's systolic time: the busiest core's cycles when the trace was taken on
+        # this many cores; else its one-core work split evenly (a trace records the
+        # group's products' cycles, not their shapes)
+        per_core = r.get("systolic_model_cores") or [r["systolic_model"]]
+        if "products" in r:                   # re-split on this manycore's cores
+            prods = tuple(tuple(p) for p in r["products"])
+            sa_s = r["count"] * _group_cycles(hw.systolic, hw.systolic_cores, prods) \
+                / hw.clock_hz
+        elif trained_hw is not None and hw.systolic != trained_hw.systolic:
+            raise ValueError(f"concurrent group {r['layer']!r}: the trace predates product "
+                             "shapes, so it cannot be costed on another systolic array; "
+                             "train the run again")
+        elif len(per_core) == hw.systolic_cores:
+            sa_s = r["systolic_model"] / hw.clock_hz
+        else:       # an older trace: its one-core work split evenly
+            sa_s = r.get("systolic_work", r["systolic_model"]) / hw.clock_hz / hw.systolic_cores
+        n_vec = r.get("mvm_vectors", 0)
+        tile_s = r["count"] * math.ceil(n_vec / copies) * t.input_steps \
+            * mvm_step_seconds(t, tech, op == "mvm_t") / group_size.get(key, 1)
+        overlap_s += min(sa_s, tile_s)
+        merged += r["count"] * (r["shape"][0] - 1)
+    return overlap_s, merged
+
+
 def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low",
                      mapping: str = "qv", trained_hw=None) -> dict:
     """Costs of the accelerator's work in ``phase`` of a trace, per unit, under the
@@ -511,36 +546,10 @@ def accelerator_cost(trace: list[dict], hw, tech: dict, phase: str = "low",
         busiest = min(placement.blocks_used, hw.blocks_per_tile)   # blocks fill tiles in order
         units["reram_program"] += Cost(program_cost(t, tech, t.rows, 0,
                                                     serial_blocks=busiest).seconds, 0.0)
-    # concurrent groups: credit min(systolic time, the matrix's share of its ReRAM group)
-    overlap_s = 0.0
-    for r in trace:
-        if r["phase"] != phase or r["unit"] != "chip" or r["op"] != "concurrent":
-            continue
-        matrix = r["layer"].rsplit(".", 1)[0]
-        op = "mvm_t" if r["layer"].endswith(".bwd") else "mvm"
-        key = (reram_group(matrix), op)
-        # the group's systolic time: the busiest core's cycles when the trace was taken on
-        # this many cores; else its one-core work split evenly (a trace records the
-        # group's products' cycles, not their shapes)
-        per_core = r.get("systolic_model_cores") or [r["systolic_model"]]
-        if "products" in r:                   # re-split on this manycore's cores
-            prods = tuple(tuple(p) for p in r["products"])
-            sa_s = r["count"] * _group_cycles(hw.systolic, hw.systolic_cores, prods) \
-                / hw.clock_hz
-        elif trained_hw is not None and hw.systolic != trained_hw.systolic:
-            raise ValueError(f"concurrent group {r['layer']!r}: the trace predates product "
-                             "shapes, so it cannot be costed on another systolic array; "
-                             "train the run again")
-        elif len(per_core) == hw.systolic_cores:
-            sa_s = r["systolic_model"] / hw.clock_hz
-        else:       # an older trace: its one-core work split evenly
-            sa_s = r.get("systolic_work", r["systolic_model"]) / hw.clock_hz / hw.systolic_cores
-        n_vec = r.get("mvm_vectors", 0)
-        tile_s = r["count"] * math.ceil(n_vec / copies) * t.input_steps \
-            * mvm_step_seconds(t, tech, op == "mvm_t") / group_size.get(key, 1)
-        overlap_s += min(sa_s, tile_s)
-        if mapping != "hpt":
-            issues -= r["count"] * (r["shape"][0] - 1)      # one issue per group
+    overlap_s, merged = _concurrent_overlap(trace, phase, hw, tech, copies, group_size,
+                                            trained_hw)
+    if mapping != "hpt":
+        issues -= merged                                      # one issue per group
     units["host"] = Cost(issues * tech["offload_op_overhead_s"], 0.0)
     return {"units": units, "overlap_s": overlap_s, "issues": issues,
             "host_switch_bytes": host_bytes, "copies": copies,
@@ -572,6 +581,64 @@ def rtl_check(trace: list[dict]) -> dict | None:
         return None
     return {"systolic_rtl_cycles": rtl, "systolic_model_cycles": model,
             "equal": rtl == model and per_core_equal}
+
+
+def _low_phase_cost(out, breakdown, cfg, m, trace, hw, prices, trained_hw, batch_bytes):
+    """Adds the switch and the low phase to ``breakdown`` (and their details to ``out``)
+    under the run's mapping; returns the low phase's seconds (switch included, overlap
+    removed). ``prices``: (GPU spec, technology constants, dtype)."""
+    spec, tech, dtype = prices
+    mapping = cfg.train.mapping
+    low_steps = out["low_steps"]
+    acc = accelerator_cost(trace, hw, tech, "low", mapping, trained_hw=trained_hw)
+    u = acc["units"]
+    if mapping == "qv":
+        low_k = profile_step(cfg, "low", m["ranks"])
+        low_step = _gpu_step_cached(cfg, "low", m["ranks"], spec, tech, dtype)
+        out["gpu_low_step"] = {**low_step.to_dict(), "kernels": len(low_k),
+                               "flops": sum(k["flops"] for k in low_k),
+                               "bytes": sum(k["bytes"] for k in low_k)}
+        breakdown[("low", "gpu")] = low_step.scaled(low_steps)
+    breakdown[("low", "systolic")] = u["systolic"]
+    breakdown[("low", "reram")] = u["reram"]
+    if mapping == "hpt":
+        breakdown[("low", "vector")] = u["vector"]
+        breakdown[("low", "links")] = u["links"]
+        breakdown[("low", "host link")] = movement_cost(hw.links, batch_bytes)
+        breakdown[("low", "host issue")] = Cost(low_steps * tech["offload_op_overhead_s"], 0)
+        breakdown[("switch", "host link")] = movement_cost(hw.links, acc["host_switch_bytes"])
+    else:
+        breakdown[("low", "movement")] = u["movement"]
+        breakdown[("low", "host issue")] = u["host"]
+    breakdown[("switch", "reram")] = u["reram_program"]
+    out["overlap_s"] = acc["overlap_s"]
+    out["offload_issues"] = acc["issues"]
+    out["placement"] = acc["placement"]
+    low_s = sum(c.seconds for (p, _), c in breakdown.items() if p in ("low", "switch")) \
+        - out["overlap_s"]
+    watts = static_watts(hw, tech, acc["crossbars_used"])
+    out["static_w"] = watts
+    breakdown[("low", "static")] = Cost(0.0, sum(watts.values()) * low_s)
+    # the GPU idling at its floor while the manycore works (hpt: the whole low phase;
+    # qv: the low phase less the GPU's own kernels, whose energy is already counted)
+    gpu_busy = breakdown.get(("low", "gpu"), Cost()).seconds
+    out["gpu_idle_low_j"] = spec["floor_w"] * max(low_s - gpu_busy, 0.0)
+    return low_s
+
+
+def _calibrated(breakdown, gm, full_step, gpu_only, overlap_s) -> dict:
+    """Every GPU share scaled by measured / modelled (time, and energy where NVML measured
+    it) of the full-parameter steps ``gm``."""
+    rt = gm["seconds"] / gm["steps"] / full_step.seconds
+    re = gm["joules"] / gm["steps"] / full_step.joules if gm.get("joules") else 1.0
+    cal = Cost()
+    for (p, u), c in breakdown.items():
+        cal = cal + (Cost(c.seconds * rt, c.joules * re) if u.startswith("gpu") else c)
+    cal = Cost(cal.seconds - overlap_s, cal.joules)
+    only = Cost(gpu_only.seconds * rt, gpu_only.joules * re)
+    return {"time_ratio": rt, "energy_ratio": re if gm.get("joules") else None,
+            "gpu_only": only.to_dict(), "hpt": cal.to_dict(),
+            "speedup": only.seconds / cal.seconds, "energy_reduction": only.joules / cal.joules}
 
 
 def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None) -> dict:
@@ -610,39 +677,8 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     out["overlap_s"] = 0.0
     low_s = 0.0
     if low_steps > 0 or m["switch_step"] is not None:
-        acc = accelerator_cost(trace, hw, tech, "low", mapping, trained_hw=trained_hw)
-        u = acc["units"]
-        if mapping == "qv":
-            low_k = profile_step(cfg, "low", m["ranks"])
-            low_step = _gpu_step_cached(cfg, "low", m["ranks"], spec, tech, dtype)
-            out["gpu_low_step"] = {**low_step.to_dict(), "kernels": len(low_k),
-                                   "flops": sum(k["flops"] for k in low_k),
-                                   "bytes": sum(k["bytes"] for k in low_k)}
-            breakdown[("low", "gpu")] = low_step.scaled(low_steps)
-        breakdown[("low", "systolic")] = u["systolic"]
-        breakdown[("low", "reram")] = u["reram"]
-        if mapping == "hpt":
-            breakdown[("low", "vector")] = u["vector"]
-            breakdown[("low", "links")] = u["links"]
-            breakdown[("low", "host link")] = movement_cost(hw.links, batch_bytes)
-            breakdown[("low", "host issue")] = Cost(low_steps * tech["offload_op_overhead_s"], 0)
-            breakdown[("switch", "host link")] = movement_cost(hw.links, acc["host_switch_bytes"])
-        else:
-            breakdown[("low", "movement")] = u["movement"]
-            breakdown[("low", "host issue")] = u["host"]
-        breakdown[("switch", "reram")] = u["reram_program"]
-        out["overlap_s"] = acc["overlap_s"]
-        out["offload_issues"] = acc["issues"]
-        out["placement"] = acc["placement"]
-        low_s = sum(c.seconds for (p, _), c in breakdown.items() if p in ("low", "switch")) \
-            - out["overlap_s"]
-        watts = static_watts(hw, tech, acc["crossbars_used"])
-        out["static_w"] = watts
-        breakdown[("low", "static")] = Cost(0.0, sum(watts.values()) * low_s)
-        # the GPU idling at its floor while the manycore works (hpt: the whole low phase;
-        # qv: the low phase less the GPU's own kernels, whose energy is already counted)
-        gpu_busy = breakdown.get(("low", "gpu"), Cost()).seconds
-        out["gpu_idle_low_j"] = spec["floor_w"] * max(low_s - gpu_busy, 0.0)
+        low_s = _low_phase_cost(out, breakdown, cfg, m, trace, hw, (spec, tech, dtype),
+                                trained_hw, batch_bytes)
     hpt = Cost()
     for c in breakdown.values():
         hpt = hpt + c
@@ -664,20 +700,8 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
         out["rtl_check"] = rtl
     gm = m.get("gpu_measured")
     if gm and gm.get("steps"):
-        # calibrated: every GPU share scaled by measured / modelled (time, and energy
-        # where NVML measured it) of the full-parameter steps
         out["gpu_measured"] = gm
-        rt = gm["seconds"] / gm["steps"] / full_step.seconds
-        re = gm["joules"] / gm["steps"] / full_step.joules if gm.get("joules") else 1.0
-        cal = Cost()
-        for (p, u), c in breakdown.items():
-            cal = cal + (Cost(c.seconds * rt, c.joules * re) if u.startswith("gpu") else c)
-        cal = Cost(cal.seconds - out["overlap_s"], cal.joules)
-        only = Cost(gpu_only.seconds * rt, gpu_only.joules * re)
-        out["calibrated"] = {"time_ratio": rt, "energy_ratio": re if gm.get("joules") else None,
-                             "gpu_only": only.to_dict(), "hpt": cal.to_dict(),
-                             "speedup": only.seconds / cal.seconds,
-                             "energy_reduction": only.joules / cal.joules}
+        out["calibrated"] = _calibrated(breakdown, gm, full_step, gpu_only, out["overlap_s"])
     return out
 
 

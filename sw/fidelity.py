@@ -148,6 +148,39 @@ def drift(base: TileConfig | None = None, devices=("wan2022", "wan2022-drift"),
     return out
 
 
+#: Line style and marker per (encoding, ADC calibration); colour per device.
+_STYLE = {("offset", "worst"): ("-", "o"), ("offset", "weights"): ("--", "o"),
+          ("differential", "worst"): ("-", "s"), ("differential", "weights"): ("--", "s")}
+_COLORS = {"ideal": "tab:gray", "uniform": "tab:blue", "wan2022": "tab:red",
+           "wan2022-drift": "tab:purple"}
+
+
+def _error_panels(plt, result, panels, pick, title, label, colors, legend_at, path) -> Path:
+    """One panel per value of ``panels``: MVM error against ADC bits of the series that
+    ``pick(series, value)`` selects, with the int8 floor; saved to ``path``."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), sharey=True,
+                             squeeze=False)
+    for ax, value in zip(axes[0], panels):
+        for s in result["series"]:
+            if not pick(s, value):
+                continue
+            ls, mk = _STYLE[(s["encoding"], s["calibration"])]
+            ax.semilogy(result["adc_bits"], s["vs_float_pct"], linestyle=ls, marker=mk,
+                        markersize=3, color=colors.get(s["device"]) if colors else None,
+                        label=label(s))
+        ax.axhline(result["int8_floor_pct"], color="gray", linewidth=0.8,
+                   label="int8 quantization alone")
+        ax.set_title(title(value))
+        ax.set_xlabel("ADC bits")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("MVM error vs float product (%)")
+    axes[0][legend_at].legend(fontsize=7 if legend_at == 0 else 6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot(result: dict, out_dir: Path, drift_result: dict | None = None,
          budget_result: dict | None = None) -> list[Path]:
     """``reram_fidelity.png`` (one panel per device, the base's cell width),
@@ -159,64 +192,27 @@ def plot(result: dict, out_dir: Path, drift_result: dict | None = None,
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    style = {("offset", "worst"): ("-", "o"), ("offset", "weights"): ("--", "o"),
-             ("differential", "worst"): ("-", "s"), ("differential", "weights"): ("--", "s")}
-    colors = {"ideal": "tab:gray", "uniform": "tab:blue", "wan2022": "tab:red",
-              "wan2022-drift": "tab:purple", 1: "tab:blue", 2: "tab:orange", 4: "tab:green"}
-    bits = result["adc_bits"]
     devices = list(result["devices"])
     cb0 = result["base"]["cell_bits"]
     paths = []
 
-    fig, axes = plt.subplots(1, len(devices), figsize=(5 * len(devices), 4.2), sharey=True,
-                             squeeze=False)
-    for ax, dev in zip(axes[0], devices):
-        for s in result["series"]:
-            if s["device"] != dev or s["cell_bits"] != cb0:
-                continue
-            ls, mk = style[(s["encoding"], s["calibration"])]
-            ax.semilogy(bits, s["vs_float_pct"], linestyle=ls, marker=mk, markersize=3,
-                        label=f"{s['encoding']}, ADC range {s['calibration']}")
-        ax.axhline(result["int8_floor_pct"], color="gray", linewidth=0.8,
-                   label="int8 quantization alone")
-        ax.set_title(f"device {dev}, {cb0}-bit cells")
-        ax.set_xlabel("ADC bits")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].set_ylabel("MVM error vs float product (%)")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out_dir / "reram_fidelity.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
-
+    paths.append(_error_panels(
+        plt, result, devices, lambda s, dev: s["device"] == dev and s["cell_bits"] == cb0,
+        lambda dev: f"device {dev}, {cb0}-bit cells",
+        lambda s: f"{s['encoding']}, ADC range {s['calibration']}", None, 0,
+        out_dir / "reram_fidelity.png"))
     cells = sorted({s["cell_bits"] for s in result["series"]})
-    fig, axes = plt.subplots(1, len(cells), figsize=(5 * len(cells), 4.2), sharey=True,
-                             squeeze=False)
-    for ax, cb in zip(axes[0], cells):
-        for s in result["series"]:
-            if s["cell_bits"] != cb:
-                continue
-            ls, mk = style[(s["encoding"], s["calibration"])]
-            ax.semilogy(bits, s["vs_float_pct"], linestyle=ls, marker=mk, markersize=3,
-                        color=colors.get(s["device"]),
-                        label=f"{s['device']}, {s['encoding']}, {s['calibration']}")
-        ax.axhline(result["int8_floor_pct"], color="gray", linewidth=0.8)
-        ax.set_title(f"{cb}-bit cells")
-        ax.set_xlabel("ADC bits")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].set_ylabel("MVM error vs float product (%)")
-    axes[0][-1].legend(fontsize=6)
-    fig.tight_layout()
-    paths.append(out_dir / "reram_fidelity_cells.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_error_panels(
+        plt, result, cells, lambda s, cb: s["cell_bits"] == cb, lambda cb: f"{cb}-bit cells",
+        lambda s: f"{s['device']}, {s['encoding']}, {s['calibration']}", _COLORS, -1,
+        out_dir / "reram_fidelity_cells.png"))
 
     if drift_result:
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         for s in drift_result["series"]:
             ls = "-" if s["encoding"] == "offset" else "--"
             ax.semilogx(drift_result["times_s"], s["vs_int8_pct"], linestyle=ls, marker="o",
-                        markersize=3, color=colors.get(s["device"]),
+                        markersize=3, color=_COLORS.get(s["device"]),
                         label=f"{s['device']}, {s['encoding']}")
         ax.set_xlabel("time after programming (s)")
         ax.set_ylabel("MVM error vs int8 product (%), lossless ADC")

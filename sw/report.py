@@ -309,6 +309,16 @@ def _manycore_line(m: dict) -> str:
 
 
 def _write_md(path: Path, doc: dict) -> None:
+    """report.md: the summary table, where the time and energy go, the GPU calibration,
+    training curves, ReRAM endurance and the assumptions."""
+    lines = [*_md_summary(doc), *_md_breakdown(doc), *_md_calibrated(doc["runs"]),
+             "", "## Training curves", "", "![loss](loss.png)", "",
+             "![intrinsic dimension](intrinsic_dim.png)", "",
+             *_md_wear(doc["reram_wear"]), *_md_assumptions(doc["assumptions"])]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _md_summary(doc: dict) -> list[str]:
     a = doc["assumptions"]
     g = a["gpu"]
     mc = {json.dumps(c["manycore"], sort_keys=True): c["manycore"] for c in doc["runs"]}
@@ -329,11 +339,15 @@ def _write_md(path: Path, doc: dict) -> None:
                      f"{_fmt(r['energy_reduction_gpu_idle'], '{:.2f}x')} | "
                      f"{_fmt(r['ceiling'], '{:.2f}x')} | {_fmt(r['step_speedup'], '{:.2f}x')} | "
                      f"{_fmt(r['test_mse'])} | {_fmt(r['switch_step'], '{}')} / {r['steps']} |")
+    return lines
+
+
+def _md_breakdown(doc: dict) -> list[str]:
     apps = list(dict.fromkeys(c["app"] for c in doc["runs"]))
     per_app = [f"![{a}](breakdown_{a}.png)" for a in apps] if len(apps) > 1 else []
-    lines += ["", "## Where the time and energy go", "", "![breakdown](breakdown.png)", "",
-              *per_app, *([""] if per_app else []),
-              "| run | phase | unit | time (s) | energy (J) |", "|---|---|---|---|---|"]
+    lines = ["", "## Where the time and energy go", "", "![breakdown](breakdown.png)", "",
+             *per_app, *([""] if per_app else []),
+             "| run | phase | unit | time (s) | energy (J) |", "|---|---|---|---|---|"]
     for c in doc["runs"]:
         for b in c["breakdown"]:
             lines.append(f"| {_label(c)} | {b['phase']} | {b['unit']} | "
@@ -353,43 +367,55 @@ def _write_md(path: Path, doc: dict) -> None:
         lines += ["", f"RTL check ({_label(c)}, co-simulated): the systolic core "
                   f"ran {r['systolic_rtl_cycles']:,} cycles on the RTL, the cycle model says "
                   f"{r['systolic_model_cycles']:,} ({'equal' if r['equal'] else 'DIFFERENT'})."]
-    measured = [c for c in doc["runs"] if c.get("calibrated")]
-    if measured:
-        lines += ["", "### Calibrated on the GPU", "",
-                  "Runs trained on CUDA measured their full-parameter steps (CUDA events, NVML "
-                  "energy). Below, every GPU share is scaled by measured / modelled; the "
-                  "accelerator shares are unchanged.", "",
-                  "| run | measured ms/step | modelled ms/step | measured J/step | modelled "
-                  "J/step | GPU-only (s, J) | HpT (s, J) | speedup | energy reduction |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for c in measured:
-            gm, cal, fs = c["gpu_measured"], c["calibrated"], c["gpu_full_step"]
-            mj = (f"{gm['joules'] / gm['steps']:.4g}" if gm.get("joules") is not None
-                  else "n/a")
-            lines.append(
-                f"| {_label(c)} ({gm['device']}) | "
-                f"{gm['seconds'] / gm['steps'] * 1e3:.3f} | {fs['seconds'] * 1e3:.3f} | {mj} | "
-                f"{fs['joules']:.4g} | {cal['gpu_only']['seconds']:.4g}, "
-                f"{cal['gpu_only']['joules']:.4g} | {cal['hpt']['seconds']:.4g}, "
-                f"{cal['hpt']['joules']:.4g} | {cal['speedup']:.2f}x | "
-                f"{cal['energy_reduction']:.2f}x |")
-    lines += ["", "## Training curves", "", "![loss](loss.png)", "",
-              "![intrinsic dimension](intrinsic_dim.png)", ""]
-    w = doc["reram_wear"]
-    if w:
-        lines += ["## ReRAM endurance", "", "![wear](reram_wear.png)", "",
-                  f"HpT writes the frozen weights once: at most {w['hpt_max_pulses_per_cell']} "
-                  f"pulses per cell ({w['hpt_endurance_used']:.2e} of an endurance of "
-                  f"{w['endurance']:.0e}). Training the same weights full-parameter on ReRAM "
-                  f"({w['full_steps_assumed']} updates) needs up to "
-                  f"{w['full_on_reram_max_pulses_per_cell']:,} pulses per cell: "
-                  f"{w['full_on_reram_endurance_used']:.2g}x the endurance "
-                  f"(run {w['run']}; every update assumed to re-program each cell as the "
-                  f"first write did). Full-parameter training on ReRAM wears the cells out "
-                  f"after {w['full_on_reram_updates_to_wear_out'][0]:,} updates (at least one "
-                  f"pulse per cell per update: {w['full_on_reram_updates_to_wear_out'][1]:,}); "
-                  f"HpT programs once per training run.", ""]
-    lines += ["## Assumptions", "", a["scope"] + ".", "", "Schedule:", ""]
+    return lines
+
+
+def _md_calibrated(runs: list) -> list[str]:
+    measured = [c for c in runs if c.get("calibrated")]
+    if not measured:
+        return []
+    lines = ["", "### Calibrated on the GPU", "",
+             "Runs trained on CUDA measured their full-parameter steps (CUDA events, NVML "
+             "energy). Below, every GPU share is scaled by measured / modelled; the "
+             "accelerator shares are unchanged.", "",
+             "| run | measured ms/step | modelled ms/step | measured J/step | modelled "
+             "J/step | GPU-only (s, J) | HpT (s, J) | speedup | energy reduction |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for c in measured:
+        gm, cal, fs = c["gpu_measured"], c["calibrated"], c["gpu_full_step"]
+        mj = (f"{gm['joules'] / gm['steps']:.4g}" if gm.get("joules") is not None
+              else "n/a")
+        lines.append(
+            f"| {_label(c)} ({gm['device']}) | "
+            f"{gm['seconds'] / gm['steps'] * 1e3:.3f} | {fs['seconds'] * 1e3:.3f} | {mj} | "
+            f"{fs['joules']:.4g} | {cal['gpu_only']['seconds']:.4g}, "
+            f"{cal['gpu_only']['joules']:.4g} | {cal['hpt']['seconds']:.4g}, "
+            f"{cal['hpt']['joules']:.4g} | {cal['speedup']:.2f}x | "
+            f"{cal['energy_reduction']:.2f}x |")
+    return lines
+
+
+def _md_wear(w: dict | None) -> list[str]:
+    if not w:
+        return []
+    lines = ["## ReRAM endurance", "", "![wear](reram_wear.png)", "",
+             f"HpT writes the frozen weights once: at most {w['hpt_max_pulses_per_cell']} "
+             f"pulses per cell ({w['hpt_endurance_used']:.2e} of an endurance of "
+             f"{w['endurance']:.0e}). Training the same weights full-parameter on ReRAM "
+             f"({w['full_steps_assumed']} updates) needs up to "
+             f"{w['full_on_reram_max_pulses_per_cell']:,} pulses per cell: "
+             f"{w['full_on_reram_endurance_used']:.2g}x the endurance "
+             f"(run {w['run']}; every update assumed to re-program each cell as the "
+             f"first write did). Full-parameter training on ReRAM wears the cells out "
+             f"after {w['full_on_reram_updates_to_wear_out'][0]:,} updates (at least one "
+             f"pulse per cell per update: {w['full_on_reram_updates_to_wear_out'][1]:,}); "
+             f"HpT programs once per training run.", ""]
+    return lines
+
+
+def _md_assumptions(a: dict) -> list[str]:
+    g = a["gpu"]
+    lines = ["## Assumptions", "", a["scope"] + ".", "", "Schedule:", ""]
     lines += [f"- {item}" for item in a["schedule"]]
     lines += ["",
               "| constant | value | unit | source |", "|---|---|---|---|"]
@@ -399,7 +425,7 @@ def _write_md(path: Path, doc: dict) -> None:
     lines += ["", f"GPU {g['name']}: peak {g['peak_flops']} FLOP/s, {g['mem_bw']:.3g} B/s, "
               f"{g['floor_w']}-{g['power_w']} W (floor: {g.get('floor_source', 'n/a')}).", "",
               "All numbers are also in report.json."]
-    path.write_text("\n".join(lines) + "\n")
+    return lines
 
 
 def compare(out: Path, *, apps=("swe", "weather", "wind", "epidemic"),
