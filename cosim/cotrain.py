@@ -26,7 +26,7 @@ def chip_for(cfg):
     frozen matrices (one clear error otherwise)."""
     from hw.chip import check_chip
     from hw.placement import place
-    from sw.hybrid import frozen_shapes
+    from sw.model.hybrid import frozen_shapes
     check_chip(cfg.hw)
     place(cfg.hw, frozen_shapes(cfg.model, cfg.train.mapping, cfg.policy.lora_targets))
     return cfg.hw
@@ -57,11 +57,11 @@ def cotrain(cfg, run_dir: Path, *, resume: bool = False, quiet: bool = False,
 
     ``waves = (file, from_cycle, cycles)`` dumps that window of the chip into an FST (a
     second build of the chip, with tracing). Ctrl-C stops the run after the current step
-    with a checkpoint and raises :class:`sw.train.Interrupted`.
+    with a checkpoint and raises :class:`sw.train.trainer.Interrupted`.
     """
     from cocotb_tools.check_results import get_results
 
-    from sw.train import Interrupted, stop_on_sigint
+    from sw.train.trainer import Interrupted, stop_on_sigint
 
     from .sim import build_chip_sim, toolchain_env, verilator_runner, wave_plusargs
 
@@ -137,9 +137,9 @@ def demo_config():
     mapping."""
     from hw.manycore import preset
     from sw.data import DataConfig
-    from sw.model import ModelConfig
-    from sw.policy import PolicyConfig
-    from sw.train import RunConfig, TrainConfig
+    from sw.model.transformer import ModelConfig
+    from sw.train.policy import PolicyConfig
+    from sw.train.trainer import RunConfig, TrainConfig
     return RunConfig(model=ModelConfig.preset("tiny"),
                      data=DataConfig(app="wind", steps=240, stations=4),
                      train=TrainConfig(epochs=2, batch=4, backend="rtl", mapping="hpt"),

@@ -25,6 +25,7 @@ cycles the block accepted or executed a command) then equals its cycle model and
 
 from __future__ import annotations
 
+import functools
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,102 +107,86 @@ def render_harness(spec) -> str:
 
 
 def _channel(c: int, prefix: str, spec: HarnessSpec) -> dict:
-    """SystemVerilog fragments of one command channel (names prefixed ``c<c>_``)."""
+    """SystemVerilog fragments of one command channel (names prefixed ``c<c>_``), from
+    the fragments of :data:`CHANNEL_TEMPLATE`."""
+    frag = _fragments()
     fields = {name: (f.offset, f.width) for name, f in spec.command}
     op_lsb, op_w = fields["op"]
     cnt_lsb, cnt_w = fields["count"]
     q = f"c{c}_"                                   # harness-side names
     port = (prefix + "__") if prefix else ""      # block-side port prefix
-    f = {k: [] for k in ("decl", "ports", "assigns", "on_xfer", "idle", "resets", "holds", "gos")}
-    f["decl"].append(f"    logic [{spec.cmd_words * 32 - 1}:0] {q}cmd_buf;\n"
-                     f"    logic {q}cmd_valid, {q}cmd_ready, {q}cmd_hold, {q}busy, {q}have_cmd;\n"
-                     f"    int {q}base, {q}n, {q}pc, {q}p0, {q}p1;")
-    f["ports"].append(f".{port}cmd__payload({q}cmd_buf[{spec.cmd_bits - 1}:0]), "
-                      f".{port}cmd__valid({q}cmd_valid), .{port}cmd__ready({q}cmd_ready), "
-                      f".{port}busy({q}busy)")
-    lane = (4 * c) % 8
-    f["gos"].append(f"    wire {q}go_cmd = rnd[{8 * lane + 7}:{8 * lane}] >= stall;")
-    f["assigns"].append(f"    assign {q}cmd_valid = {q}have_cmd & ({q}cmd_hold | {q}go_cmd);")
-    f["resets"].append(f"{q}have_cmd <= 1'b0; {q}cmd_hold <= 1'b0;")
-    f["holds"].append(f"            {q}cmd_hold <= {q}cmd_valid & !{q}cmd_ready;")
+    names = dict(q=q, port=port, cnt_w=cnt_w, cnt_top=cnt_w - 1)
+
+    def fill(name, **values):
+        return frag[name].substitute(names, **values)
+
+    def rnd(lane):                                 # the stall generator's byte ``lane``
+        return dict(rnd_msb=8 * lane + 7, rnd_lsb=8 * lane)
+
+    f = {k: [] for k in ("decl", "ports", "assigns", "on_xfer", "resets", "holds", "gos")}
+    f["decl"].append(fill("channel.decl", cmd_msb=spec.cmd_words * 32 - 1))
+    f["ports"].append(fill("channel.ports", cmd_top=spec.cmd_bits - 1))
+    f["gos"].append(fill("channel.go", **rnd((4 * c) % 8)))
+    f["assigns"].append(fill("channel.assign"))
+    f["resets"].append(fill("channel.reset"))
+    f["holds"].append(fill("channel.hold"))
+    idle = []
     for n, s in enumerate(spec.streams):
-        p, nw = q + s.port, s.words
-        lane = (4 * c + n + 1) % 8
-        f["gos"].append(f"    wire go_{p} = rnd[{8 * lane + 7}:{8 * lane}] >= stall;")
-        f["decl"].append(f"    logic [{nw * 32 - 1}:0] {p}_buf;\n"
-                         f"    logic {p}_valid, {p}_ready, {p}_hold;\n"
-                         f"    int {p}_ptr;\n"
-                         f"    logic [{cnt_w - 1}:0] {p}_left;")
-        bp = port + s.port
+        sv = dict(p=q + s.port, bp=port + s.port, nw=s.words, bits_top=s.bits - 1)
+        f["gos"].append(fill("stream.go", **sv, **rnd((4 * c + n + 1) % 8)))
+        f["decl"].append(fill("stream.decl", **sv, buf_msb=s.words * 32 - 1))
         if s.inbound:
-            f["ports"].append(f".{bp}__payload({p}_buf[{s.bits - 1}:0]), .{bp}__valid({p}_valid), "
-                              f".{bp}__ready({p}_ready)")
-            f["assigns"].append(f"    assign {p}_valid = ({p}_left != 0) & ({p}_hold | go_{p});")
-            f["holds"].append(f"            {p}_hold <= {p}_valid & !{p}_ready;")
-            f["on_xfer"].append(
-                f"            if ({p}_valid & {p}_ready) begin\n"
-                f"                {p}_left <= {p}_left - 1; {p}_ptr <= {p}_ptr + {nw};\n"
-                f"                for (int i = 0; i < {nw}; i++) {p}_buf[32*i +: 32] <= hpt_rd({p}_ptr + {nw} + i);\n"
-                f"            end")
+            f["ports"].append(fill("in.ports", **sv))
+            f["assigns"].append(fill("in.assign", **sv))
+            f["holds"].append(fill("in.hold", **sv))
+            f["on_xfer"].append(fill("in.xfer", **sv))
         else:
-            f["decl"].append(f"    logic [{s.bits - 1}:0] {p}_payload;")
-            f["ports"].append(f".{bp}__payload({p}_payload), .{bp}__valid({p}_valid), "
-                              f".{bp}__ready({p}_ready)")
-            pad = nw * 32 - s.bits
-            f["assigns"].append(f"    assign {p}_buf = " + (f"{{{{{pad}{{1'b0}}}}, {p}_payload}};"
-                                                            if pad else f"{p}_payload;"))
-            f["assigns"].append(f"    assign {p}_ready = ({p}_left != 0) & go_{p};")
-            f["holds"].append(f"            {p}_hold <= 1'b0;")
-            f["on_xfer"].append(
-                f"            if ({p}_valid & {p}_ready) begin\n"
-                f"                {p}_left <= {p}_left - 1; {p}_ptr <= {p}_ptr + {nw};\n"
-                f"                for (int i = 0; i < {nw}; i++) hpt_wr({p}_ptr + i, {p}_buf[32*i +: 32]);\n"
-                f"            end")
-        f["idle"].append(f"({p}_left == 0)")
-        f["resets"].append(f"{p}_left <= '0; {p}_hold <= 1'b0;")
-    on_cmd = []
+            pad = s.words * 32 - s.bits
+            f["decl"].append(fill("out.decl", **sv))
+            f["ports"].append(fill("out.ports", **sv))
+            f["assigns"].append(fill("out.assign_padded", **sv, pad=pad) if pad
+                                else fill("out.assign", **sv))
+            f["assigns"].append(fill("out.ready", **sv))
+            f["holds"].append(fill("out.hold", **sv))
+            f["on_xfer"].append(fill("out.xfer", **sv))
+        idle.append(fill("stream.idle", **sv))
+        f["resets"].append(fill("stream.reset", **sv))
+    cases = []
     for op in sorted({op for s in spec.streams for op in s.uses}):
-        body = []
+        setups = []
         for s in spec.streams:
-            if op not in s.uses:
-                continue
-            ptr, cnt = s.uses[op]
-            left = f"{q}cur_count" if cnt == "count" else f"{cnt_w}'d{cnt}"
-            # a command that transfers nothing leaves the stream alone: a block may accept
-            # it while an earlier command's transfers on that stream are still running
-            guard = f"if ({q}cur_count != 0) " if cnt == "count" else ""
-            setup = f"{q}{s.port}_ptr <= {q}p{ptr}; {q}{s.port}_left <= {left};"
-            if s.inbound:
-                setup += (f" for (int i = 0; i < {s.words}; i++) "
-                          f"{q}{s.port}_buf[32*i +: 32] <= hpt_rd({q}p{ptr} + i);")
-            body.append(f"{guard}begin {setup} end")
-        on_cmd.append(f"                    {op_w}'d{op}: begin\n                        "
-                      + "\n                        ".join(body) + "\n                    end")
-    ncmd, entry = spec.cmd_words, spec.entry_words
-    f["decl"].append(
-        f"    wire [{op_w - 1}:0] {q}cur_op = {q}cmd_buf[{op_lsb + op_w - 1}:{op_lsb}];\n"
-        f"    wire [{cnt_w - 1}:0] {q}cur_count = {q}cmd_buf[{cnt_lsb + cnt_w - 1}:{cnt_lsb}];\n"
-        f"    wire {q}idle = ({q}pc == {q}n) & !{q}have_cmd & !{q}busy"
-        + "".join(f" & {t}" for t in f["idle"]) + ";\n"
-        f"    wire {q}active = ({q}cmd_valid & {q}cmd_ready) | {q}busy;\n"
-        f"    task automatic {q}fetch(input int index);\n"
-        f"        for (int i = 0; i < {ncmd}; i++) {q}cmd_buf[32*i +: 32] <= hpt_rd({q}base + index*{entry} + i);\n"
-        f"        {q}p0 <= hpt_rd({q}base + index*{entry} + {ncmd});\n"
-        f"        {q}p1 <= hpt_rd({q}base + index*{entry} + {ncmd} + 1);\n"
-        f"    endtask")
-    f["start"] = (f"                {q}base = hpt_rd({2 * c});\n"
-                  f"                {q}n = hpt_rd({2 * c + 1});\n"
-                  f"                {q}pc <= ({q}n > 0) ? 1 : 0;\n"
-                  f"                {q}have_cmd <= {q}n > 0;\n"
-                  f"                if ({q}n > 0) {q}fetch(0);")
-    f["issue"] = (f"            if ({q}cmd_valid & {q}cmd_ready) begin\n"
-                  f"                case ({q}cur_op)\n" + "\n".join(on_cmd) + "\n"
-                  f"                    default: ;\n"
-                  f"                endcase\n"
-                  f"                {q}have_cmd <= {q}pc < {q}n;\n"
-                  f"                if ({q}pc < {q}n) begin {q}fetch({q}pc); {q}pc <= {q}pc + 1; end\n"
-                  f"            end")
+            if op in s.uses:
+                ptr, cnt = s.uses[op]
+                sv = dict(p=q + s.port, ptr=ptr, nw=s.words)
+                preload = fill("op.preload", **sv) if s.inbound else ""
+                setups.append(fill("op.counted", **sv, preload=preload) if cnt == "count"
+                              else fill("op.fixed", **sv, left=cnt, preload=preload))
+        cases.append(fill("op.case", op_w=op_w, op=op,
+                          setups="\n                        ".join(setups)))
+    f["decl"].append(fill("channel.control", op_top=op_w - 1, op_msb=op_lsb + op_w - 1,
+                          op_lsb=op_lsb, cnt_msb=cnt_lsb + cnt_w - 1, cnt_lsb=cnt_lsb,
+                          stream_idle="".join(idle), ncmd=spec.cmd_words,
+                          entry=spec.entry_words))
+    f["start"] = fill("channel.start", hdr_base=2 * c, hdr_n=2 * c + 1)
+    f["issue"] = fill("channel.issue", cases="\n".join(cases))
     return f
+
+
+#: The per-channel and per-stream fragments (``//%%= NAME`` sections).
+CHANNEL_TEMPLATE = Path(__file__).with_name("harness_channel.sv.in")
+
+
+@functools.lru_cache(maxsize=None)
+def _fragments() -> dict:
+    """``{name: template}`` of :data:`CHANNEL_TEMPLATE`'s sections."""
+    sections, name = {}, None
+    for line in CHANNEL_TEMPLATE.read_text().splitlines(keepends=True):
+        if line.startswith("//%%= "):
+            name = line[len("//%%= "):].strip()
+            sections[name] = []
+        elif not line.startswith("//%%") and name is not None:
+            sections[name].append(line)
+    return {k: _SvTemplate("".join(v).removesuffix("\n")) for k, v in sections.items()}
 
 
 class _SvTemplate(string.Template):

@@ -3,7 +3,7 @@
 :class:`ChipDriver` (async, in cocotb) turns numpy-level work into one harness run of
 the chip: systolic programs (:func:`sw.golden.systolic.build_program`) on the cores'
 channels (``0 .. N-1``) and tile commands on channel ``N + k``, all started together so
-the units work at the same time. :class:`RtlDevice` is the :class:`sw.backends.IntDevice`
+the units work at the same time. :class:`RtlDevice` is the :class:`sw.device.backends.IntDevice`
 the training loop calls from cocotb's bridge thread; each call blocks that thread while
 the simulator runs. It splits independent products over the cores by
 :func:`hw.placement.assign_products`, the rule the host's cycle model and the cost model
@@ -22,7 +22,7 @@ import numpy as np
 from hw.manycore import ManycoreConfig
 from hw.placement import assign_products, place
 from hw.reram import TileOp
-from sw.backends import FunctionalDevice, IntDevice, MatmulCall
+from sw.device.backends import FunctionalDevice, IntDevice, MatmulCall
 from sw.golden.systolic import build_program
 
 from .driver import HarnessDriver, SharedBuffer

@@ -1,7 +1,7 @@
 """Drive a simulated systolic core from numpy, one program per Python call.
 
 Runs inside cocotb with the harness of :mod:`cosim.systolic_harness` as toplevel.
-Operands are packed with :mod:`sw.packing` in bulk; the harness then executes the whole
+Operands are packed with :mod:`sw.device.packing` in bulk; the harness then executes the whole
 program at native Verilator speed.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from hw.systolic import Op, SystolicConfig
 from sw.golden.systolic import Program, Step, build_program
-from sw.packing import pack_vectors, unpack_vectors
+from sw.device.packing import pack_vectors, unpack_vectors
 
 from .driver import HarnessDriver, SharedBuffer, Transaction
 from .systolic_harness import systolic_harness_spec

@@ -18,7 +18,7 @@ from cocotb.task import bridge, resume
 
 from hw.manycore import ManycoreConfig
 from hw.reram import TileOp
-from sw.backends import FunctionalDevice, MatmulCall
+from sw.device.backends import FunctionalDevice, MatmulCall
 from sw.golden.reram import ReramModel
 from sw.golden.systolic import build_program, matmul as golden_matmul
 

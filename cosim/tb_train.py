@@ -1,6 +1,6 @@
 """cocotb entry of a co-simulated training run (started by :mod:`cosim.cotrain`).
 
-The training loop (:class:`sw.train.Trainer`) runs in cocotb's bridge thread; the
+The training loop (:class:`sw.train.trainer.Trainer`) runs in cocotb's bridge thread; the
 ``rtl`` backend's device is a :class:`cosim.rtl_device.CheckedDevice` over the chip, so
 every hardware op of the low-parameter phase is a transaction on the Verilated chip that
 blocks the loop while the simulator runs. Errors are written to ``RUN_DIR/error.txt``
@@ -19,7 +19,7 @@ import cocotb
 from cocotb.task import bridge, resume
 
 from hw.manycore import ManycoreConfig
-from sw.backends import FunctionalDevice, register_device
+from sw.device.backends import FunctionalDevice, register_device
 
 from .rtl_device import CheckedDevice, ChipDriver, RtlDevice
 
@@ -41,7 +41,7 @@ except ValueError:                              # not the main thread: the STOP 
 
 @cocotb.test()
 async def train(dut):
-    from sw.train import Interrupted, RunConfig, Trainer
+    from sw.train.trainer import Interrupted, RunConfig, Trainer
 
     run_dir = Path(JOB["run_dir"])
     driver = ChipDriver(dut, CHIP)

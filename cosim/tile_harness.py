@@ -8,7 +8,7 @@ import numpy as np
 
 from hw.reram import STATS_LAYOUT, TileConfig, TileOp, pack_tile_command, tile_command_layout
 from hw.reram import unpack_stats
-from sw.packing import pack_vectors, unpack_vectors
+from sw.device.packing import pack_vectors, unpack_vectors
 
 from .driver import HarnessDriver, SharedBuffer, Transaction
 from .harness import HarnessSpec, Stream

@@ -177,10 +177,10 @@ def cmd_bench(args) -> int:
     if args.only in (None, "chip"):
         results += bench_chip(repeats=args.repeats)
     if args.only in (None, "host"):
-        from sw.quality import step_time_benchmark
+        from sw.experiments.quality import step_time_benchmark
         results.append(step_time_benchmark())
     if args.only in (None, "sweep"):
-        from sw.sweep_bench import bench_sweep
+        from sw.experiments.sweep_bench import bench_sweep
         results += bench_sweep()
     path = merge_results(results, args.out)
     for r in results:
@@ -209,7 +209,7 @@ def cmd_bench(args) -> int:
 
 def cmd_fidelity(args) -> int:
     from hw.reram import DEVICES
-    from sw.fidelity import budget, drift, plot, sweep
+    from sw.device.fidelity import budget, drift, plot, sweep
 
     base = _tile_config(args)
     drifting = list(args.drift_devices)
@@ -259,7 +259,7 @@ def cmd_fidelity(args) -> int:
 
 
 def cmd_realism(args) -> int:
-    from sw.realism import format_table, run, summarise
+    from sw.experiments.realism import format_table, run, summarise
     rows = run(args.out, apps=args.apps, seeds=args.seeds, epochs=args.epochs,
                fraction=args.fraction, fitted=args.fitted, ages=args.ages, jobs=args.jobs,
                engine=args.engine, address=args.address)
@@ -287,12 +287,12 @@ def cmd_train(args) -> int:
 
 def _train(args) -> int:
     from sw.data import DataConfig
-    from sw.model import ModelConfig
-    from sw.policy import PolicyConfig
-    from sw.train import Interrupted, RunConfig, TrainConfig, Trainer, stop_on_sigint
+    from sw.model.transformer import ModelConfig
+    from sw.train.policy import PolicyConfig
+    from sw.train.trainer import Interrupted, RunConfig, TrainConfig, Trainer, stop_on_sigint
 
     if args.resume:
-        from sw.runfolder import load_checkpoint
+        from sw.train.runfolder import load_checkpoint
         cfg = RunConfig.from_dict(load_checkpoint(args.out, "resume from")["config"])
     else:
         if (args.app is None) == (args.data is None):
@@ -349,7 +349,7 @@ def cmd_demo(args) -> int:
     cfg = demo_config()
     m = cotrain(cfg, args.out, quiet=args.quiet)
     report = write_report(args.out, wall_s=time.perf_counter() - t0)
-    from sw.report import DEFAULT_GPU, report as cost_report
+    from sw.cost.report import DEFAULT_GPU, report as cost_report
     cost = cost_report([args.out], args.out / "cost")
     case = [c for c in json.loads((cost.parent / "report.json").read_text())["cases"]
             if c["case"] != "gpu-only"][0]
@@ -364,7 +364,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_quality(args) -> int:
-    from sw.quality import grid_baselines, plot_switch_curve, run_grid, summarise
+    from sw.experiments.quality import grid_baselines, plot_switch_curve, run_grid, summarise
 
     bad = [f for f in args.switch_fractions if not 0 < f < 1]
     if bad:
@@ -386,7 +386,7 @@ def cmd_quality(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from sw.sweep import load_spec, run_sweep
+    from sw.experiments.sweep import load_spec, run_sweep
     spec = load_spec(args.spec, axes=args.axis, fixed=args.fixed, runs=args.cost or (),
                      name=args.name, retries=args.retries, vectors=args.vectors)
     s = run_sweep(spec, args.out, engine=args.engine, address=args.address, cpus=args.cpus,
@@ -406,7 +406,7 @@ def cmd_sweep(args) -> int:
 
 def _tech(args) -> dict:
     """--tech FILE then --set NAME=VALUE pairs (later wins) into one override dict."""
-    from sw.cost import technology
+    from sw.cost.estimate import technology
     tech = {}
     if args.tech is not None:
         technology(args.tech)                       # validates the file, naming it
@@ -421,7 +421,7 @@ def _tech(args) -> dict:
 
 
 def cmd_report(args) -> int:
-    from sw.report import report
+    from sw.cost.report import report
     path = report(args.runs, args.out, gpu=args.gpu, tech=_tech(args), dtype=args.dtype,
                   gpu_specs=args.gpu_specs, hw=_manycore(args))
     print(f"wrote {path} (+ report.json, breakdown.png, loss.png, intrinsic_dim.png, "
@@ -430,7 +430,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from sw.report import compare
+    from sw.cost.report import compare
     path = compare(args.out, apps=args.apps, policies=args.policies, epochs=args.epochs,
                    seed=args.seed, jobs=args.jobs, presets=args.presets,
                    mappings=args.mappings, paper_epochs=args.paper_epochs,
@@ -454,10 +454,10 @@ def _add_manycore_args(p, default: str | None) -> None:
 
 
 def _hw_changes(items) -> dict:
-    """``FIELD=VALUE`` pairs into typed changes (:func:`sw.sweep.parse_value`: ints, floats,
+    """``FIELD=VALUE`` pairs into typed changes (:func:`sw.experiments.sweep.parse_value`: ints, floats,
     none, true/false; anything else stays a string, e.g. ``tile.device=wan2022``, and the
     configuration validates it)."""
-    from sw.sweep import parse_value
+    from sw.experiments.sweep import parse_value
     out = {}
     for item in items or []:
         name, sep, value = item.partition("=")
@@ -479,7 +479,7 @@ def _manycore(args):
 
 
 def cmd_sensitivity(args) -> int:
-    from sw.report import sensitivity
+    from sw.cost.report import sensitivity
     path = sensitivity(args.runs, args.out, gpu=args.gpu, tech=_tech(args), dtype=args.dtype,
                        gpu_specs=args.gpu_specs, hw=_manycore(args))
     print(path.read_text())
@@ -497,13 +497,13 @@ def _add_engine_args(p: argparse.ArgumentParser, runs: str = "runs") -> None:
 
 
 def _add_cost_args(p: argparse.ArgumentParser) -> None:
-    from sw.report import DEFAULT_GPU
-    p.add_argument("--gpu", default=DEFAULT_GPU, help="GPU of the roofline (sw/gpus.json; "
+    from sw.cost.report import DEFAULT_GPU
+    p.add_argument("--gpu", default=DEFAULT_GPU, help="GPU of the roofline (sw/cost/gpus.json; "
                    "default %(default)s)")
     p.add_argument("--gpu-specs", type=Path, default=None, help="another GPU spec file")
     p.add_argument("--dtype", default="fp32", help="GPU peak to use (default fp32)")
     p.add_argument("--tech", type=Path, default=None,
-                   help="JSON {constant: value} overriding technology constants (sw/cost.py)")
+                   help="JSON {constant: value} overriding technology constants (sw/cost/estimate.py)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override one technology constant (repeatable)")
 
@@ -671,7 +671,7 @@ def _command_sweep(sub) -> None:
     p = sub.add_parser("sweep", help="design-space sweep on Ray: training runs or hardware "
                        "points re-costing finished runs; Pareto front, sensitivity, CSV")
     p.add_argument("spec", type=Path, nargs="?", default=None,
-                   help="a TOML spec (sw/sweep.py describes it); --axis/--fixed/--cost add to it")
+                   help="a TOML spec (sw/experiments/sweep.py describes it); --axis/--fixed/--cost add to it")
     p.add_argument("--cost", action="append", type=Path, metavar="RUN_DIR",
                    help="a cost sweep over this finished run (repeatable)")
     p.add_argument("--axis", action="append", default=[], metavar="NAME=V1,V2,...",

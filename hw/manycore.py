@@ -5,7 +5,7 @@ frozen base weight over a systolic tier that runs the trainable products and the
 attention products, with a vector unit per systolic core for the element-wise work, all
 joined by vertical links and a network on chip. This one frozen, validated object
 describes that machine; the gateware's chip top (:mod:`hw.chip`), the functional and RTL
-devices, the placement (:mod:`hw.placement`) and the cost model (:mod:`sw.cost`) all take
+devices, the placement (:mod:`hw.placement`) and the cost model (:mod:`sw.cost.estimate`) all take
 it.
 
 Vocabulary

@@ -20,7 +20,7 @@ Products (:func:`assign_products`). Independent products issued together (a batc
 attention heads, the LoRA products of a concurrent group) are spread over the
 ``systolic_cores`` cores by one rule, used by the RTL device (one program per piece on
 the core's command channel), the host's trace (the cycle model of the group) and the cost
-model (:func:`sw.cost.systolic_split_cycles`):
+model (:func:`sw.cost.estimate.systolic_split_cycles`):
 
 * at least as many products as cores: whole products, longest first (stable), each to
   the least-loaded core (the lowest index on a tie); a batch of equal products therefore

@@ -7,7 +7,7 @@ import torch
 from hw.reram import TileConfig
 from hw.systolic import SystolicConfig
 from hw.manycore import ManycoreConfig
-from sw.backends import (FunctionalDevice, QuantizedBackend, TorchBackend,
+from sw.device.backends import (FunctionalDevice, QuantizedBackend, TorchBackend,
                          make_backend, quantize)
 from sw.golden.reram import ReramModel
 from sw.golden.systolic import matmul as golden_matmul

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from sw.baselines import baselines, persistence, ridge
+from sw.experiments.baselines import baselines, persistence, ridge
 from sw.data import DataConfig, DataError, load
-from sw.model import ModelConfig, SpatialTransformer
+from sw.model.transformer import ModelConfig, SpatialTransformer
 
 
 def test_lags_are_in_target_units_so_the_last_one_is_the_previous_target(tmp_path):
@@ -70,7 +70,7 @@ def test_residual_head_adds_the_last_value():
 
 
 def test_run_folders_from_before_the_residual_head_load_without_it():
-    from sw.train import RunConfig
+    from sw.train.trainer import RunConfig
     d = RunConfig().to_dict()
     assert d["model"]["residual"] is True
     del d["model"]["residual"]

@@ -8,9 +8,9 @@ import pytest
 
 from hw.reram import TileConfig
 from hw.systolic import SystolicConfig
-from sw import cost
+from sw.cost import estimate as cost
 from hw.manycore import LinkConfig, ManycoreConfig, VectorUnitConfig
-from sw.cost import (Cost, gpu_kernel_cost, gpu_spec, movement_cost, mvm_cost, onchip_cost,
+from sw.cost.estimate import (Cost, gpu_kernel_cost, gpu_spec, movement_cost, mvm_cost, onchip_cost,
                      program_cost, static_watts, systolic_cost, systolic_cycles,
                      systolic_split_cycles, technology, vector_cost)
 
@@ -197,9 +197,9 @@ def runs(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("runs")
     from hw.manycore import ManycoreConfig
     from sw.data import DataConfig
-    from sw.model import ModelConfig
-    from sw.policy import PolicyConfig
-    from sw.train import RunConfig, TrainConfig, Trainer
+    from sw.model.transformer import ModelConfig
+    from sw.train.policy import PolicyConfig
+    from sw.train.trainer import RunConfig, TrainConfig, Trainer
     small = dict(model=ModelConfig(d_model=16, layers=2, heads=2, ffn=16, reduce=8, dropout=0.1),
                  data=DataConfig(app="wind", steps=200, stations=6, window=4),
                  hw=ManycoreConfig.single(SystolicConfig(rows=8, cols=8, k_depth=16),
@@ -223,8 +223,8 @@ def runs(tmp_path_factory):
 def test_profile_counts_the_gpu_kernels(runs):
     import dataclasses
 
-    from sw.cost import profile_step
-    from sw.train import RunConfig
+    from sw.cost.estimate import profile_step
+    from sw.train.trainer import RunConfig
     d = runs[1]
     cfg = RunConfig.from_dict(json.loads((d / "config.json").read_text()))
     # the hpt mapping leaves no product on the host: not one FLOP of matrix work
@@ -318,7 +318,7 @@ def test_compare_trains_apps_and_policies_then_reports(tmp_path, capsys):
 
 def test_sensitivity_varies_one_factor_at_a_time(runs, tmp_path):
     from hpt.cli import main
-    from sw.report import SENSITIVITY
+    from sw.cost.report import SENSITIVITY
     out = tmp_path / "sens"
     assert main(["sensitivity", *map(str, runs), "--out", str(out)]) == 0
     doc = json.loads((out / "sensitivity.json").read_text())

@@ -10,9 +10,9 @@ from hw.reram import TileConfig
 from hw.systolic import SystolicConfig
 from hw.manycore import ManycoreConfig
 from sw.data import DataConfig
-from sw.model import ModelConfig
-from sw.policy import PolicyConfig
-from sw.train import RunConfig, TrainConfig, Trainer
+from sw.model.transformer import ModelConfig
+from sw.train.policy import PolicyConfig
+from sw.train.trainer import RunConfig, TrainConfig, Trainer
 
 CFG = RunConfig(
     # one layer: its six frozen 16x16 linears (the hpt mapping) on six tiles keep the chip
@@ -82,7 +82,7 @@ def test_rtl_training_equals_functional_training_bit_for_bit(tmp_path):
         assert g["rtl_overlap"] == g["overlap_model"], g
     assert rtl["rtl_overlap_cycles"] == sum(g["rtl_overlap"] for g in groups) > 0
     # what the cost model reads: every systolic cycle of the run as the cycle model says
-    from sw.cost import rtl_check
+    from sw.cost.estimate import rtl_check
     check = rtl_check(trace)
     assert check["equal"] and check["systolic_rtl_cycles"] > 0, check
 
@@ -110,7 +110,7 @@ def test_checked_device_samples_checks_and_stops_at_the_first_difference():
     import numpy as np
 
     from cosim.rtl_device import CheckedDevice, OpMismatch
-    from sw.backends import FunctionalDevice
+    from sw.device.backends import FunctionalDevice
 
     hw = ManycoreConfig.single(SystolicConfig(rows=2, cols=2, k_depth=4),
                                TileConfig(rows=4, cols=4, write_latency=1), 4)

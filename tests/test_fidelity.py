@@ -6,7 +6,7 @@ import pytest
 
 from hw.reram import TileConfig
 from hpt.cli import main, tile_fields
-from sw.fidelity import budget, drift, sweep
+from sw.device.fidelity import budget, drift, sweep
 
 SMALL = TileConfig(rows=32, cols=16)
 

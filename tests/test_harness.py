@@ -21,3 +21,18 @@ def test_template_is_filled_for_a_block_and_a_chip():
     # a chip: 2 systolic channels + 3 tiles, per-channel and overlap counters
     assert all(f"c{c}_cmd_buf" in chip for c in range(5)) and "c5_cmd_buf" not in chip
     assert "output logic [63:0] overlap" in chip
+
+
+def test_channel_fragments_all_exist_and_all_are_used():
+    """Every fragment the renderer fills is a ``//%%= NAME`` section of
+    cosim/harness_channel.sv.in, and every section is filled somewhere: a renamed or
+    orphaned fragment fails here, not in a Verilator build."""
+    import inspect
+    import re
+
+    from cosim import harness
+    filled = set(re.findall(r'fill\("([a-z_.]+)"', inspect.getsource(harness._channel)))
+    sections = set(harness._fragments())
+    assert filled == sections, (filled - sections, sections - filled)
+    # the per-channel notes are dropped; a fragment keeps its own lines only
+    assert all("//%%" not in t.template for t in harness._fragments().values())

@@ -8,9 +8,9 @@ import torch
 from hw.reram import TileConfig
 from hw.systolic import SystolicConfig
 from hw.manycore import ManycoreConfig
-from sw.backends import make_backend
-from sw.hybrid import FrozenMatmul, LoRALinear, SystolicMatmul, apply_lora, set_backend
-from sw.model import ModelConfig, SpatialTransformer
+from sw.device.backends import make_backend
+from sw.model.hybrid import FrozenMatmul, LoRALinear, SystolicMatmul, apply_lora, set_backend
+from sw.model.transformer import ModelConfig, SpatialTransformer
 
 HW = ManycoreConfig.single(SystolicConfig(rows=4, cols=4, k_depth=8),
                            TileConfig(rows=16, cols=16, write_latency=1), 512)
@@ -84,7 +84,7 @@ def test_lora_targets_are_configurable():
     with pytest.raises(ValueError, match="LoRA targets must be a non-empty subset of q, k, v"):
         apply_lora(SpatialTransformer(ModelConfig.preset("tiny"), n_features=3), 2,
                    targets=("q", "fc9"))
-    from sw.policy import PolicyConfig
+    from sw.train.policy import PolicyConfig
     with pytest.raises(ValueError, match="PolicyConfig.lora_targets must be distinct"):
         PolicyConfig(lora_targets=("q", "q"))
     assert PolicyConfig(lora_targets=["k", "o"]).lora_targets == ("k", "o")

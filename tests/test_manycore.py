@@ -19,8 +19,8 @@ def test_presets_describe_their_machines():
     d = preset("demo")
     assert (d.blocks, d.tile.rows, d.systolic_cores, d.tile.read_noise) == (16, 64, 1, 0)
     # the demo chip holds every frozen matrix of the tiny preset, one copy, no spare block
-    from sw.hybrid import frozen_shapes
-    from sw.model import ModelConfig
+    from sw.model.hybrid import frozen_shapes
+    from sw.model.transformer import ModelConfig
     placed = place(d, frozen_shapes(ModelConfig.preset("tiny"), "hpt", ("q", "v")))
     assert len(placed.matrices) == 12 and placed.blocks_used == d.blocks == 16
     s = preset("small")
@@ -98,8 +98,8 @@ def test_placement_error_names_the_matrix_and_the_shortfall():
     with pytest.raises(PlacementError, match="empty shape"):
         place(hw, {"z": (0, 4)})
     # the paper preset's encoder fits atleus twice over; not the small chip
-    from sw.hybrid import frozen_shapes
-    from sw.model import ModelConfig
+    from sw.model.hybrid import frozen_shapes
+    from sw.model.transformer import ModelConfig
     shapes = frozen_shapes(ModelConfig.preset("paper"), "hpt", ("q", "v"))
     assert len(shapes) == 12 * 6
     assert place(preset("atleus"), shapes).copies == 2

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sw.model import ModelConfig, SpatialTransformer
+from sw.model.transformer import ModelConfig, SpatialTransformer
 
 
 def test_presets():

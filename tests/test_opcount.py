@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sw.opcount import VECTOR_WORK, KernelCounter, kernel_kind, vector_primitives
+from sw.cost.opcount import VECTOR_WORK, KernelCounter, kernel_kind, vector_primitives
 
 
 def test_kernel_counter_reports_kernels_flops_and_elements():
@@ -37,9 +37,9 @@ def test_every_kernel_of_a_low_phase_step_has_a_vector_cost():
     """The hpt mapping's host kernels of one tiny-preset training step (forward, backward,
     AdamW on the trainable parameters) are all known to the vector unit's table."""
     from hw.manycore import preset
-    from sw.backends import make_backend
-    from sw.hybrid import apply_lora, set_backend
-    from sw.model import ModelConfig, SpatialTransformer
+    from sw.device.backends import make_backend
+    from sw.model.hybrid import apply_lora, set_backend
+    from sw.model.transformer import ModelConfig, SpatialTransformer
     torch.manual_seed(0)
     model = SpatialTransformer(ModelConfig.preset("tiny"), n_features=3)
     apply_lora(model, 2)

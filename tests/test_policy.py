@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sw.policy import PolicyConfig, _Plateau, intrinsic_dimension, welch_t_test
+from sw.train.policy import PolicyConfig, _Plateau, intrinsic_dimension, welch_t_test
 
 
 @pytest.mark.parametrize("df,t,p", [(2, 4.303, 0.05), (10, 2.228, 0.05), (10, 3.169, 0.01),
@@ -63,7 +63,7 @@ def _t_tail_by_integration(t, df, n=200_001):
 
 @pytest.mark.parametrize("df", [1.0, 2.0, 2.5, 3.7, 9.3, 27.6])
 def test_t_tail_and_quantile_at_fractional_degrees_of_freedom(df):
-    from sw.policy import t_quantile, t_sf2
+    from sw.train.policy import t_quantile, t_sf2
     for t in (0.3, 1.0, 2.5):
         assert t_sf2(t, df) == pytest.approx(_t_tail_by_integration(t, df), abs=1e-7)
     q = t_quantile(0.95, df)
@@ -75,7 +75,7 @@ def test_t_tail_and_quantile_at_fractional_degrees_of_freedom(df):
 
 
 def test_mean_ci_uses_the_t_interval():
-    from sw.policy import mean_ci
+    from sw.train.policy import mean_ci
     m, h = mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])
     # t(0.975, 4) = 2.776445; s = sqrt(2.5); half = t * s / sqrt(5)
     assert m == 3.0 and h == pytest.approx(2.776445 * np.sqrt(2.5) / np.sqrt(5), rel=1e-6)
@@ -99,8 +99,8 @@ def test_early_policy_probes_after_its_estimates_settle_and_backs_off_when_lora_
     probe resets the stability count, a probe within tolerance switches."""
     import torch
 
-    from sw.model import ModelConfig, SpatialTransformer
-    from sw.policy import EarlyPolicy
+    from sw.model.transformer import ModelConfig, SpatialTransformer
+    from sw.train.policy import EarlyPolicy
     cfg = PolicyConfig(name="early", early_k=5, early_snapshots=8, early_stable=2,
                        loss_tol=0.5, probe_tol=0.02)
     assert cfg.interval == 5 and PolicyConfig(name="paper", k=7).interval == 7

@@ -5,7 +5,7 @@ here so that an upgrade that moves them fails loudly and names the place to fix:
   Verilator's runtime objects, compiled once per flag set, copied in before ``make``;
   no public hook runs a step between verilating and compiling, and ccache, Verilator's
   public OBJCACHE route, is not on PyPI);
-* ``torch.utils._python_dispatch.TorchDispatchMode`` (sw/opcount.py: counting the kernels
+* ``torch.utils._python_dispatch.TorchDispatchMode`` (sw/cost/opcount.py: counting the kernels
   of a training step);
 * Verilator's generated ``Vtop__Syms::_traceDumpClose`` (cosim/waves.cpp: closing an FST
   window from the harness; checked where a traced model is built, tests/test_waves.py).
@@ -32,4 +32,4 @@ def test_cocotb_runner_build_command():
 def test_torch_dispatch_mode():
     from torch.utils._python_dispatch import TorchDispatchMode
     assert hasattr(TorchDispatchMode, "__torch_dispatch__"), (
-        "torch moved TorchDispatchMode's hook: update sw/opcount.py KernelCounter")
+        "torch moved TorchDispatchMode's hook: update sw/cost/opcount.py KernelCounter")

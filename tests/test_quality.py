@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from sw.policy import t_quantile
-from sw.quality import plot_switch_curve, summarise
+from sw.train.policy import t_quantile
+from sw.experiments.quality import plot_switch_curve, summarise
 
 
 def _run(app, policy, seed, mse, switch=None, f=0.0, params=None):
@@ -44,7 +44,7 @@ def test_summary_pairs_seeds_and_reports_intervals(tmp_path):
 
 
 def test_switch_points_are_shares_of_the_iterations():
-    from sw.quality import switch_steps
+    from sw.experiments.quality import switch_steps
     # the default wind data: 1,041 training windows -> 33 batches of 32 per epoch
     assert switch_steps("wind", 0, 20, [0.95, 0.5]) == [33, 330]
     assert switch_steps("wind", 0, 1, [0.999]) == [1]
@@ -53,7 +53,7 @@ def test_switch_points_are_shares_of_the_iterations():
 def test_a_finished_run_is_reused_only_for_the_same_configuration(tmp_path):
     import json
 
-    from sw.quality import _job_name, _one, _run_config
+    from sw.experiments.quality import _job_name, _one, _run_config
     job = {"app": "wind", "policy": "full", "backend": "torch", "seed": 0, "epochs": 1,
            "out": str(tmp_path)}
     run = tmp_path / _job_name(job)

@@ -8,10 +8,10 @@ from hw.manycore import ManycoreConfig
 from hw.reram import TileConfig
 from hw.systolic import SystolicConfig
 from sw.data import DataConfig
-from sw.model import ModelConfig
-from sw.policy import PolicyConfig
-from sw.realism import MODES, format_table, summarise
-from sw.train import RunConfig, TrainConfig, Trainer
+from sw.model.transformer import ModelConfig
+from sw.train.policy import PolicyConfig
+from sw.experiments.realism import MODES, format_table, summarise
+from sw.train.trainer import RunConfig, TrainConfig, Trainer
 
 TILE = TileConfig(rows=16, cols=16, write_latency=1).ideal()
 

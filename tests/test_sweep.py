@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sw.engine import Task, execute
-from sw.sweep import SpecError, load_spec, pareto_front, resolve, run_sweep
+from sw.experiments.engine import Task, execute
+from sw.experiments.sweep import SpecError, load_spec, pareto_front, resolve, run_sweep
 
 ray = pytest.importorskip("ray")
 # the Ray workers cannot import this test module: its helper functions travel by value
@@ -35,9 +35,9 @@ def local_ray():
 
 def _run_config(hw, switch_at=6):
     from sw.data import DataConfig
-    from sw.model import ModelConfig
-    from sw.policy import PolicyConfig
-    from sw.train import RunConfig, TrainConfig
+    from sw.model.transformer import ModelConfig
+    from sw.train.policy import PolicyConfig
+    from sw.train.trainer import RunConfig, TrainConfig
     return RunConfig(model=ModelConfig.preset("tiny"),
                      data=DataConfig(app="wind", steps=200, stations=6, window=4),
                      train=TrainConfig(epochs=2, batch=16, device="cpu"),
@@ -48,7 +48,7 @@ def _run_config(hw, switch_at=6):
 def trained(tmp_path_factory):
     """The same small run trained on two manycores (torch backend: same numbers)."""
     from hw.manycore import preset
-    from sw.train import Trainer
+    from sw.train.trainer import Trainer
     root = tmp_path_factory.mktemp("trained")
     a = preset("atleus", **{"tile.rows": 64, "systolic.rows": 16, "systolic.cols": 16,
                             "systolic_cores": 4, "replication": 2})
@@ -126,7 +126,7 @@ def test_pareto_front():
 def test_cost_points_retile_like_a_run_trained_there(trained):
     """A's trace re-costed on B's manycore equals B's own run (the torch backend trains
     the same numbers on both), and differs from A's cost on A."""
-    from sw.cost import gpu_spec, run_cost, technology
+    from sw.cost.estimate import gpu_spec, run_cost, technology
     dirs, a, b = trained
     spec, tech = gpu_spec("A100-SXM4-80GB"), technology()
     ma = json.loads((dirs["a"] / "metrics.json").read_text())
@@ -306,8 +306,8 @@ def test_a_train_point_that_does_not_fit_is_infeasible(tmp_path):
 def test_points_that_need_cuda_request_a_gpu_and_progress_shows_eta(tmp_path):
     import io
 
-    from sw.engine import Progress
-    from sw.sweep import _tasks
+    from sw.experiments.engine import Progress
+    from sw.experiments.sweep import _tasks
     spec = load_spec(axes=["train.device=cpu,cuda"], fixed=["switch_at=6"], name="g")
     tasks, _ = _tasks(spec, resolve(spec), tmp_path, cpus=2)
     assert [(t.cpus, t.gpus) for t in tasks] == [(1.0, 0.0), (1.0, 1.0)]

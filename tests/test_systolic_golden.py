@@ -8,7 +8,7 @@ import pytest
 from hw.systolic import SystolicConfig
 from sw.golden.systolic import (SystolicModel, build_program, check_operands, matmul,
                                 run_program, wrap)
-from sw.packing import pack_vectors, unpack_vectors
+from sw.device.packing import pack_vectors, unpack_vectors
 
 
 def reference(A, B, acc_width):

@@ -9,9 +9,9 @@ from hw.systolic import SystolicConfig
 from hw.manycore import ManycoreConfig
 from hpt.cli import main
 from sw.data import DataConfig
-from sw.model import ModelConfig
-from sw.policy import PolicyConfig
-from sw.train import RunConfig, TrainConfig, Trainer
+from sw.model.transformer import ModelConfig
+from sw.train.policy import PolicyConfig
+from sw.train.trainer import RunConfig, TrainConfig, Trainer
 
 SMALL = dict(model=ModelConfig(d_model=16, layers=2, heads=2, ffn=16, reduce=8, dropout=0.1),
              data=DataConfig(app="wind", steps=200, stations=6, window=4),
@@ -159,7 +159,7 @@ def test_cli_needs_exactly_one_source(tmp_path, capsys):
 def test_stop_mid_epoch_checkpoints_and_resumes_exactly(tmp_path):
     """Ctrl-C (Trainer.stop) stops after the current step, mid-epoch, with a checkpoint;
     the resumed run skips the batches already trained and ends bit-identical."""
-    from sw.train import Interrupted
+    from sw.train.trainer import Interrupted
     a = Trainer(cfg(), tmp_path / "a", quiet=True).fit()
     t = Trainer(cfg(), tmp_path / "b", quiet=True)
     per_epoch = -(-len(t.data.train.X) // t.cfg.train.batch)
@@ -185,7 +185,7 @@ def test_stop_mid_epoch_checkpoints_and_resumes_exactly(tmp_path):
 def test_stop_file_stops_a_run(tmp_path):
     """The simulator of an rtl run cannot be reached by a signal handler of the launching
     process: a STOP file in the run directory does the same."""
-    from sw.train import Interrupted
+    from sw.train.trainer import Interrupted
     t = Trainer(cfg(), tmp_path, quiet=True)
     (tmp_path / "STOP").touch()
     with pytest.raises(Interrupted) as exc:

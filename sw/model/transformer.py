@@ -69,7 +69,7 @@ PRESETS = {
 
 
 class RoutedLinear(nn.Linear):
-    """An ``nn.Linear`` whose product can run on the accelerator: :func:`sw.hybrid.set_backend`
+    """An ``nn.Linear`` whose product can run on the accelerator: :func:`sw.model.hybrid.set_backend`
     sets ``route`` to ``(backend, role)`` with role ``"frozen"`` (the weight lives in
     ReRAM: ``x W0`` as MVM, the input gradient as MVM_T) or ``"trainable"`` (``x W^T`` and
     both gradient products on the systolic cores). ``name`` is its name in the model."""
@@ -82,7 +82,7 @@ class RoutedLinear(nn.Linear):
     def forward(self, x):
         if self.route is None:
             return super().forward(x)
-        from .hybrid import routed_linear
+        from sw.model.hybrid import routed_linear
         return routed_linear(self, x)
 
 
@@ -102,13 +102,13 @@ class MultiHeadAttention(nn.Module):
         self.heads, self.d_head = cfg.heads, d // cfg.heads
         self.q, self.k, self.v, self.o = (RoutedLinear(d, d) for _ in range(4))
         self.drop = nn.Dropout(cfg.dropout)
-        self.backend = None          # set by sw.hybrid.set_backend in the low-parameter phase
+        self.backend = None          # set by sw.model.hybrid.set_backend in the low-parameter phase
         self.name = "attn"
 
     def _mm(self, a, b, tag):
         if self.backend is None:
             return a @ b
-        from .hybrid import SystolicMatmul
+        from sw.model.hybrid import SystolicMatmul
         return SystolicMatmul.apply(a, b, self.backend, f"{self.name}.{tag}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,9 +28,9 @@ COST_AXES = (("tile.adc_bits", (6, 7, 8, 9, 10)), ("tile.cell_bits", (1, 2)),
 def _small_run(out: Path) -> Path:
     from hw.manycore import preset
     from sw.data import DataConfig
-    from sw.model import ModelConfig
-    from sw.policy import PolicyConfig
-    from sw.train import RunConfig, TrainConfig, Trainer
+    from sw.model.transformer import ModelConfig
+    from sw.train.policy import PolicyConfig
+    from sw.train.trainer import RunConfig, TrainConfig, Trainer
     d = out / "run"
     if not (d / "metrics.json").is_file():
         cfg = RunConfig(model=ModelConfig.preset("tiny"),
@@ -43,8 +43,8 @@ def _small_run(out: Path) -> Path:
 
 
 def bench_sweep(out: Path = Path("build/bench_sweep"), quality: bool = True) -> list[dict]:
-    from sw.quality import run_grid
-    from sw.sweep import SweepSpec, run_sweep
+    from sw.experiments.quality import run_grid
+    from sw.experiments.sweep import SweepSpec, run_sweep
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cpus = os.cpu_count() or 1

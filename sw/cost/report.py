@@ -1,6 +1,6 @@
 """``hpt report`` and ``hpt compare``: HpT against GPU-only full-parameter training.
 
-:func:`report` costs every run directory it is given (:func:`sw.cost.run_cost`), groups
+:func:`report` costs every run directory it is given (:func:`sw.cost.estimate.run_cost`), groups
 them by app and writes ``report.md``, ``report.json`` and figures into one folder:
 
 * time and energy of GPU-only full training, HpT with the paper policy and HpT with the
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cost import SCHEDULE, TECH, gpu_spec, run_cost, technology
+from sw.cost.estimate import SCHEDULE, TECH, gpu_spec, run_cost, technology
 
 __all__ = ["report", "compare", "reram_wear", "DEFAULT_GPU"]
 
@@ -58,9 +58,9 @@ def reram_wear(run_dir: Path) -> dict | None:
     (what HpT does at the switch), on the golden tile model."""
     import torch
 
-    from .backends import QuantizedBackend
-    from .hybrid import frozen_shapes
-    from .train import RunConfig
+    from sw.device.backends import QuantizedBackend
+    from sw.model.hybrid import frozen_shapes
+    from sw.train.trainer import RunConfig
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt"
     if not ckpt.is_file():
@@ -438,7 +438,7 @@ def compare(out: Path, *, apps=("swe", "weather", "wind", "epidemic"),
     atleus preset), then write the cross-app report into ``out/report``."""
     from hw.manycore import preset as manycore_preset
 
-    from .quality import run_jobs
+    from sw.experiments.quality import run_jobs
     out = Path(out)
     hw = manycore or manycore_preset("atleus")
     jobs_list, dirs = [], []
@@ -478,7 +478,7 @@ def sensitivity(run_dirs, out: Path, *, gpu: str = DEFAULT_GPU, tech=None, dtype
     """Whole-run speedup and energy reduction (GPU off) of every HpT run in ``run_dirs`` as
     each factor of :data:`SENSITIVITY` varies alone, the rest at the runs' manycore (or
     ``hw``) and ``tech``; writes ``sensitivity.md`` and ``sensitivity.json``."""
-    from .train import RunConfig
+    from sw.train.trainer import RunConfig
     run_dirs = _finished_runs(run_dirs)
     spec = gpu_spec(gpu, gpu_specs)
     base_tech = dict(tech or {})

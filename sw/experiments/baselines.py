@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import Data, DataError
+from sw.data import Data, DataError
 
 __all__ = ["ALPHAS", "baselines", "persistence", "ridge"]
 

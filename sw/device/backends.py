@@ -151,7 +151,7 @@ def _ints(q: torch.Tensor) -> np.ndarray:
 def offloaded(method):
     """Mark a backend operation: while it runs, ``backend.offloading`` is true, so the
     kernels it dispatches (quantization, golden models) are not counted as the host's or
-    the vector unit's work (:class:`sw.opcount.KernelCounter`)."""
+    the vector unit's work (:class:`sw.cost.opcount.KernelCounter`)."""
     @functools.wraps(method)
     def run(self, *args, **kwargs):
         self.offloading += 1
@@ -179,8 +179,8 @@ class Backend:
         return batch, a.shape[-2], a.shape[-1], b.shape[-1]
 
     def _matmul_cycles(self, a, b) -> int:
-        """The op's cycles on the chip's cores (:func:`sw.cost.systolic_split_cycles`)."""
-        from .cost import systolic_split_cycles
+        """The op's cycles on the chip's cores (:func:`sw.cost.estimate.systolic_split_cycles`)."""
+        from sw.cost.estimate import systolic_split_cycles
         batch, m, k, n = self._matmul_dims(a, b)
         return systolic_split_cycles(self.hw.systolic, self.hw.systolic_cores, batch, m, k, n)
 
@@ -207,8 +207,8 @@ class Backend:
         """A context in which every kernel the host dispatches outside this backend's own
         operations goes into the trace as ``unit`` work (``vector`` under the ``hpt``
         mapping, ``gpu`` under ``qv``): one row per kernel kind and size, with its
-        elements, FLOPs and bytes (:class:`sw.opcount.KernelCounter`)."""
-        from .opcount import KernelCounter
+        elements, FLOPs and bytes (:class:`sw.cost.opcount.KernelCounter`)."""
+        from sw.cost.opcount import KernelCounter
 
         def record(name, flops, nbytes, elements):
             self.trace.add(unit, name, "", (elements,), elements=elements, flops=flops,

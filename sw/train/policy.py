@@ -44,7 +44,7 @@ class PolicyConfig:
     lora_rank: int = 8            # paper: r = 8, alpha = 64, dropout 0.1, on Q and V
     lora_alpha: float = 64.0
     lora_dropout: float = 0.1
-    lora_targets: tuple = ("q", "v")  # encoder linears that get adapters (sw.hybrid.TARGETS)
+    lora_targets: tuple = ("q", "v")  # encoder linears that get adapters (sw.model.hybrid.TARGETS)
     variance: float = 0.90        # intrinsic-dim: share of update variance to explain
     snapshots: int = 10           # intrinsic-dim: weight snapshots in the trajectory window
     stable_checks: int = 3        # intrinsic-dim: checks the estimates must hold
@@ -70,7 +70,7 @@ class PolicyConfig:
                              f"{self.name!r}")
         if self.k < 2:
             raise ValueError(f"PolicyConfig.k must be at least 2, not {self.k}")
-        from .hybrid import TARGETS
+        from sw.model.hybrid import TARGETS
         object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
         bad = [t for t in self.lora_targets if t not in TARGETS]
         if bad or not self.lora_targets or len(set(self.lora_targets)) != len(self.lora_targets):

@@ -1,5 +1,5 @@
 """A run folder's files, written and read in one place: the checkpoint (what a
-:class:`sw.train.Trainer` saves, and how a resumed one is restored, exactly), the results
+:class:`sw.train.trainer.Trainer` saves, and how a resumed one is restored, exactly), the results
 (``metrics.json``, ``history.json``, ``config.json``, ``trace.json``) and the loss plot.
 The trainer keeps the loop; this module knows the files."""
 
@@ -54,9 +54,9 @@ def restore(tr, s: dict) -> None:
     """Bring a freshly built trainer ``tr`` (same configuration, nothing programmed) to
     the checkpoint ``s``: switched if it was, ReRAM programmed once from the restored
     weights, optimizer, schedule, policy, trace, trial and RNG states as saved."""
-    from .backends import OpTrace
-    from .hybrid import set_backend
-    from .model import SpatialTransformer
+    from sw.device.backends import OpTrace
+    from sw.model.hybrid import set_backend
+    from sw.model.transformer import SpatialTransformer
     if s["phase"] == "low" and tr.phase != "low":
         tr.step = s["switch_step"]
         tr._switch(s["ranks"], program=False)

@@ -10,7 +10,7 @@ holds finished metrics is reused). The summary gives, per app, policy and backen
 * where the switch fired (per seed), the share of iterations after it (f) and the
   parameters the low-parameter phase trains;
 
-and per app and seed the baselines of :mod:`sw.baselines` (mean, persistence, ridge) on
+and per app and seed the baselines of :mod:`sw.experiments.baselines` (mean, persistence, ridge) on
 the same data. ``switch_fractions`` adds the ``switch-at`` control at forced switch
 points (given as f, the share of iterations after the switch); :func:`plot_switch_curve`
 draws test MSE against f per app, with full training's band.
@@ -35,9 +35,9 @@ POLICIES = ("full", "paper", "intrinsic-dim", "lora")
 def _run_config(job):
     from hw.manycore import ManycoreConfig
     from sw.data import DataConfig
-    from sw.model import ModelConfig
-    from sw.policy import PolicyConfig
-    from sw.train import RunConfig, TrainConfig
+    from sw.model.transformer import ModelConfig
+    from sw.train.policy import PolicyConfig
+    from sw.train.trainer import RunConfig, TrainConfig
     extra = {"hw": ManycoreConfig.from_dict(job["hw"])} if job.get("hw") else {}
     seed = job["seed"]
     return RunConfig(model=ModelConfig.preset(job.get("preset", "tiny")),
@@ -68,13 +68,13 @@ def _one(job) -> dict:
     ManycoreConfig dict), ``switch_at`` and ``name`` (the run folder's name)."""
     import torch
     torch.set_num_threads(1)
-    from sw.train import Trainer
+    from sw.train.trainer import Trainer
 
     job = _as_job(job)
     run_dir = Path(job["out"]) / _job_name(job)
     cfg = _run_config(job)
     if (run_dir / "metrics.json").is_file():
-        from sw.train import RunConfig
+        from sw.train.trainer import RunConfig
         saved = run_dir / "config.json"
         # compared as configurations: fields added since the run take their defaults
         if not saved.is_file() or json.dumps(
@@ -89,7 +89,7 @@ def _one(job) -> dict:
 def switch_steps(app: str, seed: int, epochs: int, fractions, horizon: int = 1) -> list[int]:
     """Forced switch steps giving each share ``f`` of the iterations after the switch."""
     from sw.data import load
-    from sw.train import TrainConfig
+    from sw.train.trainer import TrainConfig
     cfg = _run_config({"app": app, "seed": seed, "epochs": epochs, "backend": "torch",
                        "policy": "full", "horizon": horizon})
     per_epoch = math.ceil(len(load(cfg.data).train.X) / TrainConfig().batch)
@@ -114,12 +114,12 @@ def run_grid(out: Path, apps=APPS, policies=POLICIES, backends=("torch",), seeds
 
 def run_jobs(jobs_list, jobs: int = 2, engine: str = "ray", address: str | None = None,
              retries: int = 1, quiet: bool = True) -> list[dict]:
-    """Train the runs of ``jobs_list`` (see :func:`_one`) as tasks of :mod:`sw.engine`
+    """Train the runs of ``jobs_list`` (see :func:`_one`) as tasks of :mod:`sw.experiments.engine`
     (Ray: ``jobs`` CPUs of an embedded Ray, or the cluster at ``address``; serial: here,
     one after another). Each run sets torch to one thread (restored by the serial
     engine). A run that still fails after ``retries`` re-runs stops the grid, after the
     others finished, with every failure's error."""
-    from sw.engine import Task, execute
+    from sw.experiments.engine import Task, execute
     norm = [_as_job(j) for j in jobs_list]
     tasks = [Task(str(Path(j["out"]) / _job_name(j)), _one, j, label=_job_name(j))
              for j in norm]
@@ -136,7 +136,7 @@ def run_jobs(jobs_list, jobs: int = 2, engine: str = "ray", address: str | None 
 
 def grid_baselines(apps, seeds, horizon: int = 1) -> dict:
     """``(app, seed) -> baselines`` on the data each run of that app and seed trains on."""
-    from sw.baselines import baselines
+    from sw.experiments.baselines import baselines
     from sw.data import load
     return {(a, s): baselines(load(_run_config({"app": a, "seed": s, "epochs": 1,
                                                 "backend": "torch", "policy": "full",
@@ -145,7 +145,7 @@ def grid_baselines(apps, seeds, horizon: int = 1) -> dict:
 
 
 def _ci(values) -> dict:
-    from sw.policy import mean_ci
+    from sw.train.policy import mean_ci
     m, h = mean_ci(values)
     return {"mean": m, "ci95": h, "n": len(values)}
 
@@ -266,10 +266,10 @@ def step_time_benchmark(iters: int = 30) -> dict:
     """Milliseconds per low-parameter training step, torch vs functional backend (tiny)."""
     import torch
     from hw.manycore import preset
-    from sw.backends import make_backend
+    from sw.device.backends import make_backend
     from sw.data import DataConfig, load
-    from sw.hybrid import apply_lora, set_backend
-    from sw.model import ModelConfig, SpatialTransformer
+    from sw.model.hybrid import apply_lora, set_backend
+    from sw.model.transformer import ModelConfig, SpatialTransformer
 
     data = load(DataConfig(app="wind"))
     X = torch.from_numpy(data.train.X[:32])

@@ -6,9 +6,9 @@ and the one description of the accelerator it ran on (:class:`hw.manycore.Manyco
 * **GPU** (the full-parameter phase; under the ``qv`` mapping also the host's share of
   the low phase): a roofline per dispatched kernel. :func:`profile_step` runs one real
   training step of the run's model and records every kernel's FLOPs and bytes
-  (:mod:`sw.opcount`); time is ``max(FLOPs / peak, bytes / bandwidth) + overhead``,
+  (:mod:`sw.cost.opcount`); time is ``max(FLOPs / peak, bytes / bandwidth) + overhead``,
   energy that time at a power between the board's floor and its peak, by utilisation.
-  The GPU's numbers come from a spec file (:data:`GPU_SPECS`, ``sw/gpus.json``).
+  The GPU's numbers come from a spec file (:data:`GPU_SPECS`, ``sw/cost/gpus.json``).
 * **Systolic cores**: the cycle model (``SystolicConfig.matmul_cycles``: the overlapped
   core's :class:`hw.systolic.CoreTiming` over the product's program, equal to the RTL's)
   at the manycore's clock, products split
@@ -19,7 +19,7 @@ and the one description of the accelerator it ran on (:class:`hw.manycore.Manyco
   conversions and shift-add; programming costs write pulses (energy) and write-verify
   rounds (time); endurance is pulses per cell.
 * **Vector unit** (``hpt`` mapping): element counts per kernel kind from the trace, priced
-  per primitive (:data:`sw.opcount.VECTOR_WORK`) at the unit's lanes and cycles.
+  per primitive (:data:`sw.cost.opcount.VECTOR_WORK`) at the unit's lanes and cycles.
 * **Links**: under ``hpt`` every offloaded operand and result moves over the on-chip links
   (a vertical link and ``hops`` NoC hops); the host link carries the weights at the
   switch and each batch's inputs and targets. Under ``qv`` every offloaded op's operands
@@ -271,9 +271,9 @@ def program_cost(tile, tech: dict, rows: int, pulses: int, *, copies: int = 1,
 # ---- vector unit, links, static ------------------------------------------------------------
 def vector_cost(hw, tech: dict, kind: str, elements: int) -> Cost:
     """``elements`` elements of kernel ``kind`` on all vector units (``systolic_cores`` x
-    ``lanes``): per element the primitives of :func:`sw.opcount.vector_primitives`, each
+    ``lanes``): per element the primitives of :func:`sw.cost.opcount.vector_primitives`, each
     at its cycles, plus the unit's SRAM traffic."""
-    from .opcount import vector_primitives
+    from sw.cost.opcount import vector_primitives
     prims = vector_primitives(kind)
     cycles = elements * sum(n * hw.vector.cycles_of(p) for p, n in prims.items()) \
         / (hw.vector.lanes * hw.systolic_cores)
@@ -339,11 +339,11 @@ def _profile_step(run_cfg, phase: str, ranks=None) -> list[dict]:
     products are not GPU kernels and are left out."""
     import torch
 
-    from .backends import TorchBackend
-    from .data import load
-    from .hybrid import apply_lora, set_backend
-    from .model import SpatialTransformer
-    from .opcount import KernelCounter
+    from sw.device.backends import TorchBackend
+    from sw.data import load
+    from sw.model.hybrid import apply_lora, set_backend
+    from sw.model.transformer import SpatialTransformer
+    from sw.cost.opcount import KernelCounter
 
     torch.manual_seed(0)
     data = load(run_cfg.data)
@@ -736,7 +736,7 @@ def _load_run(run_dir: Path):
 
 @functools.lru_cache(maxsize=64)
 def _load_run_cached(run_dir: str, stamp: tuple):
-    from .train import RunConfig
+    from sw.train.trainer import RunConfig
     d = Path(run_dir)
     cfg = RunConfig.from_dict(json.loads((d / "config.json").read_text()))
     m = json.loads((d / "metrics.json").read_text())
@@ -751,7 +751,7 @@ def _load_run_cached(run_dir: str, stamp: tuple):
 def _batch_bytes(cfg, trace) -> float:
     """Inputs and targets of every low-phase batch (fp32), over the host link: the
     element counts of the loss kernel give the targets; inputs scale by the features."""
-    from .data import load
+    from sw.data import load
     data = load(cfg.data)
     per_target = 4 * (1 + data.n_features)          # one target + its station's features
     targets = sum(r["elements"] for r in trace if r["phase"] == "low"
@@ -760,7 +760,7 @@ def _batch_bytes(cfg, trace) -> float:
 
 
 def _preset_name(model_cfg) -> str:
-    from .model import PRESETS
+    from sw.model.transformer import PRESETS
     for name, p in PRESETS.items():
         if all(getattr(model_cfg, k) == v for k, v in p.items()):
             return name

@@ -24,12 +24,12 @@ import torch
 
 from hw.manycore import ManycoreConfig, preset
 
-from .backends import OpTrace, make_backend
-from .data import DataConfig, load
-from .hybrid import apply_lora, lora_layers, set_backend
-from .model import ModelConfig, SpatialTransformer
-from .policy import PolicyConfig, make_policy
-from .runfolder import load_checkpoint, restore, save_checkpoint, write_results
+from sw.device.backends import OpTrace, make_backend
+from sw.data import DataConfig, load
+from sw.model.hybrid import apply_lora, lora_layers, set_backend
+from sw.model.transformer import ModelConfig, SpatialTransformer
+from sw.train.policy import PolicyConfig, make_policy
+from sw.train.runfolder import load_checkpoint, restore, save_checkpoint, write_results
 
 __all__ = ["TrainConfig", "RunConfig", "Trainer", "Interrupted", "train", "stop_on_sigint"]
 
@@ -46,7 +46,7 @@ class TrainConfig:
                                   # full phase's rate at the switch (where its schedule is)
     seed: int = 0
     backend: str = "torch"        # torch | functional | rtl: what runs the low-parameter phase
-    mapping: str = "hpt"          # hpt | qv: which unit runs which op (sw.hybrid)
+    mapping: str = "hpt"          # hpt | qv: which unit runs which op (sw.model.hybrid)
     device: str = "auto"          # auto: CUDA when available, else CPU
     rtl_sample: float = 1.0       # rtl: share of hardware ops sent to the RTL (rest: functional)
     check: bool = True            # rtl: compare every RTL op with the functional models
@@ -185,7 +185,7 @@ class Trainer:
                  _program: bool = True):
         from hw.placement import place
 
-        from .hybrid import frozen_shapes
+        from sw.model.hybrid import frozen_shapes
         if cfg.policy.name != "full":        # the frozen weights must fit the ReRAM
             place(cfg.hw, frozen_shapes(cfg.model, cfg.train.mapping, cfg.policy.lora_targets))
         self.cfg, self.run_dir, self.quiet = cfg, Path(run_dir), quiet

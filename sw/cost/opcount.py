@@ -110,5 +110,5 @@ def vector_primitives(kind: str) -> dict[str, float]:
     k = kernel_kind(kind)
     if k not in VECTOR_WORK:
         raise ValueError(f"no vector-unit cost for kernel {kind!r} (kind {k!r}); add it to "
-                         "sw.opcount.VECTOR_WORK")
+                         "sw.cost.opcount.VECTOR_WORK")
     return VECTOR_WORK[k]

@@ -1,5 +1,5 @@
 """Design-space sweeps (``hpt sweep``): grids of training runs or of hardware points, run
-on :mod:`sw.engine` (Ray by default), with a Pareto front and sensitivity plots.
+on :mod:`sw.experiments.engine` (Ray by default), with a Pareto front and sensitivity plots.
 
 **A spec** names fixed settings and axes (a TOML file, or ``--axis``/``--fixed`` on the
 command line)::
@@ -24,7 +24,7 @@ A setting's name is one of:
   manycore) and any :class:`hw.manycore.ManycoreConfig` field as ``--hw`` takes it:
   ``systolic_cores``, ``replication``, ``tile.adc_bits``, ``systolic.rows``,
   ``links.hops`` ...;
-* a technology constant, ``tech.NAME`` (:data:`sw.cost.TECH`), ``gpu`` and ``dtype``.
+* a technology constant, ``tech.NAME`` (:data:`sw.cost.estimate.TECH`), ``gpu`` and ``dtype``.
 
 Every value is checked before anything runs: an unknown name or a bad value is one error
 naming the axis and the value; then every point resolves to a full, validated
@@ -33,9 +33,9 @@ configuration, identified by the hash of that configuration (:func:`point_key`).
 **Two kinds of work.** A *train* point is a training run (folder ``runs/<app>_<policy>_
 <hash>``, resumable) and its cost on its own manycore; it carries its test MSE. A *cost*
 point re-costs a finished run's trace on other hardware or constants without training
-(:func:`sw.cost.run_cost` re-tiles the trace's matrices and products); it cannot know
+(:func:`sw.cost.estimate.run_cost` re-tiles the trace's matrices and products); it cannot know
 its test MSE and carries instead, **as a quality proxy**, its tile configuration's MVM
-error from the fidelity model (:func:`sw.fidelity.errors`: the error the tile adds to
+error from the fidelity model (:func:`sw.device.fidelity.errors`: the error the tile adds to
 the int8 product, Gaussian W and x).
 
 **Reuse and failures.** Finished points are kept in ``results.jsonl`` (and training runs
@@ -227,11 +227,11 @@ def _split(settings: dict):
 
 
 def _run_config(run: dict, hw):
-    """A :class:`sw.train.RunConfig` from run settings (defaults: ``hpt train``'s)."""
+    """A :class:`sw.train.trainer.RunConfig` from run settings (defaults: ``hpt train``'s)."""
     from sw.data import DataConfig
-    from sw.model import ModelConfig
-    from sw.policy import PolicyConfig
-    from sw.train import RunConfig, TrainConfig
+    from sw.model.transformer import ModelConfig
+    from sw.train.policy import PolicyConfig
+    from sw.train.trainer import RunConfig, TrainConfig
     s = {**{k: v for k, v in TRAIN_DEFAULTS.items() if k != "manycore"}, **run}
     if s["backend"] not in SWEEP_BACKENDS:
         raise ValueError(f"a sweep trains with {' or '.join(SWEEP_BACKENDS)} (the rtl backend "
@@ -284,8 +284,8 @@ _COST_SETTINGS: dict = {}
 
 
 def _check_cost_settings(cost: dict, tech: dict, gpu_specs) -> dict:
-    from sw.cost import gpu_spec, technology
-    from sw.report import DEFAULT_GPU
+    from sw.cost.estimate import gpu_spec, technology
+    from sw.cost.report import DEFAULT_GPU
     gpu = cost.get("gpu", DEFAULT_GPU)
     spec = gpu_spec(gpu, gpu_specs)
     dtype = cost.get("dtype", "fp32")
@@ -337,7 +337,7 @@ def resolve(spec: SweepSpec) -> list[dict]:
     """Every point of ``spec``: ``{"key", "axes": {name: value}, "resolved": {...}}``;
     raises :class:`SpecError` naming the axis and value (or the fixed setting) before
     anything runs."""
-    from sw.train import RunConfig
+    from sw.train.trainer import RunConfig
     run_cfgs = {}                           # run folder -> (its RunConfig, its identity)
     for r in spec.runs:
         ident = _run_identity(Path(r))
@@ -384,7 +384,7 @@ def _msg(exc) -> str:
 
 # ---- the work of one point -----------------------------------------------------------------
 def _cost_row(run_dir: str, hw, costing: dict) -> dict:
-    from sw.cost import gpu_spec, run_cost, technology
+    from sw.cost.estimate import gpu_spec, run_cost, technology
     spec = gpu_spec(costing["gpu"], costing.get("gpu_specs"))
     c = run_cost(Path(run_dir), spec, technology(costing["tech"]), costing["dtype"], hw=hw)
     return {"speedup": c["speedup"], "energy_reduction": c["energy_reduction"],
@@ -406,7 +406,7 @@ def mvm_error_proxy(tile, vectors: int = 16, seed: int = 0) -> dict:
     on Gaussian W and x; once per tile configuration in a process."""
     key = (_canonical(tile.to_dict()), vectors, seed)
     if key not in _PROXY:
-        from sw.fidelity import _operands, errors
+        from sw.device.fidelity import _operands, errors
         e = errors(tile, *_operands(tile, vectors, seed))
         _PROXY[key] = {"proxy_mvm_error_pct": e["vs_int8_pct"],
                        "proxy_mvm_error_vs_float_pct": e["vs_float_pct"]}
@@ -441,8 +441,8 @@ def train_point(arg: dict) -> dict:
     import torch
     torch.set_num_threads(1)
     from hw.placement import PlacementError, place
-    from sw.hybrid import frozen_shapes
-    from sw.train import RunConfig, Trainer
+    from sw.model.hybrid import frozen_shapes
+    from sw.train.trainer import RunConfig, Trainer
     r = arg["resolved"]
     cfg = RunConfig.from_dict(r["config"])
     if cfg.policy.name != "full":            # the frozen weights must fit the ReRAM
@@ -484,7 +484,7 @@ def _read_results(path: Path) -> dict:
 
 
 def _tasks(spec: SweepSpec, points: list[dict], out: Path, cpus: int):
-    from sw.engine import Task
+    from sw.experiments.engine import Task
     if spec.kind == "train":
         tasks = []
         for p in points:
@@ -518,7 +518,7 @@ def run_sweep(spec: SweepSpec, out: Path | None = None, *, engine: str = "ray",
     (``points``: rows; ``ran``/``reused``/``failed``/``infeasible`` counts; ``paths``)."""
     import os
 
-    from sw.engine import execute
+    from sw.experiments.engine import execute
     points = resolve(spec)                   # every error before anything runs or is written
     out = Path(out) if out is not None else Path("build/sweeps") / spec.name
     out.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ import math
 import torch
 from torch import nn
 
-from .backends import Backend, MatmulCall, MvmCall
+from sw.device.backends import Backend, MatmulCall, MvmCall
 
 __all__ = ["SystolicMatmul", "FrozenMatmul", "LoRAProducts", "LoRALinear", "apply_lora", "set_backend",
            "lora_layers", "routed_linear", "MAPPINGS", "TARGETS", "frozen_linears", "frozen_name",
@@ -183,7 +183,7 @@ def frozen_shapes(model_cfg, mapping: str, lora_targets) -> dict:
 
 
 def routed_linear(lin, x):
-    """The product of a :class:`sw.model.RoutedLinear` on its unit, then its bias (a vector-
+    """The product of a :class:`sw.model.transformer.RoutedLinear` on its unit, then its bias (a vector-
     unit add)."""
     backend, role = lin.route
     shape = x.shape
@@ -233,7 +233,7 @@ def set_backend(model, backend: Backend | None, program: bool = True,
     (:data:`MAPPINGS`; None: plain torch). Programs every frozen matrix the mapping puts
     in ReRAM, in :func:`frozen_linears` order (the placement's order), unless ``program``
     is False (the backend already holds them under the layers' names)."""
-    from .model import RoutedLinear
+    from sw.model.transformer import RoutedLinear
     if mapping not in MAPPINGS:
         raise ValueError(f"mapping must be one of {', '.join(MAPPINGS)}, not {mapping!r}")
     for layer in model.layers:

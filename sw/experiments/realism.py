@@ -11,7 +11,7 @@ backend, each with its own tiles in every ReRAM block:
   (``wan2022`` unless told otherwise) -- the LoRA trains through the programmed
   conductances and fresh read noise, so it learns around the device's errors.
 
-and two rows only evaluate (:meth:`sw.train.Trainer.deployed`, nothing retrained):
+and two rows only evaluate (:meth:`sw.train.trainer.Trainer.deployed`, nothing retrained):
 
 * ``fitted, unaware``: the ``ideal`` run's final model deployed on the fitted device
   (what a LoRA that never saw the device gets);
@@ -44,7 +44,7 @@ def _tiles(fitted: str):
 
 def _jobs(apps, seeds, epochs, fraction, fitted, out):
     from hw.manycore import preset
-    from sw.quality import switch_steps
+    from sw.experiments.quality import switch_steps
     hw = preset("atleus")
     jobs = []
     for app in apps:
@@ -63,7 +63,7 @@ def _deployed(job: dict) -> dict:
     import torch
     torch.set_num_threads(1)
     from hw.reram import TileConfig
-    from sw.train import Trainer
+    from sw.train.trainer import Trainer
     tile = TileConfig.from_dict(job["tile"]) if job.get("tile") else None
     tr = Trainer.deployed(Path(job["run"]), tile, job.get("age_s"))
     return {"final_test_mse": tr.evaluate(tr.data.test)["mse"]}
@@ -76,8 +76,8 @@ def run(out: Path, apps=("swe", "weather", "wind", "epidemic"), seeds=(0, 1, 2),
     """Train (or reuse) the grid's runs and evaluate the deployments; one row per app,
     seed and mode (see the module docstring)."""
     from hw.reram import DEVICES
-    from sw.engine import Task, execute
-    from sw.quality import run_jobs
+    from sw.experiments.engine import Task, execute
+    from sw.experiments.quality import run_jobs
     if fitted not in DEVICES or DEVICES[fitted].kind != "gaussian":
         raise ValueError(f"fitted must name a Gaussian device model "
                          f"({[d for d, m in DEVICES.items() if m.kind == 'gaussian']}), "
@@ -119,7 +119,7 @@ def run(out: Path, apps=("swe", "weather", "wind", "epidemic"), seeds=(0, 1, 2),
 
 def summarise(rows: list[dict]) -> dict:
     """Per app and mode: test MSE mean +- CI and the paired difference against ideal."""
-    from sw.policy import mean_ci
+    from sw.train.policy import mean_ci
     by: dict = {}
     for r in rows:
         by.setdefault((r["app"], r["mode"]), {})[r["seed"]] = r["final_test_mse"]

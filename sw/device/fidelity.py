@@ -1,7 +1,7 @@
 """MVM fidelity of a ReRAM tile (``hpt fidelity``): device models x encodings x ADC bits x
 ADC calibration, and the error's growth with time after programming.
 
-Gaussian weights and inputs are quantized by :func:`sw.backends.quantize` (symmetric,
+Gaussian weights and inputs are quantized by :func:`sw.device.backends.quantize` (symmetric,
 per-tensor scale, the host's one quantizer) and pushed through the tile's model
 (:class:`sw.golden.reram.ReramModel`: the RTL's numerics where the RTL implements the
 option, the functional model elsewhere). Two relative errors per point, in percent:
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from hw.reram import DEVICES, TileConfig
-from sw.backends import quantize
+from sw.device.backends import quantize
 from sw.golden.reram import ReramModel
 
 __all__ = ["errors", "sweep", "drift", "budget", "plot"]
