@@ -7,7 +7,6 @@ stamp matches; see :mod:`cosim.build`.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from hw.verilog import generate
 
 from .build import BUILD_ROOT, FAST_FLAGS, cached_build, digest
 from .harness import render_harness
+from .objcache import make_flag
 from .systolic_harness import systolic_harness_spec
 
 __all__ = ["SimBuild", "toolchain_env", "verilator_runner", "build_block_sim",
@@ -38,12 +38,21 @@ class SimBuild:
         self.build_dir, self.top, self.config, self.waves = build_dir, top, config, waves
 
 
+#: Compiled objects shared between builds (:mod:`cosim.objcache`, verilated.mk's OBJCACHE).
+OBJCACHE_DIR = BUILD_ROOT / "sim" / ".objcache"
+
+
 @contextlib.contextmanager
 def toolchain_env():
-    """The project's Verilator (hw/toolchain.py) on PATH and VERILATOR_ROOT while inside;
-    the environment is restored afterwards."""
+    """The project's Verilator (hw/toolchain.py) on PATH and VERILATOR_ROOT while inside,
+    and make's OBJCACHE set to :mod:`cosim.objcache`; the environment is restored
+    afterwards."""
     saved = dict(os.environ)
-    os.environ.update(verilator_env())
+    env = verilator_env()
+    flag = make_flag(OBJCACHE_DIR)
+    if flag and "OBJCACHE=" not in env.get("MAKEFLAGS", ""):
+        env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} {flag}".strip()
+    os.environ.update(env)
     try:
         yield
     finally:
@@ -91,8 +100,6 @@ def build_sources_sim(sources: list[Path], name: str, config: dict, spec, *,
         from cocotb_tools.runner import Verilog
         runner = verilator_runner()
         log = d / "build.log"
-        shared = _runtime_dir(flags)
-        _insert_runtime_step(runner, shared, d)
         with toolchain_env():
             try:
                 # waves=True only sets VM_TRACE for make (the format is --trace-fst above)
@@ -106,70 +113,9 @@ def build_sources_sim(sources: list[Path], name: str, config: dict, spec, *,
             except (Exception, SystemExit) as exc:
                 raise ToolchainError(f"Verilator build of {spec.top} failed ({exc}); "
                                      f"full log: {log}") from None
-        _keep_runtime(d, shared)
 
     cached_build(build_dir, stamp, build)
     return SimBuild(build_dir, spec.top, config, waves)
-
-
-#: Verilator's runtime objects: the same for every model built with the same flags, so
-#: they are compiled once and copied into later build directories (make sees them newer
-#: than their sources and skips them), saving most of a small model's build. Not
-#: ``waves.o`` or cocotb's ``verilator.o``: they include the model's own headers.
-RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads",
-                   "verilated_timing", "verilated_fst_c", "shim")
-
-
-def _runtime_dir(flags) -> Path:
-    return BUILD_ROOT / "sim" / ".runtime" / digest([HERE / "shim.cpp"],
-                                                    {"flags": flags, "cxx": _cxx_version()})
-
-
-@functools.lru_cache(maxsize=1)
-def _cxx_version() -> str:
-    import subprocess
-    try:
-        return subprocess.run(["g++", "--version"], capture_output=True, text=True).stdout
-    except OSError:
-        return ""
-
-
-def _insert_runtime_step(runner, shared: Path, build_dir: Path) -> None:
-    """Between verilating and ``make``, copy the runtime objects built earlier with the
-    same flags into ``build_dir`` (fresh mtimes: verilated.mk makes them depend on the
-    just-generated ``Vtop.mk``)."""
-    import sys
-    if not (shared / ".complete").is_file():
-        return
-    make_cmds = runner._build_command
-
-    def with_copy():
-        cmds = list(make_cmds())
-        copy = [sys.executable, "-c",
-                "import shutil, sys, os, pathlib; src, dst = map(pathlib.Path, sys.argv[1:]); "
-                "[(shutil.copyfile(f, dst / f.name), os.utime(dst / f.name)) "
-                "for f in sorted(src.iterdir()) if f.suffix in ('.o', '.d')]",
-                str(shared.resolve()), str(build_dir.resolve())]
-        return [cmds[0], copy, *cmds[1:]]
-    runner._build_command = with_copy
-
-
-def _keep_runtime(build_dir: Path, shared: Path) -> None:
-    import shutil
-    import tempfile
-    if (shared / ".complete").is_file():
-        return
-    shared.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=shared.parent))
-    for name in RUNTIME_OBJECTS:
-        for ext in (".o", ".d"):
-            if (build_dir / (name + ext)).is_file():
-                shutil.copy2(build_dir / (name + ext), tmp / (name + ext))
-    (tmp / ".complete").touch()
-    try:
-        tmp.rename(shared)
-    except OSError:                       # another build got there first
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def build_systolic_sim(cfg: SystolicConfig, *, waves: bool = False) -> SimBuild:
