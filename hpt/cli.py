@@ -177,8 +177,9 @@ def cmd_bench(args) -> int:
     if args.only in (None, "chip"):
         results += bench_chip(repeats=args.repeats)
     if args.only in (None, "host"):
-        from sw.experiments.quality import step_time_benchmark
+        from sw.experiments.quality import busy_machine_benchmark, step_time_benchmark
         results.append(step_time_benchmark())
+        results.append(busy_machine_benchmark())
     if args.only in (None, "sweep"):
         from sw.experiments.sweep_bench import bench_sweep
         results += bench_sweep()
@@ -200,6 +201,10 @@ def cmd_bench(args) -> int:
         elif "serial_s" in r:
             rate = (f"{r['runs']} runs: serial {r['serial_s']:.1f} s, Ray {r['ray_s']:.1f} s "
                     f"({r['cpus']} CPUs), metrics {'equal' if r['equal_metrics'] else 'DIFFER'}")
+        elif "busy_default_ms" in r:
+            rate = (f"busy machine: {r['default_threads']} threads {r['busy_default_ms']:.1f} "
+                    f"ms/step, 1 thread {r['busy_one_thread_ms']:.1f}; idle: "
+                    f"{r['idle_default_ms']:.1f} vs {r['idle_one_thread_ms']:.1f}")
         else:
             rate = f"torch {r['torch_ms']:.1f} ms/step, functional {r['functional_ms']:.1f} ms/step"
         print(f"{r['name']:45s} {rate}{extra}")

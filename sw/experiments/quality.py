@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -301,3 +302,60 @@ def step_time_benchmark(iters: int = 30) -> dict:
             "functional_ms": out["functional"], "ratio": out["functional"] / out["torch"],
             "target_ratio_max": 3.0, "what": "tiny preset, wind, batch 32 time steps x 32 "
             "stations, LoRA r=8 on Q/V, hpt mapping (every product routed), atleus manycore"}
+
+
+def busy_machine_benchmark(iters: int = 20) -> dict:
+    """Milliseconds per full-parameter training step (tiny preset, wind, batch 32) with
+    torch's default threads (one per core: the behaviour before ``--threads``) against one
+    thread (``hpt train``'s default), on an idle machine and while another process spins
+    on one core, as on a shared machine. OpenMP threads that wait for a core held by
+    another process spin in their barriers, so the busy case shows the cost of the
+    default."""
+    import subprocess
+    import sys
+
+    import torch
+    from sw.data import DataConfig, load
+    from sw.model.transformer import ModelConfig, SpatialTransformer
+
+    data = load(DataConfig(app="wind"))
+    X = torch.from_numpy(data.train.X[:32])
+    y = torch.from_numpy(data.train.y[:32])
+    torch.manual_seed(0)
+    model = SpatialTransformer.for_data(ModelConfig.preset("tiny"), data)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    before = torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+    def median_step_ms(threads: int) -> float:
+        torch.set_num_threads(threads)
+        times = []
+        for i in range(iters + 3):
+            t0 = time.perf_counter()
+            loss = torch.nn.functional.mse_loss(model(X), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if i >= 3:
+                times.append(time.perf_counter() - t0)
+        return float(np.median(times)) * 1e3
+
+    out = {"name": "host_busy_machine_step_ms", "cores": cores, "default_threads": before}
+    try:
+        for case in ("idle", "busy"):
+            hog = (subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                   if case == "busy" else None)
+            try:
+                time.sleep(0.5 if hog else 0)
+                out[f"{case}_default_ms"] = median_step_ms(before)
+                out[f"{case}_one_thread_ms"] = median_step_ms(1)
+            finally:
+                if hog:
+                    hog.kill()
+                    hog.wait()
+    finally:
+        torch.set_num_threads(before)
+    out["ratio"] = out["busy_default_ms"] / out["busy_one_thread_ms"]
+    out["what"] = ("tiny preset, wind, batch 32, full-parameter torch step; busy: another "
+                   "process spins on one core; ratio = default threads / one thread, busy")
+    return out
