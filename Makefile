@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/hpt demo --out build/demo
 
-## Run every test tier: fast (amaranth.sim, golden models) and simulator (cocotb + Verilator).
+## Run every test tier: tests/unit, tests/gateware (amaranth.sim, lint) and tests/cosim (cocotb + Verilator).
 test: $(STAMP)
 	$(BIN)/python -m pytest
 

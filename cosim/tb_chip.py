@@ -1,4 +1,4 @@
-"""cocotb testbench of the chip (run through tests/test_chip_cocotb.py).
+"""cocotb testbench of the chip (run through tests/cosim/test_chip_cocotb.py).
 
 The RTL device (:class:`cosim.rtl_device.RtlDevice`) is driven from a bridge thread, as
 the training loop drives it, and every op is checked against the functional golden

@@ -1,6 +1,6 @@
 """cocotb: measure the systolic core's RTL cycles for given product shapes.
 
-Run by tests/test_cost.py to hold the cost model's cycle model
+Run by tests/cosim/test_cycle_model.py to hold the cost model's cycle model
 (:func:`sw.cost.estimate.systolic_cycles`) against the RTL. ``HPT_SHAPES`` is a JSON list of
 ``[m, k, n]``; the RTL's active cycles of each tiled product (operands random, results
 checked against the golden model) go to the JSON file ``HPT_OUT``.

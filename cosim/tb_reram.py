@@ -1,4 +1,4 @@
-"""cocotb testbench of the ReRAM tile (run through tests/test_reram_cocotb.py).
+"""cocotb testbench of the ReRAM tile (run through tests/cosim/test_reram_cocotb.py).
 
 Driver: :class:`cosim.tile_harness.TileDriver`; model and checker:
 :class:`sw.golden.reram.ReramModel`. One model instance follows the RTL through all

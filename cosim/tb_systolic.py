@@ -1,4 +1,4 @@
-"""cocotb testbench of the systolic core (run through tests/test_systolic_cocotb.py).
+"""cocotb testbench of the systolic core (run through tests/cosim/test_systolic_cocotb.py).
 
 Driver: :class:`cosim.systolic_driver.SystolicDriver`; model and checker:
 :mod:`sw.golden.systolic`. Every result is compared as exact integers; mismatches are

@@ -191,7 +191,7 @@ class Cost:
 # ---- systolic cores ------------------------------------------------------------------------
 def systolic_cycles(sa, batch: int, m: int, k: int, n: int) -> int:
     """Cycles of ``batch`` (m x k) @ (k x n) products on one core ``sa``: the cycle model
-    of the tiled program, which the RTL meets exactly (tests/test_cost.py)."""
+    of the tiled program, which the RTL meets exactly (tests/cosim/test_cycle_model.py)."""
     return batch * sa.matmul_cycles(m, k, n)
 
 
@@ -200,7 +200,7 @@ def systolic_split_cycles(sa, cores: int, batch: int, m: int, k: int, n: int) ->
     """Cycles of ``batch`` equal products spread over ``cores`` cores by
     :func:`hw.placement.assign_products` (the rule the RTL device follows): the busiest
     core's. With at least as many products as cores that is round-robin, so the closed form
-    ``ceil(batch / cores)`` products' cycles (tests/test_cost.py checks it against the
+    ``ceil(batch / cores)`` products' cycles (tests/cosim/test_cycle_model.py checks it against the
     assignment); with fewer, the pieces of the assignment."""
     if batch >= cores:
         return math.ceil(batch / cores) * sa.matmul_cycles(m, k, n)

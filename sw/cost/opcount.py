@@ -1,7 +1,7 @@
 """Counting the kernels PyTorch dispatches, and what each one stands for on the hardware.
 
 This is the one place that uses PyTorch's dispatch-mode hook (``TorchDispatchMode`` lives
-in the private ``torch.utils._python_dispatch``; ``tests/test_opcount.py`` pins what we
+in the private ``torch.utils._python_dispatch``; ``tests/unit/test_opcount.py`` pins what we
 rely on). Every aten kernel of a training step passes through :class:`KernelCounter`,
 which reports its name, FLOPs (PyTorch's own formulas, ``torch.utils.flop_counter``),
 bytes touched and elements, except views (they launch nothing) and whatever runs while

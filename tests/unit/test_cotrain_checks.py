@@ -1,93 +1,18 @@
-"""End-to-end co-simulated training: the training loop drives the Verilated chip."""
+"""Co-simulated training without a simulator: the chip a run needs, the checked device's
+sampling and first-difference stop, and the demo report from run files."""
 
 import dataclasses
 import json
 
 import pytest
 
-from cosim.cotrain import chip_for, cotrain
+from cosim.cotrain import chip_for
+from hw.manycore import ManycoreConfig
 from hw.reram import TileConfig
 from hw.systolic import SystolicConfig
-from hw.manycore import ManycoreConfig
-from sw.data import DataConfig
-from sw.model.transformer import ModelConfig
-from sw.train.policy import PolicyConfig
-from sw.train.trainer import RunConfig, TrainConfig, Trainer
 
-CFG = RunConfig(
-    # one layer: its six frozen 16x16 linears (the hpt mapping) on six tiles keep the chip
-    # (and its build, shared with tests/test_chip_cocotb.py) small; three systolic cores
-    # share the products (hw.placement.assign_products)
-    model=ModelConfig(d_model=16, layers=1, heads=2, ffn=16, reduce=8, dropout=0.1),
-    data=DataConfig(app="wind", steps=90, stations=4, window=4),
-    train=TrainConfig(epochs=3, batch=8, backend="rtl", lr_step_epochs=1, mapping="hpt"),
-    policy=PolicyConfig(name="paper", k=3, loss_tol=2.0, weight_tol=1.0, alpha=1e-12,
-                        lora_rank=2),
-    hw=ManycoreConfig.single(SystolicConfig(rows=4, cols=4, k_depth=16),
-                             TileConfig(rows=16, cols=16, write_latency=2, verify_iters=3,
-                                        prog_variation=6, verify_tol=1, read_noise=5,
-                                        stuck_on_ppm=20_000, adc_bits=6, seed=3,
-                                        rows_per_cycle=4), 6, systolic_cores=3))
-
-
-@pytest.mark.sim
-def test_rtl_training_equals_functional_training_bit_for_bit(tmp_path):
-    """Same seed, same integers: the co-simulated run (every op on the RTL and checked)
-    ends with exactly the functional backend's numbers, and records RTL cycles. The hpt
-    mapping: every frozen linear on the RTL tiles, every trainable product on the core."""
-    m_rtl = cotrain(CFG, tmp_path / "rtl", quiet=True)
-    func = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, backend="functional"))
-    m_fn = Trainer(func, tmp_path / "fn", quiet=True).fit()
-    assert m_rtl["switch_step"] is not None and m_rtl["low_param_fraction"] > 0
-    for key in ("test_mse", "final_test_mse", "switch_step", "low_param_fraction"):
-        assert m_rtl[key] == m_fn[key], key
-    rtl = json.loads((tmp_path / "rtl" / "rtl.json").read_text())
-    checks = rtl["op_checks"]
-    assert checks["mismatches"] == 0 and checks["rtl"] == checks["checked"] > 0
-    trace = json.loads((tmp_path / "rtl" / "trace.json").read_text())
-    low = [r for r in trace if r["phase"] in ("low", "eval")]
-    assert {r["phase"] for r in low} == {"low", "eval"}
-    ops = [r for r in low if r["unit"] in ("reram", "systolic")]
-    groups = [r for r in low if r["unit"] == "chip"]
-    # with read noise, evaluation runs on the RTL too: the tiles' noise counters must
-    # follow every conversion (without noise it runs on the functional models)
-    assert sum(r["count"] for r in ops) == checks["checked"] and checks["functional_only"] == 0
-    # hpt mapping: all six frozen linears programmed, the trainable linears on the core,
-    # and no GPU work left (the host's remaining kernels are the vector unit's)
-    assert sorted(r["layer"] for r in low if r["op"] == "program") == sorted(
-        f"layers.0.{n}" for n in ("attn.q", "attn.k", "attn.v", "attn.o", "ff1", "ff2"))
-    assert {"embed.0", "embed.2", "reduce.0", "reduce.2", "head"} <= {
-        r["layer"] for r in low if r["unit"] == "systolic"}
-    assert not [r for r in trace if r["unit"] == "gpu"]
-    assert any(r["unit"] == "vector" and r["phase"] == "low" for r in trace)
-
-    def grouped(r):                 # LoRA layers' products run in concurrent groups
-        return (r["op"] in ("mvm", "mvm_t") and r["layer"].endswith(("attn.q", "attn.v"))) \
-            or r["layer"].endswith((".lora_A", ".lora_B.grad"))
-    # RTL cycles go to the op, or to its concurrent group
-    assert all(r["rtl_cycles"] > 0 for r in groups + [r for r in ops if not grouped(r)])
-    assert not any("rtl_cycles" in r for r in ops if grouped(r))
-    # a tile's MVM on the RTL takes what the cycle model says (plus the harness's cycle)
-    for r in ops:
-        if r["unit"] == "reram" and "rtl_cycles" in r and r["op"] != "program":
-            assert r["rtl_cycles"] == r["cycles_model"] + r["rtl_runs"], r
-    # concurrent groups (frozen MVM with LoRA-A, MVM_T with the LoRA-B gradients): the
-    # core and the tiles overlap; the run lasts as long as the busier unit's cycle model
-    assert {g["layer"].rsplit(".", 1)[1] for g in groups} == {"fwd", "bwd"}
-    for g in groups:
-        # every core as busy as its share of the group's products
-        assert g["rtl_systolic_active_cores"] == g["systolic_model_cores"], g
-        assert max(g["systolic_model_cores"]) == g["systolic_model"], g
-        assert g["rtl_cycles"] == g["cycles_model"] + g["rtl_runs"], g
-        assert g["rtl_overlap"] == g["overlap_model"], g
-    assert rtl["rtl_overlap_cycles"] == sum(g["rtl_overlap"] for g in groups) > 0
-    # what the cost model reads: every systolic cycle of the run as the cycle model says
-    from sw.cost.estimate import rtl_check
-    check = rtl_check(trace)
-    assert check["equal"] and check["systolic_rtl_cycles"] > 0, check
-
-
-def test_chip_must_hold_the_frozen_weights_and_be_simulable():
+def test_chip_must_hold_the_frozen_weights_and_be_simulable(cotrain_cfg):
+    CFG = cotrain_cfg
     assert chip_for(CFG).blocks == 6
     too_few = dataclasses.replace(CFG, hw=dataclasses.replace(CFG.hw, tiles_per_core=5))
     with pytest.raises(ValueError, match=r"frozen matrix 'layers.0.ff2' \(16x16, 1 block of "
@@ -161,9 +86,10 @@ def test_checked_device_samples_checks_and_stops_at_the_first_difference():
     dev.load_state_dict(quiet.state_dict())
 
 
-def test_demo_report_from_run_files(tmp_path):
+def test_demo_report_from_run_files(tmp_path, cotrain_cfg):
     """report.md of a co-simulated run: checks, cycles, and per (phase, unit, op) the RTL
     cycles next to the cycle model (n/a where the model has none: programming)."""
+    CFG = cotrain_cfg
     from cosim.cotrain import write_report
     (tmp_path / "metrics.json").write_text(json.dumps({
         "switch_step": 3, "total_steps": 8, "low_param_fraction": 0.625, "ranks": [2, 2],

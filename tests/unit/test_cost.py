@@ -1,9 +1,8 @@
-"""Cost model: unit costs against hand calculations, the systolic cycle model against
-the RTL, and `hpt report` on small runs."""
+"""Cost model: unit costs against hand calculations, and `hpt report` on small runs (the
+systolic cycle model against the RTL: tests/cosim/test_cycle_model.py)."""
 
 import json
 
-import numpy as np
 import pytest
 
 from hw.reram import TileConfig
@@ -163,31 +162,6 @@ def test_constants_have_sources_and_overrides_are_checked(tmp_path):
     specs.write_text('{"X": {"peak_flops": {}, "mem_bw": 1}}')
     with pytest.raises(ValueError, match="GPU 'X' in .*gpus.json has no 'power_w'"):
         gpu_spec("X", specs)
-
-
-# ---- the cycle model against the RTL --------------------------------------------------------
-CYCLE_CONFIGS = [SystolicConfig(rows=r, cols=c, in_width=w, k_depth=d)
-                 for (r, c, d, w) in [(2, 3, 8, 8), (3, 5, 7, 16), (4, 4, 16, 8), (8, 8, 32, 16)]]
-
-
-@pytest.mark.sim
-@pytest.mark.parametrize("sa", CYCLE_CONFIGS, ids=lambda c: c.name)
-def test_cycle_model_equals_the_rtl(sa, tmp_path):
-    """Random shapes (6 per configuration, 24 in all) co-simulated on the RTL: its active
-    cycles equal the cost model's cycle model exactly."""
-    from cosim.sim import build_systolic_sim, run_cocotb
-    rng = np.random.default_rng(sa.rows * 100 + sa.cols)
-    shapes = [[int(rng.integers(1, 3 * sa.rows + 2)), int(rng.integers(1, 3 * sa.k_depth + 2)),
-               int(rng.integers(1, 3 * sa.cols + 2))] for _ in range(6)]
-    out = tmp_path / "cycles.json"
-    tests, failed, log = run_cocotb(build_systolic_sim(sa), "cosim.tb_cycles", name="cycles",
-                                    extra_env={"HPT_SHAPES": json.dumps(shapes),
-                                               "HPT_OUT": str(out)})
-    assert (tests, failed) == (1, 0), log
-    got = json.loads(out.read_text())
-    assert [g["shape"] for g in got] == shapes
-    for g in got:
-        assert g["active"] == systolic_cycles(sa, 1, *g["shape"]), g
 
 
 # ---- profile and report ---------------------------------------------------------------------

@@ -4,10 +4,10 @@ here so that an upgrade that moves them fails loudly and names the place to fix:
 * ``torch.utils._python_dispatch.TorchDispatchMode`` (sw/cost/opcount.py: counting the kernels
   of a training step; torch has no public dispatch-mode class);
 * Verilator's generated ``Vtop__Syms::_traceDumpClose`` (cosim/waves.cpp: closing an FST
-  window from the harness; checked where a traced model is built, tests/test_waves.py).
+  window from the harness; checked where a traced model is built, tests/cosim/test_waves.py).
 
 Verilator's runtime objects are shared between builds through verilated.mk's public
-``OBJCACHE`` hook (cosim/objcache.py, tests/test_objcache.py), no longer by patching
+``OBJCACHE`` hook (cosim/objcache.py, tests/unit/test_objcache.py), no longer by patching
 cocotb's runner.
 """
 

@@ -14,7 +14,6 @@ GRID = [
 ] + [SystolicConfig(rows=4, cols=3, in_width=8, acc_width=16, k_depth=5)]   # wrap-around
 
 
-@pytest.mark.sim
 @pytest.mark.parametrize("cfg", GRID, ids=lambda c: c.name)
 def test_systolic_rtl_matches_golden_model(cfg):
     sim = build_systolic_sim(cfg)

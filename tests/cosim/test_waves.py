@@ -10,7 +10,6 @@ from hw.systolic import SystolicConfig
 CLOCK_NS = 10.0            # the harness's clock: always #5 at 1 ns
 
 #: builds a traced Verilator model and reads FST files: the simulator tier
-pytestmark = pytest.mark.sim
 
 
 @pytest.fixture(scope="module")

@@ -167,3 +167,16 @@ def test_unit_signatures_are_declared_without_building_the_units():
     assert set(CoreSignature(sa).members) == {"cmd", "a", "b", "result", "busy"}
     with pytest.raises(TypeError, match="SystolicConfig"):
         CoreSignature(tile)
+
+
+def test_chip_config_errors_name_the_field():
+    from hw.chip import check_chip
+    s, t = SystolicConfig(rows=2, cols=2), TileConfig(rows=4, cols=4)
+    with pytest.raises(ValueError, match="ManycoreConfig.tiles_per_core"):
+        ManycoreConfig.single(s, t, 0)
+    with pytest.raises(ValueError, match=r"the RTL chip holds 1..31 ReRAM blocks .*has 32"):
+        check_chip(ManycoreConfig.single(s, t, 32))
+    with pytest.raises(TypeError, match="ManycoreConfig.tile "):
+        ManycoreConfig.single(s, s, 1)
+    with pytest.raises(ValueError, match=r"the RTL chip holds 1..16 systolic cores.* is 17"):
+        check_chip(ManycoreConfig.single(s, t, 2, systolic_cores=17))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: what each layer must not import
 FORBIDDEN = {"hw": {"sw", "cosim", "hpt"}, "sw": {"cosim", "hpt"}, "cosim": {"hpt"}}
 

@@ -18,7 +18,7 @@ GRID = [
     TileConfig(rows=128, cols=40, cell_bits=2, adc_bits=10, **FAST).ideal(),   # 128-deep sums
     # differential encoding (pairs of cells, signed ADC) with every uniform error; a
     # Gaussian device model (write-verify + relaxation) on differential pairs. The
-    # amaranth.sim grid (tests/test_reram_amaranth.py) covers the other combinations.
+    # amaranth.sim grid (tests/gateware/test_reram_amaranth.py) covers the other combinations.
     TileConfig(rows=9, cols=4, cell_bits=2, adc_bits=4, rows_per_cycle=2,
                encoding="differential", **FAST, **NONIDEAL),
     TileConfig(rows=6, cols=3, cell_bits=4, adc_bits=7, verify_tol=1, rows_per_cycle=4,
@@ -26,7 +26,6 @@ GRID = [
 ]
 
 
-@pytest.mark.sim
 @pytest.mark.parametrize("cfg", GRID, ids=lambda c: f"{c.rows}x{c.cols}_cb{c.cell_bits}_adc{c.adc_bits}"
                          f"_p{c.rows_per_cycle}" + ("_ideal" if c.prog_variation == 0 else "_nonideal")
                          + ("_diff" if c.differential else "")
