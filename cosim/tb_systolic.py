@@ -16,6 +16,7 @@ from cocotb.triggers import Timer
 
 from hw.systolic import Op, SystolicConfig, pack_command
 from sw.golden.systolic import SystolicModel, Step, build_program, matmul
+from sw.golden.systolic import operands as golden_operands
 
 from .systolic_driver import SystolicDriver
 
@@ -34,16 +35,7 @@ def check_equal(got: np.ndarray, want: np.ndarray, what: str) -> None:
 
 
 def operands(rng, kind: str, shape):
-    lo, hi = CFG.in_min, CFG.in_max
-    if kind == "random":
-        return rng.integers(lo, hi, shape, endpoint=True)
-    if kind == "min":
-        return np.full(shape, lo)
-    if kind == "max":
-        return np.full(shape, hi)
-    if kind == "mixed":
-        return rng.choice([lo, hi, -1, 0, 1], shape)
-    raise ValueError(kind)
+    return golden_operands(CFG, rng, kind, shape)
 
 
 def shapes(rng):

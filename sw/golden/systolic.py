@@ -20,7 +20,7 @@ import numpy as np
 
 from hw.systolic import CoreTiming, Op, SystolicConfig, unpack_command
 
-__all__ = ["wrap", "check_operands", "SystolicModel", "Step", "Program", "build_program",
+__all__ = ["wrap", "check_operands", "operands", "OPERAND_KINDS", "SystolicModel", "Step", "Program", "build_program",
            "run_program", "matmul"]
 
 
@@ -29,6 +29,26 @@ def wrap(x, bits: int) -> np.ndarray:
     x = np.asarray(x, dtype=np.int64)
     shift = np.uint64(64 - bits)
     return ((x.view(np.uint64) << shift).view(np.int64)) >> np.int64(64 - bits)
+
+
+#: Operand kinds the tests and testbenches draw: uniform, every element the most negative
+#: or the most positive input, and a mix of the extremes with -1, 0 and 1.
+OPERAND_KINDS = ("random", "min", "max", "mixed")
+
+
+def operands(cfg: SystolicConfig, rng, kind: str, shape) -> np.ndarray:
+    """A test operand of ``shape`` in ``cfg``'s input range, of kind ``kind``
+    (:data:`OPERAND_KINDS`)."""
+    lo, hi = cfg.in_min, cfg.in_max
+    if kind == "random":
+        return rng.integers(lo, hi, shape, endpoint=True)
+    if kind == "min":
+        return np.full(shape, lo)
+    if kind == "max":
+        return np.full(shape, hi)
+    if kind == "mixed":
+        return rng.choice([lo, hi, -1, 0, 1], shape)
+    raise ValueError(f"operand kind must be one of {OPERAND_KINDS}, not {kind!r}")
 
 
 def check_operands(cfg: SystolicConfig, x, name: str) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hw.systolic import SystolicConfig
-from sw.golden.systolic import (SystolicModel, build_program, check_operands, matmul,
+from sw.golden.systolic import (SystolicModel, build_program, check_operands, matmul, operands,
                                 run_program, wrap)
 from sw.device.packing import pack_vectors, unpack_vectors
 
@@ -42,20 +42,12 @@ CFGS = [SystolicConfig(rows=4, cols=3, in_width=8, k_depth=8),
 
 @pytest.mark.parametrize("cfg", CFGS, ids=lambda c: c.name)
 @pytest.mark.parametrize("shape", SIZES, ids=str)
-@pytest.mark.parametrize("kind", ["random", "min", "max", "minmax"])
-def test_model_matches_bigint_reference(cfg, shape, kind):
+@pytest.mark.parametrize("kinds", [("random", "random"), ("min", "min"), ("max", "max"),
+                                   ("min", "max"), ("mixed", "mixed")], ids=str)
+def test_model_matches_bigint_reference(cfg, shape, kinds):
     m, k, n = shape
     rng = np.random.default_rng(0)
-    lo, hi = cfg.in_min, cfg.in_max
-    if kind == "random":
-        A = rng.integers(lo, hi, (m, k), endpoint=True)
-        B = rng.integers(lo, hi, (k, n), endpoint=True)
-    elif kind == "min":
-        A, B = np.full((m, k), lo), np.full((k, n), lo)
-    elif kind == "max":
-        A, B = np.full((m, k), hi), np.full((k, n), hi)
-    else:
-        A, B = np.full((m, k), lo), np.full((k, n), hi)
+    A, B = operands(cfg, rng, kinds[0], (m, k)), operands(cfg, rng, kinds[1], (k, n))
     want = reference(A, B, cfg.acc_width)
     np.testing.assert_array_equal(matmul(cfg, A, B), want)
     model = SystolicModel(cfg)
