@@ -19,7 +19,9 @@ def simulate(cfg, steps, *, stall_seed=None, reset_during=None):
     """Run packed steps on the RTL; return (rows per READ, stats). Three testbench
     processes, as the co-simulation harness has: commands in order, the LOADs' vectors in
     order on ``a``/``b``, and the READs' rows collected from ``result``; the streams never
-    wait for the command stream, so the core's engines overlap as in the harness."""
+    wait for the command stream, so the core's engines overlap as in the harness. (Longer
+    than most functions here: the three processes share the core, the stall generator and
+    the rows collected, and read best side by side.)"""
     dut = SystolicCore(cfg)
     rng = np.random.default_rng(stall_seed)
     stats = {"cmds_done": False}
@@ -74,7 +76,7 @@ def simulate(cfg, steps, *, stall_seed=None, reset_during=None):
         stats["cycles"] = cycles
         stats["cmds_done"] = True
 
-    async def operands(ctx):
+    async def feed(ctx):
         for a, b in vectors:
             while stall():
                 await ctx.tick()
@@ -105,7 +107,7 @@ def simulate(cfg, steps, *, stall_seed=None, reset_during=None):
     sim = Simulator(top)
     sim.add_clock(1e-8, domain="sync")
     sim.add_testbench(commands)
-    sim.add_testbench(operands, background=True)
+    sim.add_testbench(feed, background=True)
     sim.add_testbench(results, background=True)
     sim.run()
     assert stats["cmds_done"]
