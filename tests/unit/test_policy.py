@@ -63,9 +63,17 @@ def _t_tail_by_integration(t, df, n=200_001):
 
 @pytest.mark.parametrize("df", [1.0, 2.0, 2.5, 3.7, 9.3, 27.6])
 def test_t_tail_and_quantile_at_fractional_degrees_of_freedom(df):
+    import mpmath
+
     from sw.train.policy import t_quantile, t_sf2
     for t in (0.3, 1.0, 2.5):
         assert t_sf2(t, df) == pytest.approx(_t_tail_by_integration(t, df), abs=1e-7)
+    # an independent implementation: mpmath's regularized incomplete beta function,
+    # P(|T| > t) = I_{df / (df + t^2)}(df / 2, 1 / 2), in 50-digit arithmetic
+    with mpmath.workdps(50):
+        for t in (0.05, 0.3, 1.0, 2.5, 7.0, 40.0):
+            want = float(mpmath.betainc(df / 2, 0.5, 0, df / (df + t * t), regularized=True))
+            assert t_sf2(t, df) == pytest.approx(want, rel=1e-9, abs=1e-14), t
     q = t_quantile(0.95, df)
     assert t_sf2(q, df) == pytest.approx(0.05, abs=1e-10)
     assert q == pytest.approx(12.7062047, rel=1e-6) if df == 1.0 else True
