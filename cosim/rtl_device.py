@@ -23,6 +23,7 @@ from hw.manycore import ManycoreConfig
 from hw.placement import assign_products, place
 from hw.reram import TileOp
 from sw.device.backends import FunctionalDevice, IntDevice, MatmulCall
+from sw.golden.compare import first_difference
 from sw.golden.systolic import build_program
 
 from .driver import HarnessDriver, SharedBuffer
@@ -426,23 +427,10 @@ class CheckedDevice(IntDevice):
         statistics dicts of programming): the first difference raises :class:`OpMismatch`
         naming the op, its operands and the first differing element."""
         self.counts.checked += 1
-        if isinstance(want, dict):
-            if got != want:
-                self.counts.mismatches += 1
-                diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
-                raise OpMismatch(f"{name} {what}: {diff[0]!r} RTL {got.get(diff[0])}, "
-                                 f"functional {want.get(diff[0])} (RTL {got}, functional "
-                                 f"{want})")
-            return
-        if got.shape != want.shape:
+        diff = first_difference(got, want, got_name="RTL", want_name="functional")
+        if diff is not None:
             self.counts.mismatches += 1
-            raise OpMismatch(f"{name} {what}: RTL output shape {got.shape} != functional {want.shape}")
-        diff = np.argwhere(got != want)
-        if len(diff):
-            self.counts.mismatches += 1
-            idx = tuple(int(i) for i in diff[0])
-            raise OpMismatch(f"{name} {what}: {len(diff)} of {got.size} elements differ; first at "
-                             f"{idx}: RTL {int(got[idx])}, functional {int(want[idx])}")
+            raise OpMismatch(f"{name} {what}: {diff}")
 
     def _to_rtl(self) -> bool:
         """Whether the next op (or concurrent group) runs on the RTL: never while the RTL

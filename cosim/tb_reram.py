@@ -15,6 +15,7 @@ import cocotb
 import numpy as np
 
 from hw.reram import TileConfig, TileOp
+from sw.golden.compare import first_difference
 from sw.golden.reram import ReramModel
 
 from .tile_harness import TileDriver
@@ -32,16 +33,9 @@ def model_ops(ops):
 def check(got, want, what):
     assert len(got) == len(want)
     for k, (g, w) in enumerate(zip(got, want)):
-        if isinstance(w, np.ndarray):
-            bad = np.argwhere(g != w)
-            if len(bad):
-                i = tuple(bad[0])
-                mask = (1 << CFG.out_width) - 1
-                raise AssertionError(
-                    f"{what}, op {k}: {len(bad)} of {w.size} outputs differ; first at {i}: got "
-                    f"{g[i]} (0x{int(g[i]) & mask:x}), want {w[i]} (0x{int(w[i]) & mask:x})")
-        else:
-            assert g == w, f"{what}, op {k}: got {g}, want {w}"
+        diff = first_difference(g, w, width=CFG.out_width) if isinstance(w, np.ndarray) \
+            else (None if g == w else f"got {g}, want {w}")
+        assert diff is None, f"{what}, op {k}: {diff}"
 
 
 async def run_checked(drv, ops, what, *, stall=0):

@@ -15,6 +15,7 @@ import numpy as np
 from cocotb.triggers import Timer
 
 from hw.systolic import Op, SystolicConfig, pack_command
+from sw.golden.compare import first_difference
 from sw.golden.systolic import SystolicModel, Step, build_program, matmul
 from sw.golden.systolic import operands as golden_operands
 
@@ -24,14 +25,8 @@ CFG = SystolicConfig.from_dict(json.loads(os.environ["HPT_CONFIG"]))
 
 
 def check_equal(got: np.ndarray, want: np.ndarray, what: str) -> None:
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    bad = np.argwhere(got != want)
-    if len(bad):
-        i = tuple(bad[0])
-        mask = (1 << CFG.acc_width) - 1
-        raise AssertionError(
-            f"{what}: {len(bad)} of {got.size} elements differ; first at {i}: "
-            f"got {got[i]} (0x{int(got[i]) & mask:x}), want {want[i]} (0x{int(want[i]) & mask:x})")
+    diff = first_difference(got, want, width=CFG.acc_width)
+    assert diff is None, f"{what}: {diff}"
 
 
 def operands(rng, kind: str, shape):

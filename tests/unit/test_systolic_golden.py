@@ -78,3 +78,18 @@ def test_packing_matches_amaranth_array_layout(width, length):
         big = sum((int(x) & ((1 << width) - 1)) << (i * width) for i, x in enumerate(v[r]))
         assert sum(int(w) << (32 * i) for i, w in enumerate(words[r])) == big
     np.testing.assert_array_equal(unpack_vectors(words, length, width), v)
+
+
+def test_first_difference_names_the_first_differing_element():
+    from sw.golden.compare import first_difference
+    a = np.array([[1, 2], [3, -4]])
+    assert first_difference(a, a.copy()) is None
+    b = a.copy()
+    b[1, 1], b[0, 1] = 7, 9
+    assert first_difference(b, a, width=8) == (
+        "2 of 4 elements differ; first at (0, 1): got 9 (0x9), want 2 (0x2)")
+    assert first_difference(a[:1], a) == "got shape (1, 2) != want shape (2, 2)"
+    assert "first at (0, 1): RTL 2, functional 9" in first_difference(
+        a, b, got_name="RTL", want_name="functional")
+    assert first_difference({"x": 1, "y": 2}, {"x": 1, "y": 3}).startswith("'y' got 2, want 3")
+    assert first_difference({"x": 1}, {"x": 1}) is None
