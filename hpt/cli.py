@@ -317,7 +317,7 @@ def _train(args) -> int:
         policy = "switch-at" if args.switch_at is not None else (args.policy or "paper")
         cfg = RunConfig(model=ModelConfig.preset(args.preset), data=data, train=train,
                         policy=PolicyConfig(name=policy, k=args.k, lora_targets=targets,
-                                            switch_at=args.switch_at),
+                                            switch_at=args.switch_at, ranks=args.ranks),
                         hw=hw)
     waves = None
     if args.waves is not None:
@@ -379,7 +379,8 @@ def cmd_quality(args) -> int:
     results = run_grid(args.out, apps=args.apps, policies=args.policies, backends=args.backends,
                        seeds=args.seeds, epochs=args.epochs, jobs=args.jobs,
                        switch_fractions=args.switch_fractions, horizon=args.horizon,
-                       engine=args.engine, address=args.address, quiet=False)
+                       engine=args.engine, address=args.address, quiet=False,
+                       rank_modes=args.ranks)
     summary, table = summarise(results, grid_baselines(args.apps, args.seeds, args.horizon))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (args.out / "summary.md").write_text(table)
@@ -582,6 +583,10 @@ def _command_train(sub) -> None:
     p.add_argument("--lora-targets", default="q,v",
                    help="encoder linears that get LoRA adapters, of q,k,v,o,ff1,ff2 "
                         "(default q,v, as the paper)")
+    p.add_argument("--ranks", choices=["layer", "module", "fixed"], default="layer",
+                   help="intrinsic-dim and early: LoRA rank per layer from its Q/V update "
+                        "trajectory (default), per adapted module from its own, or fixed "
+                        "r=8 (the measurement only times the switch)")
     _add_manycore_args(p, "atleus")
     g = p.add_argument_group("co-simulation (rtl backend)")
     g.add_argument("--rtl-sample", type=float, default=1.0,
@@ -663,6 +668,10 @@ def _command_quality(sub) -> None:
     _add_engine_args(p)
     p.add_argument("--horizon", type=int, default=1,
                    help="steps ahead predicted for every station (default 1)")
+    p.add_argument("--ranks", nargs="+", choices=["layer", "module", "fixed"],
+                   default=["layer"], help="rank modes of the measuring policies "
+                   "(intrinsic-dim, early), each a row: per layer (default), per module, "
+                   "fixed r=8")
     p.add_argument("--switch-fractions", nargs="*", type=float, default=[],
                    metavar="F", help="also run the switch-at control with these shares of the "
                    "iterations after the switch (e.g. 0.95 0.9 0.85 0.75 0.5): the "

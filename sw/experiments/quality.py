@@ -45,12 +45,15 @@ def _run_config(job):
                      data=DataConfig(app=job["app"], seed=seed, horizon=job.get("horizon", 1)),
                      train=TrainConfig(epochs=job["epochs"], seed=seed, backend=job["backend"],
                                        mapping=job.get("mapping", "hpt")),
-                     policy=PolicyConfig(name=job["policy"], switch_at=job.get("switch_at")),
+                     policy=PolicyConfig(name=job["policy"], switch_at=job.get("switch_at"),
+                                         ranks=job.get("ranks", "layer")),
                      **extra)
 
 
 def _job_name(job) -> str:
     policy = job["policy"] if job.get("switch_at") is None else f"switch-at-{job['switch_at']}"
+    if job.get("ranks", "layer") != "layer":
+        policy += f"-{job['ranks']}-ranks"
     h = job.get("horizon", 1)
     return job.get("name") or (f"{job['app']}{'' if h == 1 else f'_h{h}'}_{policy}_"
                                f"{job['backend']}_s{job['seed']}")
@@ -100,9 +103,17 @@ def switch_steps(app: str, seed: int, epochs: int, fractions, horizon: int = 1) 
 
 def run_grid(out: Path, apps=APPS, policies=POLICIES, backends=("torch",), seeds=(0, 1, 2),
              epochs: int = 20, jobs: int = 2, switch_fractions=(), horizon: int = 1,
-             engine: str = "ray", address: str | None = None, quiet: bool = True) -> list[dict]:
-    jobs_list = [(a, p, b, s, epochs, str(out), horizon) for a in apps for b in backends
-                 for p in policies for s in seeds if not (p == "full" and b != backends[0])]
+             engine: str = "ray", address: str | None = None, quiet: bool = True,
+             rank_modes=("layer",)) -> list[dict]:
+    """The grid's runs (trained, or read back when finished). The measuring policies
+    (intrinsic-dim, early) run once per mode of ``rank_modes``
+    (:data:`sw.train.policy.RANK_MODES`)."""
+    measuring = ("intrinsic-dim", "early")
+    jobs_list = [{"app": a, "policy": p, "backend": b, "seed": s, "epochs": epochs,
+                  "out": str(out), "horizon": horizon, "ranks": r}
+                 for a in apps for b in backends for p in policies
+                 for r in (rank_modes if p in measuring else ("layer",)) for s in seeds
+                 if not (p == "full" and b != backends[0])]
     for a in apps:
         steps = switch_steps(a, seeds[0], epochs, switch_fractions, horizon) \
             if switch_fractions else ()
@@ -161,6 +172,8 @@ def _key(r) -> tuple:
     policy = r["policy"]
     if policy == "switch-at":
         policy = f"switch-at {r['switch_step']}"
+    if r.get("rank_mode", "layer") != "layer":
+        policy += f" ({r['rank_mode']} ranks)"
     return r["app"], policy, "torch" if r["policy"] == "full" else r["backend"]
 
 

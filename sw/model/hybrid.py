@@ -39,7 +39,7 @@ from sw.device.backends import Backend, MatmulCall, MvmCall
 
 __all__ = ["SystolicMatmul", "FrozenMatmul", "LoRAProducts", "LoRALinear", "apply_lora", "set_backend",
            "lora_layers", "routed_linear", "MAPPINGS", "TARGETS", "frozen_linears", "frozen_name",
-           "frozen_shapes"]
+           "frozen_shapes", "base_weight", "rank_of"]
 
 MAPPINGS = ("hpt", "qv")
 #: The frozen linears of an encoder layer, in programming (placement) order.
@@ -166,6 +166,20 @@ def frozen_linears(model):
             yield owner, attr, getattr(owner, attr)
 
 
+def base_weight(model, layer: int, target: str) -> torch.Tensor:
+    """The (base) weight of encoder linear ``target`` of ``layer``, adapted or not."""
+    owner, attr = _owner(model.layers[layer], target)
+    lin = getattr(owner, attr)
+    return lin.base.weight if isinstance(lin, LoRALinear) else lin.weight
+
+
+def rank_of(ranks, layer: int, target: str) -> int:
+    """The LoRA rank of ``target`` in ``layer``: ``ranks`` is one int for every module, or
+    per layer (a mapping or list) an int for the whole layer or ``{target: rank}``."""
+    r = ranks if isinstance(ranks, int) else ranks[layer]
+    return r[target] if isinstance(r, dict) else r
+
+
 def frozen_name(layer: int, target: str) -> str:
     """The model's name of an encoder linear (its ReRAM key)."""
     return f"layers.{layer}.attn.{target}" if target in ("q", "k", "v", "o") \
@@ -196,11 +210,11 @@ def routed_linear(lin, x):
     return y.reshape(*shape[:-1], y.shape[-1])
 
 
-def apply_lora(model, ranks: dict[int, int] | int, alpha: float = 64.0,
-               dropout: float = 0.1, targets=("q", "v")) -> list[LoRALinear]:
-    """Freeze the encoder and put LoRA on ``targets`` (of :data:`TARGETS`) of every layer
-    (ranks per layer). The input embedding, the dimension-reduction MLP and the head stay
-    trainable."""
+def apply_lora(model, ranks, alpha: float = 64.0, dropout: float = 0.1,
+               targets=("q", "v")) -> list[LoRALinear]:
+    """Freeze the encoder and put LoRA on ``targets`` (of :data:`TARGETS`) of every layer,
+    with the ranks of :func:`rank_of` (one for all, per layer, or per layer and module).
+    The input embedding, the dimension-reduction MLP and the head stay trainable."""
     bad = [t for t in targets if t not in TARGETS]
     if bad or not targets:
         raise ValueError(f"LoRA targets must be a non-empty subset of {', '.join(TARGETS)}, "
@@ -209,7 +223,6 @@ def apply_lora(model, ranks: dict[int, int] | int, alpha: float = 64.0,
         p.requires_grad_(False)
     added = []
     for i, layer in enumerate(model.layers):
-        r = ranks if isinstance(ranks, int) else ranks[i]
         for target in TARGETS:
             if target not in targets:
                 continue
@@ -217,7 +230,8 @@ def apply_lora(model, ranks: dict[int, int] | int, alpha: float = 64.0,
             lin = getattr(owner, attr)
             if isinstance(lin, LoRALinear):
                 raise ValueError(f"layer {i} {target} already has LoRA")
-            lora = LoRALinear(lin, r, alpha, dropout, lin.name or frozen_name(i, target))
+            lora = LoRALinear(lin, rank_of(ranks, i, target), alpha, dropout,
+                              lin.name or frozen_name(i, target))
             setattr(owner, attr, lora)
             added.append(lora)
     return added

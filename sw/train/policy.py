@@ -27,10 +27,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-__all__ = ["PolicyConfig", "PaperPolicy", "IntrinsicDimPolicy", "EarlyPolicy", "intrinsic_dimension",
+__all__ = ["PolicyConfig", "RANK_MODES", "PaperPolicy", "IntrinsicDimPolicy", "EarlyPolicy", "intrinsic_dimension",
            "welch_t_test", "t_quantile", "mean_ci", "make_policy", "POLICIES"]
 
 POLICIES = ("paper", "intrinsic-dim", "early", "full", "lora", "switch-at")
+
+#: How the measuring policies (intrinsic-dim, early) give LoRA ranks: ``layer``, one rank
+#: per layer from the joint trajectory of its Q and V weights; ``module``, one rank per
+#: adapted module (each of ``lora_targets`` in each layer) from its own trajectory;
+#: ``fixed``, ``lora_rank`` everywhere (the measurement only times the switch).
+RANK_MODES = ("layer", "module", "fixed")
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class PolicyConfig:
     stable_checks: int = 3        # intrinsic-dim: checks the estimates must hold
     min_rank: int = 2
     max_rank: int = 16
+    ranks: str = "layer"          # intrinsic-dim/early: "layer", "module" or "fixed" (below)
     switch_at: int | None = None  # switch-at: iterations of full training before the switch
     early_k: int = 5              # early: iterations between checks (and the probe's length)
     early_snapshots: int = 8      # early: weight snapshots in the trajectory window
@@ -85,6 +92,12 @@ class PolicyConfig:
             raise ValueError(f"PolicyConfig.probe_tol must be in [0, 1), not {self.probe_tol}")
         if not 1 <= self.min_rank <= self.max_rank:
             raise ValueError("PolicyConfig.min_rank/max_rank must satisfy 1 <= min <= max")
+        if self.ranks not in RANK_MODES:
+            raise ValueError(f"PolicyConfig.ranks must be one of {', '.join(RANK_MODES)}, "
+                             f"not {self.ranks!r}")
+        if self.ranks != "layer" and self.name not in ("intrinsic-dim", "early"):
+            raise ValueError(f"PolicyConfig.ranks {self.ranks!r} is for the measuring "
+                             f"policies (intrinsic-dim, early), not {self.name!r}")
 
     @property
     def interval(self) -> int:
@@ -262,9 +275,12 @@ class PaperPolicy:
 
 
 class IntrinsicDimPolicy:
-    """Switch when every layer's intrinsic-dimension estimate has held (within one) for
-    ``stable_checks`` checks and the loss improvement is below ``loss_tol``; LoRA rank of
-    each layer = its estimate, clipped to ``[min_rank, max_rank]``."""
+    """Switch when every trajectory's intrinsic-dimension estimate has held (within one)
+    for ``stable_checks`` checks and the loss improvement is below ``loss_tol``. The
+    trajectories and the ranks follow ``cfg.ranks`` (:data:`RANK_MODES`): per layer (its
+    Q/V weights), per adapted module, or measured per layer with ``lora_rank``
+    everywhere; measured ranks are clipped to ``[min_rank, max_rank]``. ``dims`` holds the
+    estimates in :meth:`units` order."""
 
     snapshots_key, stable_key = "snapshots", "stable_checks"
 
@@ -273,23 +289,47 @@ class IntrinsicDimPolicy:
         self.n_snapshots = getattr(cfg, self.snapshots_key)
         self.n_stable = getattr(cfg, self.stable_key)
         self.snaps: list[list[np.ndarray]] = []
-        self.history: list[dict] = []        # per check: step and the dimension per layer
+        self.history: list[dict] = []        # per check: step and the dimension per unit
         self.log = self.history
         self.last_loss = None
         self.stable = 0
         self.dims: list[int] | None = None
 
-    def ranks(self, model) -> list[int]:
-        dims = self.dims or [self.cfg.lora_rank] * len(model.layers)
-        return [int(min(self.cfg.max_rank, max(self.cfg.min_rank, d))) for d in dims]
+    def units(self, model) -> list[tuple[int, str | None]]:
+        """What is measured: ``(layer, None)`` for a layer's Q/V weights, or
+        ``(layer, target)`` for one adapted module."""
+        layers = range(len(model.layers))
+        if self.cfg.ranks == "module":
+            return [(i, t) for i in layers for t in self.cfg.lora_targets]
+        return [(i, None) for i in layers]
+
+    def _weights(self, model, unit) -> np.ndarray:
+        layer, target = unit
+        if target is None:
+            return _qv_weights(model, layer)
+        from sw.model.hybrid import base_weight
+        # a copy: the optimizer updates the weight in place
+        return base_weight(model, layer, target).detach().flatten().cpu().numpy().copy()
+
+    def ranks(self, model) -> list:
+        """LoRA ranks per layer: ints, or ``{target: rank}`` with ``ranks="module"``."""
+        layers = len(model.layers)
+        if self.cfg.ranks == "fixed" or self.dims is None:
+            return [self.cfg.lora_rank] * layers
+        clip = [int(min(self.cfg.max_rank, max(self.cfg.min_rank, d))) for d in self.dims]
+        if self.cfg.ranks == "layer":
+            return clip
+        per = len(self.cfg.lora_targets)
+        return [dict(zip(self.cfg.lora_targets, clip[i * per:(i + 1) * per]))
+                for i in range(layers)]
 
     def check(self, step: int, loss: float, model) -> bool:
-        layers = len(model.layers)
+        units = self.units(model)
         if not self.snaps:
-            self.snaps = [[] for _ in range(layers)]
-        for i in range(layers):
-            self.snaps[i].append(_qv_weights(model, i))
-            self.snaps[i] = self.snaps[i][-self.n_snapshots:]
+            self.snaps = [[] for _ in units]
+        for k, unit in enumerate(units):
+            self.snaps[k].append(self._weights(model, unit))
+            self.snaps[k] = self.snaps[k][-self.n_snapshots:]
         rel_loss = None if self.last_loss is None else (self.last_loss - loss) / abs(self.last_loss)
         self.last_loss = loss
         if len(self.snaps[0]) < self.n_snapshots:

@@ -198,7 +198,7 @@ class Trainer:
         self.trace = OpTrace()
         self.backend = None
         self.phase = "full"
-        self.ranks: list[int] | None = None
+        self.ranks: list | None = None         # per layer: a rank, or {target: rank}
         self.policy = make_policy(cfg.policy)
         self.opt = self._optimizer(cfg.train.lr)
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=1, gamma=1.0)
@@ -418,7 +418,8 @@ class Trainer:
             "switch_step": self.switch_step, "total_steps": self.step,
             "low_param_fraction": self.low_steps / max(self.step, 1),
             "ranks": self.ranks, "time_per_phase_s": self.phase_time,
-            "policy": self.cfg.policy.name, "backend": self.cfg.train.backend,
+            "policy": self.cfg.policy.name, "rank_mode": self.cfg.policy.ranks,
+            "backend": self.cfg.train.backend,
             "app": self.data.name, "seed": self.cfg.train.seed,
             "trainable_params_low": (sum(p.numel() for p in self.model.parameters()
                                          if p.requires_grad) if self.phase == "low" else None),

@@ -142,3 +142,55 @@ def test_early_policy_config_validates():
             PolicyConfig(name="early", **{name: bad})
     with pytest.raises(ValueError, match=r"PolicyConfig\.probe_tol"):
         PolicyConfig(name="early", probe_tol=1.5)
+
+
+@pytest.mark.parametrize("mode", ["layer", "module", "fixed"])
+def test_ranks_per_layer_per_module_or_fixed(mode):
+    """Q moves in a 2-D subspace and V in a 5-D one: per layer the joint trajectory gives
+    one rank, per module each gets its own (2 and 5), fixed gives lora_rank; the LoRA
+    layers apply_lora builds from those ranks train that many parameters."""
+    import torch
+
+    from sw.model.hybrid import apply_lora, lora_layers
+    from sw.model.transformer import ModelConfig, SpatialTransformer
+    from sw.train.policy import IntrinsicDimPolicy
+    cfg = PolicyConfig(name="intrinsic-dim", snapshots=12, stable_checks=1, loss_tol=0.5,
+                       min_rank=1, max_rank=16, lora_rank=8, ranks=mode, variance=0.999)
+    torch.manual_seed(0)
+    model = SpatialTransformer(ModelConfig(d_model=8, layers=2, heads=2, ffn=8, reduce=4), 3)
+    rng = np.random.default_rng(3)
+    dq = torch.from_numpy(rng.standard_normal((2, 8, 8))).float()
+    dv = torch.from_numpy(rng.standard_normal((5, 8, 8))).float()
+    pol = IntrinsicDimPolicy(cfg)
+    for i in range(16):
+        with torch.no_grad():
+            for layer in model.layers:
+                cq = torch.from_numpy(rng.standard_normal(2)).float()
+                cv = torch.from_numpy(rng.standard_normal(5)).float()
+                layer.attn.q.weight += 0.01 * torch.einsum("k,kij->ij", cq, dq)
+                layer.attn.v.weight += 0.01 * torch.einsum("k,kij->ij", cv, dv)
+        pol.check(20 * (i + 1), 1.0 - 0.01 * i, model)
+    ranks = pol.ranks(model)
+    if mode == "module":
+        assert pol.units(model) == [(0, "q"), (0, "v"), (1, "q"), (1, "v")]
+        assert ranks == [{"q": 2, "v": 5}, {"q": 2, "v": 5}]
+    elif mode == "layer":
+        assert ranks == pol.dims == [7, 7]                  # the joint 2 + 5 dimensions
+    else:
+        assert ranks == [8, 8] and len(pol.dims) == 2        # measured, but not used
+    apply_lora(model, dict(enumerate(ranks)), targets=("q", "v"))
+    got = {lo.name: lo.A.shape[0] for lo in lora_layers(model)}
+    want = {f"layers.{i}.attn.{t}": (r[t] if isinstance(r, dict) else r)
+            for i, r in enumerate(ranks) for t in ("q", "v")}
+    assert got == want
+    # each adapter trains r x (in + out) parameters
+    assert sum(p.numel() for lo in lora_layers(model) for p in (lo.A, lo.B)) == \
+        sum(r * 16 for r in want.values())
+
+
+def test_rank_modes_are_for_the_measuring_policies():
+    assert PolicyConfig(name="early", ranks="module").ranks == "module"
+    with pytest.raises(ValueError, match=r"PolicyConfig\.ranks must be one of"):
+        PolicyConfig(name="intrinsic-dim", ranks="per-head")
+    with pytest.raises(ValueError, match=r"PolicyConfig\.ranks 'module' is for the measuring"):
+        PolicyConfig(name="paper", ranks="module")

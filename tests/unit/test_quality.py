@@ -66,3 +66,21 @@ def test_a_finished_run_is_reused_only_for_the_same_configuration(tmp_path):
     (run / "config.json").write_text(json.dumps(old))
     with pytest.raises(ValueError, match="holds a finished run of another configuration"):
         _one(job)
+
+
+def test_rank_modes_add_rows_for_the_measuring_policies(tmp_path, monkeypatch):
+    """``--ranks layer module fixed``: intrinsic-dim and early run once per mode (their own
+    run folders and table rows); the other policies once."""
+    from sw.experiments import quality
+    seen = []
+    monkeypatch.setattr(quality, "run_jobs", lambda jobs, *a, **k: seen.extend(jobs) or [])
+    quality.run_grid(tmp_path, apps=("wind",), policies=("full", "paper", "intrinsic-dim"),
+                     seeds=(0, 1), rank_modes=("layer", "module", "fixed"))
+    names = sorted(quality._job_name(j) for j in seen)
+    assert names == sorted(f"wind_{p}_torch_s{s}" for p in (
+        "full", "paper", "intrinsic-dim", "intrinsic-dim-module-ranks",
+        "intrinsic-dim-fixed-ranks") for s in (0, 1))
+    cfgs = {quality._job_name(j): quality._run_config(j).policy.ranks for j in seen}
+    assert cfgs["wind_intrinsic-dim-module-ranks_torch_s0"] == "module"
+    row = {"app": "wind", "policy": "intrinsic-dim", "rank_mode": "module", "backend": "torch"}
+    assert quality._key(row) == ("wind", "intrinsic-dim (module ranks)", "torch")

@@ -242,3 +242,28 @@ def test_cli_manycore_flags(tmp_path, capsys):
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "bad_data")]) == 2
     assert "bad.csv:2: expected 3 values, found 2" in capsys.readouterr().err
     assert not (tmp_path / "bad_data").exists()
+
+
+def test_module_ranks_train_resume_and_cost(tmp_path):
+    """The early policy with a rank per adapted module (q, v and ff1 adapted): each
+    module gets its own measured rank, the run trains exactly those adapters, resumes to
+    the same numbers, and the cost model profiles its steps with the same ranks."""
+    from sw.cost.estimate import gpu_spec, run_cost, technology
+    from sw.model.hybrid import lora_layers
+    pol = PolicyConfig(name="early", early_k=3, early_snapshots=3, early_stable=1,
+                       loss_tol=2.0, probe_tol=0.5, min_rank=1, max_rank=4, ranks="module",
+                       lora_targets=("q", "v", "ff1"))
+    m = Trainer(cfg(pol, epochs=3), tmp_path / "a", quiet=True).fit()
+    assert m["switch_step"] is not None and m["rank_mode"] == "module"
+    assert [sorted(r) for r in m["ranks"]] == [["ff1", "q", "v"]] * 2
+    assert all(1 <= v <= 4 for r in m["ranks"] for v in r.values())
+    t = Trainer.resume(tmp_path / "a", quiet=True)
+    got = {lo.name: lo.A.shape[0] for lo in lora_layers(t.model)}
+    from sw.model.hybrid import frozen_name
+    assert got == {frozen_name(i, k): v for i, r in enumerate(m["ranks"]) for k, v in r.items()}
+    r = Trainer(cfg(pol, epochs=3), tmp_path / "r", quiet=True)
+    assert r.fit(until_epoch=1) is None
+    again = Trainer.resume(tmp_path / "r", quiet=True).fit()
+    assert (again["ranks"], again["test_mse"]) == (m["ranks"], m["test_mse"])
+    c = run_cost(tmp_path / "a", gpu_spec("A100-SXM4-80GB"), technology())
+    assert c["trial_steps"] > 0 and c["hpt"]["seconds"] > 0
