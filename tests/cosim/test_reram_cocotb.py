@@ -8,12 +8,12 @@ from cosim.sim import build_tile_sim, run_cocotb
 FAST = dict(write_latency=2, verify_iters=3)
 NONIDEAL = dict(prog_variation=6, verify_tol=1, read_noise=5, stuck_on_ppm=20_000,
                 stuck_off_ppm=20_000, endurance=5, seed=11)
+# Banked rows with every error are also in the chip (tests/cosim/test_chip_cocotb.py: 16x16,
+# four rows per cycle) and in 9x4 below (rows not a multiple of the banks); a 4x4 and a 7x3
+# nonideal tile were dropped from this grid for CI time (no feature of their own; 115 s).
 GRID = [
     TileConfig(rows=1, cols=1, cell_bits=1, adc_bits=4, **FAST).ideal(),
-    TileConfig(rows=4, cols=4, cell_bits=2, adc_bits=4, **FAST, **NONIDEAL),
     TileConfig(rows=8, cols=3, cell_bits=4, dac_bits=2, **FAST).ideal(adc_bits=7),  # sign-step LSB
-    TileConfig(rows=7, cols=3, cell_bits=1, input_bits=6, adc_bits=5, rows_per_cycle=4, **FAST,
-               **NONIDEAL),                                                # 2 banked groups
     TileConfig(rows=12, cols=10, cell_bits=2, adc_bits=6, **FAST, **NONIDEAL),   # 120 cells
     TileConfig(rows=128, cols=40, cell_bits=2, adc_bits=10, **FAST).ideal(),   # 128-deep sums
     # differential encoding (pairs of cells, signed ADC) with every uniform error; a
