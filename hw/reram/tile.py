@@ -53,12 +53,15 @@ class ReramTile(wiring.Component):
     :class:`sw.golden.reram.ReramModel`.
 
     The crossbar state is a row-major conductance memory (one word = one crossbar row,
-    all columns and slices), banked ``rows_per_cycle`` ways, plus a wear memory of pulses
-    per cell. Everything runs in the RTL without Python: an analog column sum is formed by
-    accumulating ``rows_per_cycle`` crossbar rows per cycle (MVM) or converting that many
-    rows' dot products per cycle (MVM_T), then converted by per-column ADCs and
-    shift-added. Latencies: :meth:`TileConfig.program_latency`,
-    :meth:`TileConfig.mvm_latency`, :meth:`TileConfig.mvm_t_latency`, exposed below.
+    all columns and slices, :func:`conductance_row_layout`), banked ``rows_per_cycle``
+    ways and held here, around three components with their own signatures:
+    :class:`~hw.reram.program.WriteVerify` programs a weight row into codes and pulse
+    counts, :class:`~hw.reram.datapath.CrossbarDatapath` turns input vectors into outputs
+    from the banks (DACs, analog sums of ``rows_per_cycle`` rows per cycle, ADCs,
+    shift-add), and :class:`~hw.reram.stats.TileStats` keeps the wear memory and the
+    counters. This module's command FSM connects them. Everything runs in the RTL without
+    Python. Latencies: :meth:`TileConfig.program_latency`, :meth:`TileConfig.mvm_latency`,
+    :meth:`TileConfig.mvm_t_latency`, exposed below.
 
     Ports
     -----
