@@ -194,7 +194,8 @@ def summarise(results: list[dict], baselines: dict | None = None) -> tuple[dict,
                "vs_full_percent": _ci(paired) if paired and policy != "full" else None,
                "switch_steps": [r["switch_step"] for r in runs],
                "low_param_fraction": _ci([r["low_param_fraction"] for r in runs]),
-               "trainable_params_low": runs[0].get("trainable_params_low")}
+               "trainable_params_low": _params([r.get("trainable_params_low") for r in runs]),
+               "ranks_seeds": [r.get("ranks") for r in runs]}
         if baselines:
             ridge = [(r["test_mse"] - baselines[(app, r["seed"])]["ridge"])
                      / baselines[(app, r["seed"])]["ridge"] * 100
@@ -210,6 +211,24 @@ def summarise(results: list[dict], baselines: dict | None = None) -> tuple[dict,
                     "app": app, "policy": f"baseline {name}", "backend": "-", "seeds": seeds,
                     "test_mse": _ci(vals), "test_mse_seeds": vals}
     return summary, format_table(summary)
+
+
+def _params(counts) -> dict | None:
+    """Parameters trained after the switch over the seeds (measured ranks vary by seed):
+    mean, min and max; None when no run switched."""
+    counts = [c for c in counts if c is not None]
+    if not counts:
+        return None
+    return {"mean": float(np.mean(counts)), "min": min(counts), "max": max(counts)}
+
+
+def _fmt_params(p) -> str:
+    if p is None:
+        return "all"
+    if isinstance(p, (int, float)):                 # summaries written before the ranges
+        return f"{int(p):,}"
+    mean = f"{round(p['mean']):,}"
+    return mean if p["min"] == p["max"] else f"{mean} ({p['min']:,}-{p['max']:,})"
 
 
 def format_table(summary: dict) -> str:
@@ -235,7 +254,7 @@ def format_table(summary: dict) -> str:
             f"| {r['app']} | {r['policy']} | {r['backend']} | {_pm(r['test_mse'])} ({n}) | "
             f"{_pm(vs, '+.1f', ' %') if vs else '-'} | {_pm(vr, '+.1f', ' %') if vr else '-'} | "
             f"{r['low_param_fraction']['mean']:.2f} | {steps} | "
-            f"{'all' if params is None else f'{params:,}'} |")
+            f"{_fmt_params(params)} |")
     return "\n".join(lines) + "\n"
 
 

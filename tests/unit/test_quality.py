@@ -32,11 +32,19 @@ def test_summary_pairs_seeds_and_reports_intervals(tmp_path):
     assert lo["vs_full_percent"]["mean"] == pytest.approx(10.0)
     assert lo["vs_full_percent"]["ci95"] == pytest.approx(0.0, abs=1e-9)
     assert lo["vs_ridge_percent"]["mean"] == pytest.approx((1.1 / 2 + 2.2 / 2 + 4.4 / 2 - 3) / 3 * 100)
-    assert lo["switch_steps"] == [0, 0, 0] and lo["trainable_params_low"] == 1234
+    assert lo["switch_steps"] == [0, 0, 0]
+    assert lo["trainable_params_low"] == {"mean": 1234.0, "min": 1234, "max": 1234}
     assert summary["wind/switch-at 60/torch"]["low_param_fraction"]["mean"] == 0.9
     assert summary["wind/baseline ridge/-"]["test_mse"]["mean"] == 2.0
     assert "| wind | lora | torch | 2.5667 ± " in table and "+10.0 % ± 0.0 %" in table
     assert "| wind | baseline persistence | - | 3.0000 ± 0.0000 (3) |" in table
+    assert table.count("| 1,234 |") == 2                  # lora and switch-at, same on all seeds
+    # measured ranks differ by seed: the mean and the range
+    varied = [_run("wind", "early", s, m, 30, 0.9, p)
+              for s, (m, p) in enumerate(zip(full, (100, 200, 600)))]
+    row = summarise(runs + varied, base)[0]["wind/early/torch"]
+    assert row["trainable_params_low"] == {"mean": 300.0, "min": 100, "max": 600}
+    assert "| 300 (100-600) |" in summarise(runs + varied, base)[1]
     png = plot_switch_curve(summary, tmp_path / "curve.png")
     assert png.is_file() and png.stat().st_size > 1000
     assert plot_switch_curve({k: v for k, v in summary.items() if "switch-at" not in k},
