@@ -63,12 +63,18 @@ def main(argv: list[str], cache_dir: str) -> int:
     job = _Compile.parse(argv, Path.cwd())
     if job is None:                                   # not a cacheable compile: run it
         return subprocess.call(argv)
-    entry = Path(cache_dir) / job.key()
-    if job.restore(entry):
-        return 0
+    try:
+        entry = Path(cache_dir) / job.key()
+        if job.restore(entry):
+            return 0
+    except OSError:                                   # an unreadable cache: just compile
+        entry = None
     rc = subprocess.call(argv)
-    if rc == 0:
-        job.store(entry)
+    if rc == 0 and entry is not None:
+        try:
+            job.store(entry)
+        except OSError:                               # a full or read-only cache: the
+            pass                                      # object is built all the same
     return rc
 
 

@@ -81,3 +81,11 @@ def test_make_flag_writes_a_runnable_wrapper(tmp_path):
     # a command that is not a cacheable compile runs as it is, with its exit status
     assert subprocess.run([wrapper, sys.executable, "-c", "raise SystemExit(3)"]).returncode == 3
     assert make_flag(tmp_path / "with space") is None
+
+
+def test_an_unwritable_cache_never_fails_a_compile(tmp_path):
+    lib, cxx = _setup(tmp_path)
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    for n in (1, 2):                                  # compiled each time, never an error
+        obj, runs = _compile(tmp_path, cxx, lib, tmp_path / f"b{n}")
+        assert runs == n and obj
