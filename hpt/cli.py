@@ -307,9 +307,10 @@ def _train(args) -> int:
                           **{k: v for k, v in (("steps", args.steps), ("stations", args.stations))
                              if v is not None})
         hw = _manycore(args)
-        train = TrainConfig(epochs=args.epochs, seed=args.seed, backend=args.backend,
-                            batch=args.batch, rtl_sample=args.rtl_sample, check=not args.no_check,
-                            device=args.device, mapping=args.mapping)
+        train = TrainConfig.recipe(args.preset, **_recipe(args), epochs=args.epochs,
+                                   seed=args.seed, backend=args.backend, batch=args.batch,
+                                   rtl_sample=args.rtl_sample, check=not args.no_check,
+                                   device=args.device, mapping=args.mapping)
         targets = tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())
         if args.switch_at is not None and args.policy is not None:
             raise ValueError("give --policy or --switch-at, not both (--switch-at is the "
@@ -380,8 +381,10 @@ def cmd_quality(args) -> int:
                        seeds=args.seeds, epochs=args.epochs, jobs=args.jobs,
                        switch_fractions=args.switch_fractions, horizon=args.horizon,
                        engine=args.engine, address=args.address, quiet=False,
-                       rank_modes=args.ranks)
-    summary, table = summarise(results, grid_baselines(args.apps, args.seeds, args.horizon))
+                       rank_modes=args.ranks, steps=args.steps, recipe=_recipe(args),
+                       preset=args.preset)
+    summary, table = summarise(results, grid_baselines(args.apps, args.seeds, args.horizon,
+                                                       args.steps))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (args.out / "summary.md").write_text(table)
     print(table)
@@ -502,6 +505,29 @@ def _add_engine_args(p: argparse.ArgumentParser, runs: str = "runs") -> None:
                    "ray://HEAD:10001) instead of starting a local one")
 
 
+def _add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """Training-recipe flags (TrainConfig fields); unset ones come from the preset's recipe
+    (``sw.train.trainer.RECIPES``)."""
+    from sw.train.trainer import SCHEDULES
+    g = p.add_argument_group("recipe (default: the preset's, sw.train.trainer.RECIPES)")
+    g.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    g.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="step: x lr_gamma every lr_step_epochs epochs, full phase only (tiny's); "
+                        "cosine: warm-up then cosine decay over the whole budget, both phases")
+    g.add_argument("--warmup", type=int, default=None, help="cosine: warm-up iterations")
+    g.add_argument("--clip", type=float, default=None,
+                   help="clip every step's gradient norm to this (0: no clipping)")
+
+
+def _recipe(args) -> dict:
+    """The recipe flags given on the command line, as TrainConfig fields."""
+    given = {k: v for k, v in (("lr", args.lr), ("schedule", args.schedule),
+                               ("warmup", args.warmup), ("clip", args.clip)) if v is not None}
+    if given.get("clip") == 0:
+        given["clip"] = None
+    return given
+
+
 def _add_cost_args(p: argparse.ArgumentParser) -> None:
     from sw.cost.report import DEFAULT_GPU
     p.add_argument("--gpu", default=DEFAULT_GPU, help="GPU of the roofline (sw/cost/gpus.json; "
@@ -587,6 +613,7 @@ def _command_train(sub) -> None:
                    help="intrinsic-dim and early: LoRA rank per layer from its Q/V update "
                         "trajectory (default), per adapted module from its own, or fixed "
                         "r=8 (the measurement only times the switch)")
+    _add_recipe_args(p)
     _add_manycore_args(p, "atleus")
     g = p.add_argument_group("co-simulation (rtl backend)")
     g.add_argument("--rtl-sample", type=float, default=1.0,
@@ -668,6 +695,11 @@ def _command_quality(sub) -> None:
     _add_engine_args(p)
     p.add_argument("--horizon", type=int, default=1,
                    help="steps ahead predicted for every station (default 1)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="time steps of every app (default: DataConfig's, 1500)")
+    p.add_argument("--preset", choices=["tiny", "paper"], default="tiny",
+                   help="model preset, trained with its recipe (default tiny)")
+    _add_recipe_args(p)
     p.add_argument("--ranks", nargs="+", choices=["layer", "module", "fixed"],
                    default=["layer"], help="rank modes of the measuring policies "
                    "(intrinsic-dim, early), each a row: per layer (default), per module, "

@@ -1,4 +1,4 @@
-"""Quality benchmark (``hpt quality``): apps x policies x backends x seeds, tiny preset.
+"""Quality benchmark (``hpt quality``): apps x policies x backends x seeds, one preset.
 
 Each run is an ordinary ``hpt train`` run folder under the output directory (a folder that
 holds finished metrics is reused). The summary gives, per app, policy and backend:
@@ -40,11 +40,14 @@ def _run_config(job):
     from sw.train.policy import PolicyConfig
     from sw.train.trainer import RunConfig, TrainConfig
     extra = {"hw": ManycoreConfig.from_dict(job["hw"])} if job.get("hw") else {}
-    seed = job["seed"]
-    return RunConfig(model=ModelConfig.preset(job.get("preset", "tiny")),
-                     data=DataConfig(app=job["app"], seed=seed, horizon=job.get("horizon", 1)),
-                     train=TrainConfig(epochs=job["epochs"], seed=seed, backend=job["backend"],
-                                       mapping=job.get("mapping", "hpt")),
+    seed, preset = job["seed"], job.get("preset", "tiny")
+    size = {"steps": job["steps"]} if job.get("steps") else {}
+    return RunConfig(model=ModelConfig.preset(preset),
+                     data=DataConfig(app=job["app"], seed=seed, horizon=job.get("horizon", 1),
+                                     **size),
+                     train=TrainConfig.recipe(preset, **{
+                         **(job.get("recipe") or {}), "epochs": job["epochs"], "seed": seed,
+                         "backend": job["backend"], "mapping": job.get("mapping", "hpt")}),
                      policy=PolicyConfig(name=job["policy"], switch_at=job.get("switch_at"),
                                          ranks=job.get("ranks", "layer")),
                      **extra)
@@ -69,7 +72,9 @@ def _as_job(job) -> dict:
 def _one(job) -> dict:
     """Train one run (or read its finished metrics). ``job``: (app, policy, backend, seed,
     epochs, out) or a dict with those and optional ``preset``, ``mapping``, ``hw`` (a
-    ManycoreConfig dict), ``switch_at`` and ``name`` (the run folder's name)."""
+    ManycoreConfig dict), ``switch_at``, ``steps`` (the app's size), ``recipe``
+    (:class:`sw.train.trainer.TrainConfig` fields over the preset's recipe) and ``name`` (the
+    run folder's name)."""
     import torch
     torch.set_num_threads(1)
     from sw.train.trainer import Trainer
@@ -90,13 +95,13 @@ def _one(job) -> dict:
     return Trainer(cfg, run_dir, quiet=True).fit()
 
 
-def switch_steps(app: str, seed: int, epochs: int, fractions, horizon: int = 1) -> list[int]:
+def switch_steps(app: str, seed: int, epochs: int, fractions, horizon: int = 1,
+                 steps: int | None = None) -> list[int]:
     """Forced switch steps giving each share ``f`` of the iterations after the switch."""
     from sw.data import load
-    from sw.train.trainer import TrainConfig
     cfg = _run_config({"app": app, "seed": seed, "epochs": epochs, "backend": "torch",
-                       "policy": "full", "horizon": horizon})
-    per_epoch = math.ceil(len(load(cfg.data).train.X) / TrainConfig().batch)
+                       "policy": "full", "horizon": horizon, "steps": steps})
+    per_epoch = math.ceil(len(load(cfg.data).train.X) / cfg.train.batch)
     total = per_epoch * epochs
     return sorted({max(1, min(total - 1, round((1 - f) * total))) for f in fractions})
 
@@ -104,23 +109,26 @@ def switch_steps(app: str, seed: int, epochs: int, fractions, horizon: int = 1) 
 def run_grid(out: Path, apps=APPS, policies=POLICIES, backends=("torch",), seeds=(0, 1, 2),
              epochs: int = 20, jobs: int = 2, switch_fractions=(), horizon: int = 1,
              engine: str = "ray", address: str | None = None, quiet: bool = True,
-             rank_modes=("layer",)) -> list[dict]:
+             rank_modes=("layer",), steps: int | None = None,
+             recipe: dict | None = None, preset: str = "tiny") -> list[dict]:
     """The grid's runs (trained, or read back when finished). The measuring policies
     (intrinsic-dim, early) run once per mode of ``rank_modes``
-    (:data:`sw.train.policy.RANK_MODES`)."""
+    (:data:`sw.train.policy.RANK_MODES`). ``steps``: the apps' size (time steps; None:
+    :class:`sw.data.DataConfig`'s); ``preset``: the model preset, trained with its recipe
+    (:data:`sw.train.trainer.RECIPES`); ``recipe``: TrainConfig fields over that recipe."""
     measuring = ("intrinsic-dim", "early")
-    jobs_list = [{"app": a, "policy": p, "backend": b, "seed": s, "epochs": epochs,
-                  "out": str(out), "horizon": horizon, "ranks": r}
+    common = {"epochs": epochs, "out": str(out), "horizon": horizon, "steps": steps,
+              "recipe": dict(recipe or {}), "preset": preset}
+    jobs_list = [{"app": a, "policy": p, "backend": b, "seed": s, "ranks": r, **common}
                  for a in apps for b in backends for p in policies
                  for r in (rank_modes if p in measuring else ("layer",)) for s in seeds
                  if not (p == "full" and b != backends[0])]
     for a in apps:
-        steps = switch_steps(a, seeds[0], epochs, switch_fractions, horizon) \
+        forced = switch_steps(a, seeds[0], epochs, switch_fractions, horizon, steps) \
             if switch_fractions else ()
-        for step in steps:
+        for step in forced:
             jobs_list += [{"app": a, "policy": "switch-at", "switch_at": step, "backend": "torch",
-                           "seed": s, "epochs": epochs, "out": str(out), "horizon": horizon}
-                          for s in seeds]
+                           "seed": s, **common} for s in seeds]
     return run_jobs(jobs_list, jobs, engine=engine, address=address, quiet=quiet)
 
 
@@ -146,13 +154,13 @@ def run_jobs(jobs_list, jobs: int = 2, engine: str = "ray", address: str | None 
     return [o.value for o in out]
 
 
-def grid_baselines(apps, seeds, horizon: int = 1) -> dict:
+def grid_baselines(apps, seeds, horizon: int = 1, steps: int | None = None) -> dict:
     """``(app, seed) -> baselines`` on the data each run of that app and seed trains on."""
     from sw.experiments.baselines import baselines
     from sw.data import load
     return {(a, s): baselines(load(_run_config({"app": a, "seed": s, "epochs": 1,
                                                 "backend": "torch", "policy": "full",
-                                                "horizon": horizon}).data))
+                                                "horizon": horizon, "steps": steps}).data))
             for a in apps for s in seeds}
 
 

@@ -242,7 +242,7 @@ def _run_config(run: dict, hw):
     if s.get("switch_at") is not None and "policy" not in run:
         policy = "switch-at"
     subs = {"data": DataConfig(app=s["app"], seed=s["seed"]),
-            "train": TrainConfig(seed=s["seed"], device="cpu"),
+            "train": TrainConfig.recipe(s["preset"], seed=s["seed"], device="cpu"),
             "policy": PolicyConfig(name=policy, switch_at=s.get("switch_at")) if policy ==
             "switch-at" else PolicyConfig(name=policy),
             "model": ModelConfig.preset(s["preset"])}

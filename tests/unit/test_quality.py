@@ -56,6 +56,21 @@ def test_switch_points_are_shares_of_the_iterations():
     # the default wind data: 1,041 training windows -> 33 batches of 32 per epoch
     assert switch_steps("wind", 0, 20, [0.95, 0.5]) == [33, 330]
     assert switch_steps("wind", 0, 1, [0.999]) == [1]
+    # 4x the data: 6,000 steps -> 4,191 training windows -> 131 batches per epoch
+    assert switch_steps("wind", 0, 10, [0.9], steps=6000) == [131]
+
+
+def test_grid_jobs_carry_size_preset_and_recipe():
+    from sw.experiments.quality import _job_name, _run_config
+    job = {"app": "wind", "seed": 3, "epochs": 2, "backend": "torch", "policy": "full",
+           "steps": 600, "preset": "paper", "recipe": {"lr": 1e-4}}
+    c = _run_config(job)
+    assert (c.data.steps, c.data.seed, c.model.d_model, c.model.layers) == (600, 3, 512, 12)
+    # the paper preset's recipe, with the job's override on top
+    assert (c.train.schedule, c.train.clip, c.train.lr, c.train.epochs) == ("cosine", 1.0, 1e-4, 2)
+    tiny = _run_config({**job, "preset": "tiny", "recipe": {}, "steps": None})
+    assert tiny.train.schedule == "step" and tiny.data.steps == 1500
+    assert _job_name(job) == "wind_full_torch_s3"
 
 
 def test_a_finished_run_is_reused_only_for_the_same_configuration(tmp_path):

@@ -267,3 +267,86 @@ def test_module_ranks_train_resume_and_cost(tmp_path):
     assert (again["ranks"], again["test_mse"]) == (m["ranks"], m["test_mse"])
     c = run_cost(tmp_path / "a", gpu_spec("A100-SXM4-80GB"), technology())
     assert c["trial_steps"] > 0 and c["hpt"]["seconds"] > 0
+
+
+def test_cosine_factor_warms_up_then_decays_to_min_lr():
+    t = TrainConfig(schedule="cosine", warmup=4, min_lr=0.2)
+    f = [t.lr_factor(s, 21) for s in range(23)]
+    assert f[:5] == [0.25, 0.5, 0.75, 1.0, 1.0]               # linear warm-up, then the top
+    assert all(a >= b for a, b in zip(f[3:], f[4:]))          # then never rises
+    assert f[20] == pytest.approx(0.2) and f[22] == pytest.approx(0.2)   # last iteration: min
+    assert f[4 + 8] == pytest.approx(0.2 + 0.8 * 0.5)         # half-way down the cosine
+    assert TrainConfig(schedule="cosine").lr_factor(0, 10) == 1.0     # no warm-up
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(schedule="linear"), "TrainConfig.schedule"),
+    (dict(warmup=3), "TrainConfig.warmup needs schedule='cosine'"),
+    (dict(schedule="cosine", warmup=-1), "TrainConfig.warmup"),
+    (dict(schedule="cosine", min_lr=1.5), "TrainConfig.min_lr"),
+    (dict(clip=0.0), "TrainConfig.clip"),
+    (dict(lr=0.0), "TrainConfig.lr")])
+def test_recipe_fields_are_validated(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**bad)
+
+
+def test_preset_recipes():
+    assert TrainConfig.recipe("tiny") == TrainConfig()
+    paper = TrainConfig.recipe("paper", epochs=3)
+    assert (paper.schedule, paper.clip, paper.epochs) == ("cosine", 1.0, 3)
+    assert paper.lr < TrainConfig().lr and paper.warmup > 0
+    with pytest.raises(ValueError, match="no training recipe for preset 'huge'"):
+        TrainConfig.recipe("huge")
+
+
+def _cosine(policy, clip=None, epochs=4):
+    return RunConfig(train=TrainConfig(epochs=epochs, batch=16, schedule="cosine", warmup=3,
+                                       min_lr=0.05, clip=clip), policy=policy, **SMALL)
+
+
+def test_cosine_schedule_runs_through_both_phases_and_resumes_exactly(tmp_path):
+    c = _cosine(PolicyConfig(name="switch-at", switch_at=9, lora_rank=2))
+    tr = Trainer(c, tmp_path / "a", quiet=True)
+    a = tr.fit()
+    total = c.train.epochs * tr.per_epoch
+    lrs = [e["lr"] for e in json.loads((tmp_path / "a" / "history.json").read_text())["epochs"]]
+    # each epoch's recorded rate is the one its last iteration used, before and after the
+    # switch (the low phase follows the same schedule instead of keeping its first rate)
+    assert lrs == pytest.approx([1e-3 * c.train.lr_factor(e * tr.per_epoch - 1, total)
+                                 for e in range(1, c.train.epochs + 1)])
+    assert a["switch_step"] == 9 < tr.per_epoch * 2 and lrs[-1] == pytest.approx(5e-5)
+    assert Trainer(c, tmp_path / "b", quiet=True).fit(until_epoch=2) is None
+    b = Trainer.resume(tmp_path / "b", quiet=True).fit()
+    for key in ("test_mse", "final_test_mse", "switch_step"):
+        assert a[key] == b[key], key
+
+
+def test_clip_bounds_every_gradient_norm(tmp_path):
+    import torch
+    norms = {}
+    for clip in (None, 1e-3):
+        tr = Trainer(_cosine(PolicyConfig(name="full"), clip=clip, epochs=1), tmp_path / str(clip),
+                     quiet=True)
+        tr.fit()
+        grads = [p.grad for p in tr.model.parameters() if p.grad is not None]
+        norms[clip] = float(torch.linalg.vector_norm(torch.stack(
+            [torch.linalg.vector_norm(g) for g in grads])))
+    assert norms[None] > 1e-2 and norms[1e-3] <= 1e-3 * (1 + 1e-5)
+
+
+def test_cli_recipe_flags_and_the_paper_preset_recipe(tmp_path, capsys):
+    main(["train", "--app", "wind", "--steps", "120", "--stations", "4", "--epochs", "1",
+          "--policy", "full", "--schedule", "cosine", "--warmup", "2", "--clip", "0.5",
+          "--lr", "3e-4", "--out", str(tmp_path / "r"), "--quiet"])
+    t = json.loads((tmp_path / "r" / "config.json").read_text())["train"]
+    assert (t["schedule"], t["warmup"], t["clip"], t["lr"]) == ("cosine", 2, 0.5, 3e-4)
+    from hpt.cli import _recipe, build_parser
+    args = build_parser().parse_args(["train", "--app", "wind", "--preset", "paper", "--clip",
+                                      "0", "--schedule", "step", "--warmup", "0", "--out", "x"])
+    # the paper preset trained with the tiny recipe, as the cost report's older rows were
+    old = TrainConfig.recipe("paper", **_recipe(args), lr=1e-3)
+    assert (old.clip, old.schedule, old.warmup) == (None, "step", 0)
+    with pytest.raises(SystemExit):
+        main(["train", "--app", "wind", "--schedule", "linear", "--out", str(tmp_path / "x")])
+    assert "--schedule" in capsys.readouterr().err
