@@ -170,7 +170,11 @@ def _ci(values) -> dict:
     return {"mean": m, "ci95": h, "n": len(values)}
 
 
-def _pm(c: dict, fmt: str = ".4f", unit: str = "") -> str:
+def _pm(c: dict, fmt: str | None = None, unit: str = "") -> str:
+    """``mean ± ci``; an MSE (no ``fmt``) with 4 decimals, or 3 significant digits in
+    scientific notation below 0.001 (swe's errors at 6,000 steps are ~1e-5)."""
+    if fmt is None:
+        fmt = ".4f" if abs(c["mean"]) >= 1e-3 or c["mean"] == 0 else ".2e"
     if math.isnan(c["ci95"]):
         return f"{c['mean']:{fmt}}{unit}"
     return f"{c['mean']:{fmt}}{unit} ± {c['ci95']:{fmt.lstrip('+')}}{unit}"

@@ -45,6 +45,10 @@ def test_summary_pairs_seeds_and_reports_intervals(tmp_path):
     row = summarise(runs + varied, base)[0]["wind/early/torch"]
     assert row["trainable_params_low"] == {"mean": 300.0, "min": 100, "max": 600}
     assert "| 300 (100-600) |" in summarise(runs + varied, base)[1]
+    tiny = summarise([_run("swe", "full", s, m) for s, m in enumerate((6.6e-6, 7.0e-6))],
+                     {("swe", s): {"mean": 6.3, "persistence": 1e-5, "ridge": 8e-4}
+                      for s in (0, 1)})[1]
+    assert "| swe | full | torch | 6.80e-06 ± 2.54e-06 (2) |" in tiny
     png = plot_switch_curve(summary, tmp_path / "curve.png")
     assert png.is_file() and png.stat().st_size > 1000
     assert plot_switch_curve({k: v for k, v in summary.items() if "switch-at" not in k},
