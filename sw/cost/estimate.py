@@ -259,10 +259,11 @@ def program_cost(tile, tech: dict, rows: int, pulses: int, *, copies: int = 1,
     """Write-verify programming of ``rows`` crossbar rows (of every block of one copy) with
     ``pulses`` write pulses in all, times ``copies``. Every pulse costs its energy; a row
     takes up to ``verify_iters`` rounds of a pulse and a verify read (the cells of a row in
-    parallel; the bound is the time). ``serial_blocks``: blocks programmed one after
-    another (the most any ReRAM tile holds; tiles program in parallel); default all."""
+    parallel, on every crossbar of the block: a verify read is one read per crossbar; the
+    bound is the time). ``serial_blocks``: blocks programmed one after another (the most
+    any ReRAM tile holds; tiles program in parallel); default all."""
     per_row = tile.verify_iters * (tech["write_pulse_s"] + tech["xbar_read_s"])
-    verify_reads = rows * tile.verify_iters
+    verify_reads = rows * tile.verify_iters * tile.crossbars
     pj = pulses * tech["e_write_pulse_pj"] + verify_reads * tech["e_xbar_read_pj"]
     serial_rows = rows * copies if serial_blocks is None else serial_blocks * tile.rows
     return Cost(serial_rows * per_row, pj * 1e-12 * copies)

@@ -77,7 +77,9 @@ def test_reram_costs_by_hand():
     # programming: 128 rows x 8 write-verify rounds of (10 ns pulse + 100 ns verify read)
     p = program_cost(t, TECH, rows=128, pulses=1000)
     assert p.seconds == pytest.approx(128 * 8 * 110e-9)
-    assert p.joules == pytest.approx((1000 * 6.7 + 128 * 8 * 30) * 1e-12)
+    # every round's verify read reads the row on each of the block's crossbars
+    assert t.crossbars == 4
+    assert p.joules == pytest.approx((1000 * 6.7 + 128 * 8 * 4 * 30) * 1e-12)
     # copies split a call's vectors (ceil), energy unchanged; calls add up
     assert mvm_cost(t, TECH, 10, 2, copies=2).seconds == pytest.approx(c.seconds / 2)
     assert mvm_cost(t, TECH, 10, 2, copies=4).seconds == pytest.approx(3 * 8 * 100e-9)
