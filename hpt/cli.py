@@ -505,15 +505,16 @@ def _add_engine_args(p: argparse.ArgumentParser, runs: str = "runs") -> None:
                    "ray://HEAD:10001) instead of starting a local one")
 
 
-def _add_recipe_args(p: argparse.ArgumentParser) -> None:
+def _add_recipe_args(p: argparse.ArgumentParser, schedule: str | None = None) -> None:
     """Training-recipe flags (TrainConfig fields); unset ones come from the preset's recipe
-    (``sw.train.trainer.RECIPES``)."""
+    (``sw.train.trainer.RECIPES``); ``schedule``: a command's own default schedule."""
     from sw.train.trainer import SCHEDULES
     g = p.add_argument_group("recipe (default: the preset's, sw.train.trainer.RECIPES)")
     g.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    g.add_argument("--schedule", choices=SCHEDULES, default=None,
+    g.add_argument("--schedule", choices=SCHEDULES, default=schedule,
                    help="step: x lr_gamma every lr_step_epochs epochs, full phase only (tiny's); "
-                        "cosine: warm-up then cosine decay over the whole budget, both phases")
+                        "cosine: warm-up then cosine decay over the whole budget, both phases"
+                        + (f" (default here: {schedule})" if schedule else ""))
     g.add_argument("--warmup", type=int, default=None, help="cosine: warm-up iterations")
     g.add_argument("--clip", type=float, default=None,
                    help="clip every step's gradient norm to this (0: no clipping)")
@@ -691,15 +692,16 @@ def _command_quality(sub) -> None:
                    default=["full", "paper", "intrinsic-dim", "early", "lora"])
     p.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "functional"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=10)
     _add_engine_args(p)
     p.add_argument("--horizon", type=int, default=1,
                    help="steps ahead predicted for every station (default 1)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="time steps of every app (default: DataConfig's, 1500)")
+    p.add_argument("--steps", type=int, default=6000,
+                   help="time steps of every app (default %(default)s: 4x hpt train's, where "
+                        "full training beats LoRA on a frozen random base; README)")
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny",
                    help="model preset, trained with its recipe (default tiny)")
-    _add_recipe_args(p)
+    _add_recipe_args(p, schedule="cosine")
     p.add_argument("--ranks", nargs="+", choices=["layer", "module", "fixed"],
                    default=["layer"], help="rank modes of the measuring policies "
                    "(intrinsic-dim, early), each a row: per layer (default), per module, "

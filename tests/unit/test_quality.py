@@ -111,3 +111,16 @@ def test_rank_modes_add_rows_for_the_measuring_policies(tmp_path, monkeypatch):
     assert cfgs["wind_intrinsic-dim-module-ranks_torch_s0"] == "module"
     row = {"app": "wind", "policy": "intrinsic-dim", "rank_mode": "module", "backend": "torch"}
     assert quality._key(row) == ("wind", "intrinsic-dim (module ranks)", "torch")
+
+
+def test_the_default_protocol():
+    """``hpt quality`` with no flags is the protocol of the README's table: 6,000 steps per
+    app, 10 epochs, 5 seeds, the cosine schedule over both phases."""
+    from hpt.cli import _recipe, build_parser
+    a = build_parser().parse_args(["quality"])
+    assert (a.steps, a.epochs, a.seeds, a.preset, a.horizon) == (6000, 10, [0, 1, 2, 3, 4],
+                                                                 "tiny", 1)
+    assert _recipe(a) == {"schedule": "cosine"}
+    old = build_parser().parse_args(["quality", "--steps", "1500", "--epochs", "20",
+                                     "--schedule", "step"])
+    assert _recipe(old) == {"schedule": "step"}
