@@ -6,8 +6,9 @@ checkpoint, metrics -> report. The full phase uses AdamW with a learning-rate sc
 and a cosine decay over the whole budget, followed by both phases); at the switch the
 frozen weights are programmed into ReRAM once, LoRA adapters go on the targets (Q and V by
 default), and a fresh AdamW trains the adapters, the input embedding, the
-dimension-reduction MLP and the head. Each model preset has its recipe (:data:`RECIPES`). Same seed -> same numbers; a run
-resumed from its checkpoint continues exactly as if it had not stopped.
+dimension-reduction MLP and the head. Each model preset has its recipe (:data:`RECIPES`).
+Same seed -> same numbers; a run resumed from its checkpoint continues exactly as if it had
+not stopped.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from sw.model.transformer import ModelConfig, SpatialTransformer
 from sw.train.policy import PolicyConfig, make_policy
 from sw.train.runfolder import load_checkpoint, restore, save_checkpoint, write_results
 
-__all__ = ["TrainConfig", "RunConfig", "RECIPES", "SCHEDULES", "Trainer", "Interrupted", "train", "stop_on_sigint"]
+__all__ = ["TrainConfig", "RunConfig", "RECIPES", "SCHEDULES", "Trainer", "Interrupted", "train",
+           "stop_on_sigint"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ class TrainConfig:
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be positive, not {self.lr}")
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ValueError(f"TrainConfig.warmup must be a non-negative integer, not {self.warmup!r}")
+            raise ValueError(f"TrainConfig.warmup must be a non-negative integer, "
+                             f"not {self.warmup!r}")
         if self.warmup and self.schedule != "cosine":
             raise ValueError("TrainConfig.warmup needs schedule='cosine' (the step schedule "
                              "counts epochs)")
@@ -101,7 +104,8 @@ class TrainConfig:
     def recipe(cls, preset: str, **overrides) -> "TrainConfig":
         """The recipe for a model preset (:data:`RECIPES`), with ``overrides`` on top."""
         if preset not in RECIPES:
-            raise ValueError(f"no training recipe for preset {preset!r}; one of {sorted(RECIPES)}")
+            raise ValueError(f"no training recipe for preset {preset!r}; one of "
+                             f"{sorted(RECIPES)}")
         return cls(**{**RECIPES[preset], **overrides})
 
 
@@ -111,7 +115,7 @@ SCHEDULES = ("step", "cosine")
 #: The training recipe of each model preset (fields of :class:`TrainConfig`): the tiny
 #: preset keeps the step schedule every other figure was measured with; the paper preset
 #: (d 512, 12 post-LN layers) diverges with it and needs warm-up, a smaller rate and
-#: clipping (README, "The paper preset's recipe").
+#: clipping (README, Training, "Recipe").
 RECIPES = {
     "tiny": {},
     "paper": dict(lr=2e-4, schedule="cosine", warmup=30, min_lr=0.1, clip=1.0),
