@@ -335,9 +335,10 @@ def profile_step(run_cfg, phase: str, ranks=None) -> list[dict]:
 def _profile_step(run_cfg, phase: str, ranks=None) -> list[dict]:
     """Kernels of one training step (forward, backward, optimizer) of ``run_cfg``'s model
     in ``phase`` ("full"; "low" with LoRA ``ranks`` under the run's mapping; "trial": the
-    paper policy's LoRA copy, all on the GPU): ``{"op", "flops", "bytes"}`` per dispatched
-    kernel (views launch nothing and are left out). In the low phase the offloaded
-    products are not GPU kernels and are left out."""
+    paper policy's LoRA copy, all on the GPU; "eval": one batch's forward pass of the full
+    model in evaluation mode, as the headroom policy's held-out checks run it):
+    ``{"op", "flops", "bytes"}`` per dispatched kernel (views launch nothing and are left
+    out). In the low phase the offloaded products are not GPU kernels and are left out."""
     import torch
 
     from sw.device.backends import TorchBackend
@@ -363,11 +364,15 @@ def _profile_step(run_cfg, phase: str, ranks=None) -> list[dict]:
     b = run_cfg.train.batch
     X = torch.from_numpy(data.train.X[:b])
     y = torch.from_numpy(data.train.y[:b])
-    model.train()
+    model.train(phase != "eval")
     rows = []
     skip = (lambda: backend.offloading > 0) if backend is not None else None
     with KernelCounter(lambda name, flops, nbytes, elements: rows.append(
             {"op": name, "flops": flops, "bytes": nbytes}), skip):
+        if phase == "eval":
+            with torch.no_grad():
+                torch.nn.functional.mse_loss(model(X), y)
+            return rows
         loss = torch.nn.functional.mse_loss(model(X), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -648,7 +653,7 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     the same number of steps. ``hw``: cost on this ManycoreConfig instead of the run's.
     Evaluation passes are left out of both."""
     run_dir = Path(run_dir)
-    cfg, m, trace, trials, batch_bytes = _load_run(run_dir)
+    cfg, m, trace, trials, held_out_batches, batch_bytes = _load_run(run_dir)
     trained_hw = cfg.hw if hw is not None and hw != cfg.hw else None
     hw = hw or cfg.hw
     mapping = cfg.train.mapping
@@ -675,6 +680,11 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     if trials:
         trial_step = _gpu_step_cached(cfg, "trial", ranks, spec, tech, dtype)
         breakdown[("full", "gpu LoRA trial")] = trial_step.scaled(out["trial_steps"])
+    # the headroom policy evaluates the full model on held-out windows at its checks
+    out["held_out_batches"] = held_out_batches
+    if held_out_batches:
+        eval_batch = _gpu_step_cached(cfg, "eval", None, spec, tech, dtype)
+        breakdown[("full", "gpu policy held-out evaluation")] = eval_batch.scaled(held_out_batches)
     out["overlap_s"] = 0.0
     low_s = 0.0
     if low_steps > 0 or m["switch_step"] is not None:
@@ -727,7 +737,8 @@ def _hw_dict(hw) -> dict:
 
 
 def _load_run(run_dir: Path):
-    """(config, metrics, trace, policy trials, low-phase batch bytes) of a finished run,
+    """(config, metrics, trace, policy trials, batches of the policy's held-out
+    evaluations, low-phase batch bytes) of a finished run,
     read once per process while its files are unchanged (a cost sweep re-costs one run
     under thousands of configurations)."""
     files = [run_dir / n for n in ("config.json", "metrics.json", "trace.json", "history.json")]
@@ -743,10 +754,11 @@ def _load_run_cached(run_dir: str, stamp: tuple):
     m = json.loads((d / "metrics.json").read_text())
     trace = json.loads((d / "trace.json").read_text())
     hist = d / "history.json"
-    trials = [e for e in (json.loads(hist.read_text()).get("policy", []) if hist.is_file()
-                          else []) if "trial" in e]
+    log = json.loads(hist.read_text()).get("policy", []) if hist.is_file() else []
+    trials = [e for e in log if "trial" in e]
+    held_out = sum(e.get("held_out_batches", 0) for e in log)
     batch_bytes = _batch_bytes(cfg, trace) if cfg.train.mapping == "hpt" else 0.0
-    return cfg, m, trace, trials, batch_bytes
+    return cfg, m, trace, trials, held_out, batch_bytes
 
 
 def _batch_bytes(cfg, trace) -> float:

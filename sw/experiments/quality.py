@@ -112,11 +112,11 @@ def run_grid(out: Path, apps=APPS, policies=POLICIES, backends=("torch",), seeds
              rank_modes=("layer",), steps: int | None = None,
              recipe: dict | None = None, preset: str = "tiny") -> list[dict]:
     """The grid's runs (trained, or read back when finished). The measuring policies
-    (intrinsic-dim, early) run once per mode of ``rank_modes``
+    (:data:`sw.train.policy.MEASURING`) run once per mode of ``rank_modes``
     (:data:`sw.train.policy.RANK_MODES`). ``steps``: the apps' size (time steps; None:
     :class:`sw.data.DataConfig`'s); ``preset``: the model preset, trained with its recipe
     (:data:`sw.train.trainer.RECIPES`); ``recipe``: TrainConfig fields over that recipe."""
-    measuring = ("intrinsic-dim", "early")
+    from sw.train.policy import MEASURING as measuring
     common = {"epochs": epochs, "out": str(out), "horizon": horizon, "steps": steps,
               "recipe": dict(recipe or {}), "preset": preset}
     jobs_list = [{"app": a, "policy": p, "backend": b, "seed": s, "ranks": r, **common}

@@ -14,6 +14,12 @@
   the full model for ``early_k`` iterations on the same batches and the switch happens
   when its mean loss is within ``probe_tol`` of the full model's; otherwise the estimates
   must settle again before the next probe.
+* :class:`HeadroomPolicy` (``headroom``) — switches when what the rest of the full phase
+  could still gain on held-out data is small: every ``k`` iterations it evaluates the full
+  model on ``held_out`` validation windows, projects the remaining gain from the gain over
+  the last doubling of iterations (:func:`projected_headroom`, log-linear in iterations)
+  and switches once that projection, as a share of the held-out loss, has stayed within
+  ``headroom_tol`` for ``headroom_stable`` checks. Ranks as :class:`IntrinsicDimPolicy`.
 * ``full`` never switches; ``lora`` is low-parameter from the start; ``switch-at`` (a
   control for sweeps of the switch point) switches after exactly ``switch_at`` iterations,
   with rank ``lora_rank`` everywhere.
@@ -28,9 +34,13 @@ import numpy as np
 import torch
 
 __all__ = ["PolicyConfig", "RANK_MODES", "PaperPolicy", "IntrinsicDimPolicy", "EarlyPolicy", "intrinsic_dimension",
-           "welch_t_test", "t_quantile", "mean_ci", "make_policy", "POLICIES"]
+           "HeadroomPolicy", "projected_headroom", "welch_t_test", "t_quantile", "mean_ci",
+           "make_policy", "POLICIES", "MEASURING"]
 
-POLICIES = ("paper", "intrinsic-dim", "early", "full", "lora", "switch-at")
+POLICIES = ("paper", "intrinsic-dim", "early", "headroom", "full", "lora", "switch-at")
+
+#: The policies that measure each layer's update trajectory and can give measured ranks.
+MEASURING = ("intrinsic-dim", "early", "headroom")
 
 #: How the measuring policies (intrinsic-dim, early) give LoRA ranks: ``layer``, one rank
 #: per layer from the joint trajectory of its Q and V weights; ``module``, one rank per
@@ -62,6 +72,10 @@ class PolicyConfig:
     early_snapshots: int = 8      # early: weight snapshots in the trajectory window
     early_stable: int = 2         # early: checks the estimates must hold before a probe
     probe_tol: float = 0.02       # early: the probe's LoRA loss may exceed full's by this share
+    held_out: int = 256           # headroom: validation windows evaluated every k iterations
+    headroom_tol: float = 0.02    # headroom: the projected remaining gain (share of the
+                                  # held-out loss) below which the switch is allowed
+    headroom_stable: int = 2      # headroom: checks in a row the projection must stay below
 
     def __post_init__(self):
         if self.name not in POLICIES:
@@ -90,14 +104,21 @@ class PolicyConfig:
                 raise ValueError(f"PolicyConfig.{name} must be an integer >= {lo}, not {v!r}")
         if not 0 <= self.probe_tol < 1:
             raise ValueError(f"PolicyConfig.probe_tol must be in [0, 1), not {self.probe_tol}")
+        for name, lo in (("held_out", 1), ("headroom_stable", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"PolicyConfig.{name} must be an integer >= {lo}, not {v!r}")
+        if not 0 < self.headroom_tol < 1:
+            raise ValueError(f"PolicyConfig.headroom_tol must be in (0, 1), "
+                             f"not {self.headroom_tol}")
         if not 1 <= self.min_rank <= self.max_rank:
             raise ValueError("PolicyConfig.min_rank/max_rank must satisfy 1 <= min <= max")
         if self.ranks not in RANK_MODES:
             raise ValueError(f"PolicyConfig.ranks must be one of {', '.join(RANK_MODES)}, "
                              f"not {self.ranks!r}")
-        if self.ranks != "layer" and self.name not in ("intrinsic-dim", "early"):
+        if self.ranks != "layer" and self.name not in MEASURING:
             raise ValueError(f"PolicyConfig.ranks {self.ranks!r} is for the measuring "
-                             f"policies (intrinsic-dim, early), not {self.name!r}")
+                             f"policies ({', '.join(MEASURING)}), not {self.name!r}")
 
     @property
     def interval(self) -> int:
@@ -201,6 +222,37 @@ def intrinsic_dimension(snapshots: np.ndarray, variance: float = 0.90) -> int:
         return 0
     share = np.cumsum(sv) / sv.sum()
     return int(np.searchsorted(share, variance - 1e-12) + 1)
+
+
+def projected_headroom(steps, losses, total: int) -> float | None:
+    """What the rest of a ``total``-iteration budget could still gain on a held-out loss
+    curve, as a share of the loss now: ``losses[i]`` was measured after ``steps[i]``
+    iterations (increasing). A least-squares line of the loss against log(iterations)
+    over the last doubling of iterations (the evaluations at steps in ``[t/2, t]``, ``t``
+    the last) gives the gain per e-fold of iterations and the loss now (the line's value
+    at ``t``, steadier than the last evaluation alone); the gain is projected to ``total``.
+    A curve that did not fall over that span projects 0. A curve that flattens faster than
+    log-linear (most do) gains less than projected. ``None`` while fewer than 3
+    evaluations lie in the span or the first of them is later than ``t/2``."""
+    steps, losses = list(steps), [float(v) for v in losses]
+    if len(steps) != len(losses) or not steps:
+        raise ValueError("projected_headroom needs as many steps as losses, at least one")
+    t = steps[-1]
+    if t >= total:
+        return 0.0
+    if not steps[0] <= t / 2:
+        return None
+    span = [i for i, s in enumerate(steps) if s >= t / 2]
+    if len(span) < 3:
+        return None
+    x = np.log(np.asarray([steps[i] for i in span], float))
+    y = np.asarray([losses[i] for i in span])
+    slope, icpt = np.polyfit(x, y, 1)
+    rate = max(-float(slope), 0.0)
+    if rate == 0.0:
+        return 0.0
+    now = float(icpt + slope * math.log(t))
+    return rate * math.log(total / t) / now if now > 0 else math.inf
 
 
 def _qv_weights(model, layer: int) -> np.ndarray:
@@ -384,6 +436,46 @@ class EarlyPolicy(IntrinsicDimPolicy):
         self.trials = s["trials"]
 
 
+class HeadroomPolicy(IntrinsicDimPolicy):
+    """Switch when the full phase has little left to gain on held-out data: at every check
+    (every ``k`` iterations) the trainer passes the full model's loss on ``held_out``
+    validation windows and the budget; :func:`projected_headroom` projects what the rest
+    of the budget could still gain, and the switch happens once that share of the
+    held-out loss has been at most ``headroom_tol`` for ``headroom_stable`` checks in a
+    row. Whatever LoRA recovers of that remainder after the switch only helps, so the
+    test bounds the loss of switching by the projection. The weight trajectories are
+    measured as by :class:`IntrinsicDimPolicy` for the ranks (``lora_rank`` everywhere if
+    the switch comes before a full window of snapshots)."""
+
+    uses_held_out = True
+
+    def __init__(self, cfg: PolicyConfig):
+        super().__init__(cfg)
+        self.evals: list[tuple[int, float]] = []
+        self.below = 0
+
+    def check(self, step: int, loss: float, model, held_out=None, total=None) -> bool:
+        if held_out is None or total is None:
+            raise ValueError("the headroom policy needs the held-out loss and batches "
+                             "(held_out=(loss, batches)) and the budget (total)")
+        super().check(step, loss, model)      # trajectories and dims, for the ranks
+        val, batches = held_out
+        self.evals.append((step, float(val)))
+        h = projected_headroom([s for s, _ in self.evals], [v for _, v in self.evals], total)
+        self.below = self.below + 1 if h is not None and h <= self.cfg.headroom_tol else 0
+        self.history[-1].update({"held_out_loss": float(val), "held_out_batches": batches,
+                                 "headroom": h, "below": self.below})
+        return self.below >= self.cfg.headroom_stable
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "evals": self.evals, "below": self.below}
+
+    def load_state_dict(self, s: dict) -> None:
+        super().load_state_dict(s)
+        self.evals = [tuple(e) for e in s["evals"]]
+        self.below = s["below"]
+
+
 def make_policy(cfg: PolicyConfig):
     if cfg.name == "paper":
         return PaperPolicy(cfg)
@@ -391,4 +483,6 @@ def make_policy(cfg: PolicyConfig):
         return IntrinsicDimPolicy(cfg)
     if cfg.name == "early":
         return EarlyPolicy(cfg)
+    if cfg.name == "headroom":
+        return HeadroomPolicy(cfg)
     return None

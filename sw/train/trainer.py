@@ -28,7 +28,7 @@ import torch
 from hw.manycore import ManycoreConfig, preset
 
 from sw.device.backends import OpTrace, make_backend
-from sw.data import DataConfig, load
+from sw.data import DataConfig, Split, load
 from sw.model.hybrid import apply_lora, lora_layers, set_backend
 from sw.model.transformer import ModelConfig, SpatialTransformer
 from sw.train.policy import PolicyConfig, make_policy
@@ -268,6 +268,7 @@ class Trainer:
         self.low_steps = 0
         self.window: list[float] = []
         self.trial = None                 # (model, optimizer, full losses, lora losses)
+        self._held = None                 # the headroom policy's held-out windows
         self.history = {"step_loss": [], "epochs": [], "policy": []}
         self.best = {"val": math.inf, "state": None, "epoch": None}
         self.phase_time = {"full": 0.0, "low": 0.0}
@@ -343,6 +344,16 @@ class Trainer:
         self.trace.phase = phase
         return {"mse": se / n, "mae": ae / n}
 
+    def _held_out_loss(self) -> tuple[float, int]:
+        """The model's MSE on ``policy.held_out`` validation windows spread evenly over the
+        validation split (the same ones every time), and the batches that took."""
+        if self._held is None:
+            v = self.data.val
+            m = min(len(v.X), self.cfg.policy.held_out)
+            idx = np.unique(np.linspace(0, len(v.X) - 1, m).round().astype(int))
+            self._held = Split(v.X[idx], v.y[idx])
+        return self.evaluate(self._held)["mse"], math.ceil(len(self._held.X) / self.cfg.train.batch)
+
     def _device_progress(self) -> str:
         dev = self.backend.device if self.backend is not None else None
         line = dev.progress() if dev is not None else ""
@@ -398,7 +409,11 @@ class Trainer:
                 self._switch(self.policy.ranks(self.model), model=tm, opt=topt)
             return
         mean = float(np.mean(self.window[-k:]))
-        if self.policy.check(self.step, mean, self.model):
+        extra = {}
+        if getattr(self.policy, "uses_held_out", False):
+            extra = {"held_out": self._held_out_loss(),
+                     "total": self.cfg.train.epochs * self.per_epoch}
+        if self.policy.check(self.step, mean, self.model, **extra):
             ranks = self.policy.ranks(self.model)
             if self.cfg.policy.name in ("paper", "early"):       # a LoRA trial decides
                 tm = copy.deepcopy(self.model)

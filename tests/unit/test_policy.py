@@ -194,3 +194,97 @@ def test_rank_modes_are_for_the_measuring_policies():
         PolicyConfig(name="intrinsic-dim", ranks="per-head")
     with pytest.raises(ValueError, match=r"PolicyConfig\.ranks 'module' is for the measuring"):
         PolicyConfig(name="paper", ranks="module")
+
+
+def test_projected_headroom_on_known_curves():
+    """A loss linear in log(iterations) projects exactly its remaining gain, also with
+    noise that averages out over the last doubling; a flat or rising curve projects 0;
+    too little history projects None; the budget's end is 0."""
+    import math
+
+    from sw.train.policy import projected_headroom
+    total = 1000
+    steps = [20 * (i + 1) for i in range(8)]                # 20 .. 160
+    curve = [1.0 - 0.1 * math.log(s) for s in steps]       # loss = 1 - 0.1 ln(t)
+    want = (0.1 * math.log(total / 160)) / curve[-1]        # the exact remaining gain
+    assert projected_headroom(steps, curve, total) == pytest.approx(want, rel=1e-9)
+    # only the last doubling counts: an earlier, steeper part changes nothing
+    early = [5.0, 4.0, 3.0] + curve[3:]
+    assert projected_headroom(steps, early, total) == pytest.approx(want, rel=1e-9)
+    # one outlier at the last point (a loss that rose by 2 %) moves the fitted line of
+    # the span (80 .. 160) but does not zero the projection, as a two-point rate would
+    jitter = curve[:3] + [v + e for v, e in zip(curve[3:], [0, 0, 0, 0, 0.02])]
+    assert projected_headroom(steps, jitter, total) > 0.5 * want
+    assert projected_headroom([20, 40], [1.0, 0.9], total) is None       # 2 points in span
+    assert projected_headroom([30, 40, 50], [1.0, 0.9, 0.8], total) is None  # 30 > 50 / 2
+    assert projected_headroom([20, 40, 60, 80], [1.0, 1.1, 1.2, 1.3], total) == 0.0
+    assert projected_headroom([20, 30, 40], [1.0, 0.95, 0.9], 40) == 0.0
+    with pytest.raises(ValueError, match="as many steps as losses"):
+        projected_headroom([20, 40], [1.0], total)
+
+
+def _headroom_run(curve, cfg, total=1000):
+    import torch
+
+    from sw.model.transformer import ModelConfig, SpatialTransformer
+    from sw.train.policy import HeadroomPolicy
+    torch.manual_seed(0)
+    model = SpatialTransformer(ModelConfig(d_model=8, layers=1, heads=2, ffn=8, reduce=4), 3)
+    pol = HeadroomPolicy(cfg)
+    for i, v in enumerate(curve):
+        if pol.check(cfg.k * (i + 1), 1.0, model, held_out=(v, 4), total=total):
+            return pol, cfg.k * (i + 1)
+    return pol, None
+
+
+def test_headroom_policy_switches_once_the_projection_stays_small():
+    """On synthetic held-out curves: a curve that keeps falling log-linearly never
+    switches within the budget; one that flattens switches after ``headroom_stable``
+    checks below ``headroom_tol``; one noisy dip back above the tolerance resets the
+    count. Every check logs the held-out loss, its batches and the projection; the state
+    round-trips."""
+    import math
+
+    from sw.train.policy import HeadroomPolicy
+    cfg = PolicyConfig(name="headroom", k=20, headroom_tol=0.02, headroom_stable=2)
+    falling = [1.0 - 0.1 * math.log(20 * (i + 1)) for i in range(45)]
+    pol, at = _headroom_run(falling, cfg)
+    assert at is None and all(h["headroom"] is None or h["headroom"] > 0.02
+                              for h in pol.history)
+    # falls until check 5 (step 100), flat after it
+    flat = [1.0 / (i + 1) if i < 5 else 0.2 for i in range(45)]
+    pol, at = _headroom_run(flat, cfg)
+    # step 180 is the first whose last doubling (90 .. 180) is flat; step 200 holds it
+    assert at == 200 and pol.below == 2
+    assert [h["headroom"] for h in pol.history][:3] == [None] * 3   # 3 points in the span
+    assert [h["held_out_batches"] for h in pol.history] == [4] * 10
+    assert pol.history[-1]["held_out_loss"] == 0.2 and pol.history[-1]["headroom"] == 0.0
+    # a 0.5 % wobble at steps 180/200 projects about 1 %: still below the tolerance
+    noisy = flat[:8] + [0.199, 0.2005] + [0.2] * 30
+    pol, at = _headroom_run(noisy, cfg)
+    assert at == 200 and 0 < pol.history[-1]["headroom"] < 0.02
+    # a 25 % fall at step 220 is a curve still learning: the count resets, the switch waits
+    dip = flat[:8] + [0.19, 0.2] + [0.15] * 31
+    pol, at = _headroom_run(dip, cfg)
+    assert pol.history[10]["headroom"] > 0.02 and at is not None and at >= 400
+    again = HeadroomPolicy(cfg)
+    again.load_state_dict(pol.state_dict())
+    assert again.evals == pol.evals and again.below == pol.below
+
+
+def test_headroom_policy_needs_the_held_out_loss_and_validates():
+    import torch
+
+    from sw.model.transformer import ModelConfig, SpatialTransformer
+    from sw.train.policy import HeadroomPolicy
+    model = SpatialTransformer(ModelConfig(d_model=8, layers=1, heads=2, ffn=8, reduce=4), 3)
+    with pytest.raises(ValueError, match="needs the held-out loss"):
+        HeadroomPolicy(PolicyConfig(name="headroom")).check(20, 1.0, model)
+    torch.manual_seed(0)
+    for name, bad in (("held_out", 0), ("headroom_stable", 0), ("held_out", 2.5)):
+        with pytest.raises(ValueError, match=rf"PolicyConfig\.{name} must be an integer"):
+            PolicyConfig(name="headroom", **{name: bad})
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match=r"PolicyConfig\.headroom_tol"):
+            PolicyConfig(name="headroom", headroom_tol=bad)
+    assert PolicyConfig(name="headroom", ranks="module").ranks == "module"

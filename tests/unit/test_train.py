@@ -350,3 +350,30 @@ def test_cli_recipe_flags_and_the_paper_preset_recipe(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--app", "wind", "--schedule", "linear", "--out", str(tmp_path / "x")])
     assert "--schedule" in capsys.readouterr().err
+
+
+def test_headroom_policy_in_training_resumes_and_costs_its_evaluations(tmp_path):
+    """The headroom policy evaluates the full model on held-out validation windows at
+    every check, switches once the projected headroom is small, resumes to the same
+    numbers, and the cost model charges its evaluation batches to HpT's GPU phase."""
+    from sw.cost.estimate import gpu_spec, run_cost, technology
+    pol = PolicyConfig(name="headroom", k=3, held_out=20, headroom_tol=0.9, headroom_stable=1,
+                       lora_rank=2)
+    m = Trainer(cfg(pol, epochs=3), tmp_path / "a", quiet=True).fit()
+    hist = json.loads((tmp_path / "a" / "history.json").read_text())["policy"]
+    checks = [h for h in hist if "held_out_loss" in h]
+    assert checks and [h["step"] for h in checks] == list(range(3, 3 * len(checks) + 1, 3))
+    assert all(h["held_out_batches"] == 2 for h in checks)        # 20 windows, batch 16
+    assert m["switch_step"] == checks[-1]["step"] and checks[-1]["below"] == 1
+    assert checks[-1]["headroom"] is not None and checks[-1]["headroom"] <= 0.9
+    r = Trainer(cfg(pol, epochs=3), tmp_path / "r", quiet=True)
+    assert r.fit(until_epoch=1) is None
+    again = Trainer.resume(tmp_path / "r", quiet=True).fit()
+    assert (again["switch_step"], again["test_mse"]) == (m["switch_step"], m["test_mse"])
+    c = run_cost(tmp_path / "a", gpu_spec("A100-SXM4-80GB"), technology())
+    assert c["held_out_batches"] == 2 * len(checks)
+    rows = {(b["phase"], b["unit"]): b for b in c["breakdown"]}
+    ev = rows[("full", "gpu policy held-out evaluation")]
+    full = rows[("full", "gpu")]
+    # one evaluation batch is a forward pass: cheaper than a training step
+    assert 0 < ev["seconds"] / c["held_out_batches"] < full["seconds"] / m["switch_step"]
