@@ -236,8 +236,10 @@ def report(run_dirs, out: Path, *, gpu: str = DEFAULT_GPU, tech=None, dtype: str
                                       "source": TECH[k].source,
                                       "overridden": tech_v[k] != TECH[k].value}
                                   for k in TECH},
-                   "scope": "training steps only (evaluation passes left out); the paper "
-                            "policy's LoRA trial steps are costed as LoRA steps on the GPU; "
+                   "scope": "training steps only (per-epoch evaluation passes left out); "
+                            "the paper and early policies' LoRA trial steps are costed as "
+                            "LoRA steps on the GPU, the headroom policy's held-out "
+                            "evaluations as forward passes on the GPU; "
                             "GPU-only = the same number of full-parameter steps on the GPU; "
                             "energy reduction with the GPU off during the low phase (the "
                             "headline) and idle at its floor power",

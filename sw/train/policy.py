@@ -73,7 +73,7 @@ class PolicyConfig:
     early_stable: int = 2         # early: checks the estimates must hold before a probe
     probe_tol: float = 0.02       # early: the probe's LoRA loss may exceed full's by this share
     held_out: int = 256           # headroom: validation windows evaluated every k iterations
-    headroom_tol: float = 0.02    # headroom: the projected remaining gain (share of the
+    headroom_tol: float = 0.01    # headroom: the projected remaining gain (share of the
                                   # held-out loss) below which the switch is allowed
     headroom_stable: int = 2      # headroom: checks in a row the projection must stay below
 
