@@ -706,8 +706,7 @@ def _command_quality(sub) -> None:
     p.add_argument("--ranks", nargs="+", choices=["layer", "module", "fixed"],
                    default=["layer"], help="rank modes of the measuring policies "
                    "(intrinsic-dim, early, headroom), each a row: per layer (default), per "
-                   "module, "
-                   "fixed r=8")
+                   "module, fixed r=8")
     p.add_argument("--switch-fractions", nargs="*", type=float, default=[],
                    metavar="F", help="also run the switch-at control with these shares of the "
                    "iterations after the switch (e.g. 0.95 0.9 0.85 0.75 0.5): the "

@@ -651,7 +651,8 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     """Time and energy of a run as executed (HpT: GPU full phase, the switch, the low phase
     on the manycore under the run's mapping) and of GPU-only full-parameter training of
     the same number of steps. ``hw``: cost on this ManycoreConfig instead of the run's.
-    Evaluation passes are left out of both."""
+    Per-epoch evaluation passes are left out of both; the headroom policy's held-out
+    evaluations are HpT's work and charged to its full phase."""
     run_dir = Path(run_dir)
     cfg, m, trace, trials, held_out_batches, batch_bytes = _load_run(run_dir)
     trained_hw = cfg.hw if hw is not None and hw != cfg.hw else None

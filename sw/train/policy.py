@@ -42,7 +42,7 @@ POLICIES = ("paper", "intrinsic-dim", "early", "headroom", "full", "lora", "swit
 #: The policies that measure each layer's update trajectory and can give measured ranks.
 MEASURING = ("intrinsic-dim", "early", "headroom")
 
-#: How the measuring policies (intrinsic-dim, early) give LoRA ranks: ``layer``, one rank
+#: How the measuring policies (:data:`MEASURING`) give LoRA ranks: ``layer``, one rank
 #: per layer from the joint trajectory of its Q and V weights; ``module``, one rank per
 #: adapted module (each of ``lora_targets`` in each layer) from its own trajectory;
 #: ``fixed``, ``lora_rank`` everywhere (the measurement only times the switch).
@@ -443,7 +443,9 @@ class HeadroomPolicy(IntrinsicDimPolicy):
     of the budget could still gain, and the switch happens once that share of the
     held-out loss has been at most ``headroom_tol`` for ``headroom_stable`` checks in a
     row. Whatever LoRA recovers of that remainder after the switch only helps, so the
-    test bounds the loss of switching by the projection. The weight trajectories are
+    loss of switching is at most the remainder — as far as the projection holds (it
+    misses gains hidden in the loss's wobble and the late gains of an annealing schedule;
+    README, Switch policies). The weight trajectories are
     measured as by :class:`IntrinsicDimPolicy` for the ranks (``lora_rank`` everywhere if
     the switch comes before a full window of snapshots)."""
 
