@@ -352,7 +352,8 @@ class Trainer:
             m = min(len(v.X), self.cfg.policy.held_out)
             idx = np.unique(np.linspace(0, len(v.X) - 1, m).round().astype(int))
             self._held = Split(v.X[idx], v.y[idx])
-        return self.evaluate(self._held)["mse"], math.ceil(len(self._held.X) / self.cfg.train.batch)
+        batches = math.ceil(len(self._held.X) / self.cfg.train.batch)
+        return self.evaluate(self._held)["mse"], batches
 
     def _device_progress(self) -> str:
         dev = self.backend.device if self.backend is not None else None
