@@ -579,8 +579,8 @@ def _command_train(sub) -> None:
     p = sub.add_parser("train", help="train the spatial-attention transformer (HpT recipe)")
     p.add_argument("--app", choices=["swe", "weather", "wind", "epidemic"], default=None)
     p.add_argument("--data", type=Path, default=None, help="CSV/text matrix or NPZ (X, y)")
-    p.add_argument("--policy", choices=["paper", "intrinsic-dim", "early", "headroom", "full",
-                                         "lora"],
+    p.add_argument("--policy", choices=["paper", "intrinsic-dim", "early", "headroom", "branch",
+                                         "full", "lora"],
                    default=None,
                    help="switch policy (default paper)")
     p.add_argument("--switch-at", type=int, default=None, metavar="STEP",
@@ -612,8 +612,8 @@ def _command_train(sub) -> None:
                    help="encoder linears that get LoRA adapters, of q,k,v,o,ff1,ff2 "
                         "(default q,v, as the paper)")
     p.add_argument("--ranks", choices=["layer", "module", "fixed"], default="layer",
-                   help="intrinsic-dim, early, headroom: LoRA rank per layer from its Q/V update "
-                        "trajectory (default), per adapted module from its own, or fixed "
+                   help="intrinsic-dim, early, headroom, branch: LoRA rank per layer from its Q/V "
+                        "update trajectory (default), per adapted module from its own, or fixed "
                         "r=8 (the measurement only times the switch)")
     _add_recipe_args(p)
     _add_manycore_args(p, "atleus")
@@ -690,7 +690,8 @@ def _command_quality(sub) -> None:
     p = sub.add_parser("quality", help="apps x policies x backends x seeds quality table")
     p.add_argument("--apps", nargs="+", default=["swe", "weather", "wind", "epidemic"])
     p.add_argument("--policies", nargs="+",
-                   default=["full", "paper", "intrinsic-dim", "early", "headroom", "lora"])
+                   default=["full", "paper", "intrinsic-dim", "early", "headroom", "branch",
+                            "lora"])
     p.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "functional"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--epochs", type=int, default=10)
@@ -705,7 +706,7 @@ def _command_quality(sub) -> None:
     _add_recipe_args(p, schedule="cosine")
     p.add_argument("--ranks", nargs="+", choices=["layer", "module", "fixed"],
                    default=["layer"], help="rank modes of the measuring policies "
-                   "(intrinsic-dim, early, headroom), each a row: per layer (default), per "
+                   "(intrinsic-dim, early, headroom, branch), each a row: per layer (default), per "
                    "module, fixed r=8")
     p.add_argument("--switch-fractions", nargs="*", type=float, default=[],
                    metavar="F", help="also run the switch-at control with these shares of the "

@@ -651,8 +651,8 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     """Time and energy of a run as executed (HpT: GPU full phase, the switch, the low phase
     on the manycore under the run's mapping) and of GPU-only full-parameter training of
     the same number of steps. ``hw``: cost on this ManycoreConfig instead of the run's.
-    Per-epoch evaluation passes are left out of both; the headroom policy's held-out
-    evaluations are HpT's work and charged to its full phase."""
+    Per-epoch evaluation passes are left out of both; the held-out evaluations of the
+    headroom and branch policies are HpT's work and charged to its full phase."""
     run_dir = Path(run_dir)
     cfg, m, trace, trials, held_out_batches, batch_bytes = _load_run(run_dir)
     trained_hw = cfg.hw if hw is not None and hw != cfg.hw else None
@@ -675,13 +675,14 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     out["ceiling"] = 1.0 / (1.0 - f) if f < 1 else None
     gpu_only = full_step.scaled(total)
     breakdown = {("full", "gpu"): full_step.scaled(switch)}
-    # the paper and early policies train a LoRA copy beside the full model per trial
-    out["trial_steps"] = len(trials) * cfg.policy.interval
+    # the paper, early and branch policies train a LoRA copy beside the full model per
+    # trial (paper, early: k iterations; branch: as logged)
+    out["trial_steps"] = sum(e.get("trial_steps", cfg.policy.interval) for e in trials)
     ranks = m["ranks"] or [cfg.policy.lora_rank] * cfg.model.layers
     if trials:
         trial_step = _gpu_step_cached(cfg, "trial", ranks, spec, tech, dtype)
         breakdown[("full", "gpu LoRA trial")] = trial_step.scaled(out["trial_steps"])
-    # the headroom policy evaluates the full model on held-out windows at its checks
+    # headroom and branch evaluate the full model (branch: and its copy) on held-out windows
     out["held_out_batches"] = held_out_batches
     if held_out_batches:
         eval_batch = _gpu_step_cached(cfg, "eval", None, spec, tech, dtype)

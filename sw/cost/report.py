@@ -237,9 +237,9 @@ def report(run_dirs, out: Path, *, gpu: str = DEFAULT_GPU, tech=None, dtype: str
                                       "overridden": tech_v[k] != TECH[k].value}
                                   for k in TECH},
                    "scope": "training steps only (per-epoch evaluation passes left out); "
-                            "the paper and early policies' LoRA trial steps are costed as "
-                            "LoRA steps on the GPU, the headroom policy's held-out "
-                            "evaluations as forward passes on the GPU; "
+                            "the paper, early and branch policies' LoRA trial steps are "
+                            "costed as LoRA steps on the GPU, the headroom and branch "
+                            "policies' held-out evaluations as forward passes on the GPU; "
                             "GPU-only = the same number of full-parameter steps on the GPU; "
                             "energy reduction with the GPU off during the low phase (the "
                             "headline) and idle at its floor power",

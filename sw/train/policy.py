@@ -20,6 +20,13 @@
   the last doubling of iterations (:func:`projected_headroom`, log-linear in iterations)
   and switches once that projection, as a share of the held-out loss, has stayed within
   ``headroom_tol`` for ``headroom_stable`` checks. Ranks as :class:`IntrinsicDimPolicy`.
+* :class:`BranchPolicy` (``branch``) — ``headroom``, plus one long LoRA trial early in the
+  run: after ``branch_at`` of the budget a LoRA copy (a branch) starts from the full
+  model and trains beside it on the same batches for ``branch_len`` of the budget; if its
+  held-out loss is then at least ``branch_margin`` below the full model's, the run
+  switches to the branch (its base weights are the ones frozen at the branch point).
+  Otherwise the branch is dropped and ``headroom`` decides as usual. It finds the case
+  ``headroom`` cannot see: LoRA on an early base generalising better than full training.
 * ``full`` never switches; ``lora`` is low-parameter from the start; ``switch-at`` (a
   control for sweeps of the switch point) switches after exactly ``switch_at`` iterations,
   with rank ``lora_rank`` everywhere.
@@ -34,13 +41,14 @@ import numpy as np
 import torch
 
 __all__ = ["PolicyConfig", "RANK_MODES", "PaperPolicy", "IntrinsicDimPolicy", "EarlyPolicy",
-           "intrinsic_dimension", "HeadroomPolicy", "projected_headroom", "welch_t_test",
+           "intrinsic_dimension", "HeadroomPolicy", "BranchPolicy", "projected_headroom", "welch_t_test",
            "t_quantile", "mean_ci", "make_policy", "POLICIES", "MEASURING"]
 
-POLICIES = ("paper", "intrinsic-dim", "early", "headroom", "full", "lora", "switch-at")
+POLICIES = ("paper", "intrinsic-dim", "early", "headroom", "branch", "full", "lora",
+            "switch-at")
 
 #: The policies that measure each layer's update trajectory and can give measured ranks.
-MEASURING = ("intrinsic-dim", "early", "headroom")
+MEASURING = ("intrinsic-dim", "early", "headroom", "branch")
 
 #: How the measuring policies (:data:`MEASURING`) give LoRA ranks: ``layer``, one rank
 #: per layer from the joint trajectory of its Q and V weights; ``module``, one rank per
@@ -76,6 +84,10 @@ class PolicyConfig:
     headroom_tol: float = 0.01    # headroom: the projected remaining gain (share of the
                                   # held-out loss) below which the switch is allowed
     headroom_stable: int = 2      # headroom: checks in a row the projection must stay below
+    branch_at: float = 0.10       # branch: share of the budget after which the branch starts
+    branch_len: float = 0.10      # branch: share of the budget the branch trains beside full
+    branch_margin: float = 0.02   # branch: how far (share) below full's held-out loss the
+                                  # branch's must be to be adopted
 
     def __post_init__(self):
         if self.name not in POLICIES:
@@ -111,6 +123,18 @@ class PolicyConfig:
         if not 0 < self.headroom_tol < 1:
             raise ValueError(f"PolicyConfig.headroom_tol must be in (0, 1), "
                              f"not {self.headroom_tol}")
+        for name in ("branch_at", "branch_len"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+                raise ValueError(f"PolicyConfig.{name} must be a share of the budget in "
+                                 f"(0, 1), not {v!r}")
+        if self.branch_at + self.branch_len >= 1:
+            raise ValueError(f"PolicyConfig.branch_at + branch_len must be below 1 (the "
+                             f"branch must end within the budget), not "
+                             f"{self.branch_at} + {self.branch_len}")
+        if not 0 <= self.branch_margin < 1:
+            raise ValueError(f"PolicyConfig.branch_margin must be in [0, 1), "
+                             f"not {self.branch_margin}")
         if not 1 <= self.min_rank <= self.max_rank:
             raise ValueError("PolicyConfig.min_rank/max_rank must satisfy 1 <= min <= max")
         if self.ranks not in RANK_MODES:
@@ -478,6 +502,63 @@ class HeadroomPolicy(IntrinsicDimPolicy):
         self.below = s["below"]
 
 
+class BranchPolicy(HeadroomPolicy):
+    """:class:`HeadroomPolicy` plus one long LoRA trial (a branch). At the first check
+    after ``branch_at`` of the ``total`` budget (:meth:`start_branch`), the trainer copies
+    the full model, adds adapters (the ranks of that moment) and trains the copy beside
+    the full model on the same batches. At the first check after ``branch_len`` more of
+    the budget (:meth:`branch_due`), or earlier if ``headroom`` asks for the switch, it
+    evaluates the copy on the same held-out windows as the full model and asks
+    :meth:`branch_verdict`: adopt the branch when its loss is at most ``1 -
+    branch_margin`` times the full model's. A rejected branch is dropped (its iterations
+    are charged to the run's cost all the same) and never tried again; ``headroom``
+    still decides. An adopted branch's low phase starts where the branch ends, so the
+    trial's iterations count as full-phase (GPU) iterations twice: once for the full
+    model, once for the branch."""
+
+    branches = True
+
+    def __init__(self, cfg: PolicyConfig):
+        super().__init__(cfg)
+        self.branch_step: int | None = None
+        self.trials = 0
+
+    def start_branch(self, step: int, total: int) -> bool:
+        """True (once) at the first check at or after ``branch_at`` of the budget, when
+        the branch would still end within it."""
+        if self.branch_step is not None or step < self.cfg.branch_at * total \
+                or step + self.cfg.branch_len * total >= total:
+            return False
+        self.branch_step = step
+        return True
+
+    def branch_due(self, step: int, total: int) -> bool:
+        """True once the branch has trained ``branch_len`` of the budget."""
+        return self.branch_step is not None and \
+            step - self.branch_step >= self.cfg.branch_len * total
+
+    def branch_verdict(self, full_loss: float, lora_loss: float, batches: int,
+                       step: int) -> bool:
+        """Adopt the branch? Logs the trial (its iterations and held-out batches count in
+        the run's cost)."""
+        switch = lora_loss <= (1 - self.cfg.branch_margin) * full_loss
+        self.trials += 1
+        self.history.append({"step": step, "trial": self.trials,
+                             "trial_steps": step - self.branch_step,
+                             "full_held_out_loss": float(full_loss),
+                             "lora_held_out_loss": float(lora_loss),
+                             "held_out_batches": batches, "switch": switch})
+        return switch
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "branch_step": self.branch_step,
+                "trials": self.trials}
+
+    def load_state_dict(self, s: dict) -> None:
+        super().load_state_dict(s)
+        self.branch_step, self.trials = s["branch_step"], s["trials"]
+
+
 def make_policy(cfg: PolicyConfig):
     if cfg.name == "paper":
         return PaperPolicy(cfg)
@@ -487,4 +568,6 @@ def make_policy(cfg: PolicyConfig):
         return EarlyPolicy(cfg)
     if cfg.name == "headroom":
         return HeadroomPolicy(cfg)
+    if cfg.name == "branch":
+        return BranchPolicy(cfg)
     return None

@@ -31,8 +31,7 @@ def save_checkpoint(tr) -> Path:
         "trace": tr.trace.to_list(), "rng_torch": torch.get_rng_state(),
         "trial": None if tr.trial is None else {
             "model": tr.trial[0].state_dict(), "opt": tr.trial[1].state_dict(),
-            "full": tr.trial[2], "lora": tr.trial[3],
-            "ranks": tr.policy.ranks(tr.model)},
+            "full": tr.trial[2], "lora": tr.trial[3], "ranks": tr.trial[4]},
         "rng_numpy": np.random.get_state(),
         "backend": tr.backend.state_dict() if tr.backend is not None else None,
     }
@@ -80,7 +79,7 @@ def restore(tr, s: dict) -> None:
         tm.load_state_dict(s["trial"]["model"])
         topt = tr._optimizer(tr.cfg.train.low_lr or 1.0, tm)   # rate from its state
         topt.load_state_dict(s["trial"]["opt"])
-        tr.trial = (tm, topt, s["trial"]["full"], s["trial"]["lora"])
+        tr.trial = (tm, topt, s["trial"]["full"], s["trial"]["lora"], s["trial"]["ranks"])
     torch.set_rng_state(s["rng_torch"])
     np.random.set_state(s["rng_numpy"])
 

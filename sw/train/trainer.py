@@ -267,7 +267,7 @@ class Trainer:
         self.switch_step = None
         self.low_steps = 0
         self.window: list[float] = []
-        self.trial = None                 # (model, optimizer, full losses, lora losses)
+        self.trial = None                 # (model, optimizer, full losses, lora losses, ranks)
         self._held = None                 # the headroom policy's held-out windows
         self.history = {"step_loss": [], "epochs": [], "policy": []}
         self.best = {"val": math.inf, "state": None, "epoch": None}
@@ -344,16 +344,17 @@ class Trainer:
         self.trace.phase = phase
         return {"mse": se / n, "mae": ae / n}
 
-    def _held_out_loss(self) -> tuple[float, int]:
-        """The model's MSE on ``policy.held_out`` validation windows spread evenly over the
-        validation split (the same ones every time), and the batches that took."""
+    def _held_out_loss(self, model=None) -> tuple[float, int]:
+        """The MSE of ``model`` (the trained one by default) on ``policy.held_out``
+        validation windows spread evenly over the validation split (the same ones every
+        time), and the batches that took."""
         if self._held is None:
             v = self.data.val
             m = min(len(v.X), self.cfg.policy.held_out)
             idx = np.unique(np.linspace(0, len(v.X) - 1, m).round().astype(int))
             self._held = Split(v.X[idx], v.y[idx])
         batches = math.ceil(len(self._held.X) / self.cfg.train.batch)
-        return self.evaluate(self._held)["mse"], batches
+        return self.evaluate(self._held, model)["mse"], batches
 
     def _device_progress(self) -> str:
         dev = self.backend.device if self.backend is not None else None
@@ -387,7 +388,7 @@ class Trainer:
             loss = torch.nn.functional.mse_loss(self.model(X), y)
             self._update(loss, self.model, self.opt)
         if self.trial is not None:            # the LoRA copy trains on the same batch
-            tm, topt, fl, ll = self.trial
+            tm, topt, fl, ll, _ = self.trial
             tl = torch.nn.functional.mse_loss(tm(X), y)
             self._update(tl, tm, topt)
             fl.append(float(loss.detach()))
@@ -403,25 +404,51 @@ class Trainer:
         k = p.interval
         if self.phase != "full" or self.policy is None or self.step % k:
             return
-        if self.trial is not None:
-            tm, topt, fl, ll = self.trial
+        branches = getattr(self.policy, "branches", False)
+        if self.trial is not None and not branches:     # a k-iteration trial ends
+            tm, topt, fl, ll, ranks = self.trial
             self.trial = None
             if self.policy.trial_verdict(fl, ll, self.step):
-                self._switch(self.policy.ranks(self.model), model=tm, opt=topt)
+                self._switch(ranks, model=tm, opt=topt)
             return
         mean = float(np.mean(self.window[-k:]))
         extra = {}
+        total = self.cfg.train.epochs * self.per_epoch
         if getattr(self.policy, "uses_held_out", False):
-            extra = {"held_out": self._held_out_loss(),
-                     "total": self.cfg.train.epochs * self.per_epoch}
-        if self.policy.check(self.step, mean, self.model, **extra):
-            ranks = self.policy.ranks(self.model)
+            extra = {"held_out": self._held_out_loss(), "total": total}
+        want = self.policy.check(self.step, mean, self.model, **extra)
+        if branches:
+            self._branch_step(want, extra["held_out"][0], total)
+        elif want:
             if self.cfg.policy.name in ("paper", "early"):       # a LoRA trial decides
-                tm = copy.deepcopy(self.model)
-                self._lora(tm, ranks)
-                self.trial = (tm, self._optimizer(self._low_lr(), tm), [], [])
+                self._start_trial()
             else:
-                self._switch(ranks)
+                self._switch(self.policy.ranks(self.model))
+
+    def _start_trial(self) -> None:
+        """A LoRA copy of the full model (the policy's ranks now) that trains beside it."""
+        ranks = self.policy.ranks(self.model)
+        tm = copy.deepcopy(self.model)
+        self._lora(tm, ranks)
+        self.trial = (tm, self._optimizer(self._low_lr(), tm), [], [], ranks)
+
+    def _branch_step(self, want: bool, full_loss: float, total: int) -> None:
+        """The branch policy at a check (``want``: headroom asks for the switch): start
+        the branch, or end it (adopt it, or drop it), or switch as headroom."""
+        pol = self.policy
+        if self.trial is not None:
+            if not (want or pol.branch_due(self.step, total)):
+                return
+            tm, topt, _, _, ranks = self.trial
+            self.trial = None
+            lora_loss, batches = self._held_out_loss(tm)
+            if pol.branch_verdict(full_loss, lora_loss, batches, self.step):
+                self._switch(ranks, model=tm, opt=topt)
+                return
+        if want:
+            self._switch(pol.ranks(self.model))
+        elif pol.start_branch(self.step, total):
+            self._start_trial()
 
     # ---- the loop -------------------------------------------------------------------------
     def fit(self, until_epoch: int | None = None) -> dict | None:

@@ -288,3 +288,43 @@ def test_headroom_policy_needs_the_held_out_loss_and_validates():
         with pytest.raises(ValueError, match=r"PolicyConfig\.headroom_tol"):
             PolicyConfig(name="headroom", headroom_tol=bad)
     assert PolicyConfig(name="headroom", ranks="module").ranks == "module"
+
+
+def test_branch_policy_starts_once_ends_on_time_and_adopts_only_a_clear_gain():
+    """The branch starts at the first check at or after ``branch_at`` of the budget (once,
+    and only if it can end within it), is due ``branch_len`` of the budget later, and is
+    adopted only when its held-out loss is at least ``branch_margin`` below full's; the
+    verdict logs the trial's iterations and held-out batches; the state round-trips."""
+    from sw.train.policy import BranchPolicy
+    cfg = PolicyConfig(name="branch", k=20, branch_at=0.1, branch_len=0.1, branch_margin=0.02)
+    pol = BranchPolicy(cfg)
+    total = 1310
+    assert [s for s in range(20, 400, 20) if pol.start_branch(s, total)] == [140]
+    assert not pol.start_branch(160, total) and pol.branch_step == 140
+    # 131 iterations after 140: due at the first check >= 271
+    assert [s for s in range(160, 400, 20) if pol.branch_due(s, total)][0] == 280
+    assert not pol.branch_verdict(1.0, 0.981, 8, 280)       # 1.9 % better: not enough
+    assert pol.branch_verdict(1.0, 0.98, 8, 280)            # 2 %: adopted
+    assert pol.history[-1] == {"step": 280, "trial": 2, "trial_steps": 140,
+                               "full_held_out_loss": 1.0, "lora_held_out_loss": 0.98,
+                               "held_out_batches": 8, "switch": True}
+    again = BranchPolicy(cfg)
+    again.load_state_dict(pol.state_dict())
+    assert (again.branch_step, again.trials) == (140, 2)
+    # checks every 20 of 100: the first at or after 50 is 60, and 60 + 45 passes the end
+    late = BranchPolicy(PolicyConfig(name="branch", branch_at=0.5, branch_len=0.45))
+    assert not any(late.start_branch(s, 100) for s in range(20, 100, 20))
+    assert not late.branch_due(99, 100)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(branch_at=0.0), r"branch_at must be a share"),
+    (dict(branch_len=1.0), r"branch_len must be a share"),
+    (dict(branch_at="0.1"), r"branch_at must be a share"),
+    (dict(branch_at=0.6, branch_len=0.4), r"branch_at \+ branch_len must be below 1"),
+    (dict(branch_margin=1.0), r"branch_margin must be in"),
+    (dict(branch_margin=-0.01), r"branch_margin must be in"),
+])
+def test_branch_fields_are_validated(bad, match):
+    with pytest.raises(ValueError, match=match):
+        PolicyConfig(name="branch", **bad)

@@ -377,3 +377,60 @@ def test_headroom_policy_in_training_resumes_and_costs_its_evaluations(tmp_path)
     full = rows[("full", "gpu")]
     # one evaluation batch is a forward pass: cheaper than a training step
     assert 0 < ev["seconds"] / c["held_out_batches"] < full["seconds"] / m["switch_step"]
+
+
+def test_branch_policy_adopts_the_branch_or_drops_it_resumes_and_costs_it(tmp_path):
+    """The branch policy copies the full model at its branch point (end of epoch 1 here),
+    trains the LoRA copy beside it and, at the verdict, either adopts it (the run's base
+    weights are then the full model's at the branch point) or drops it and goes on
+    training the full model; a run stopped mid-branch resumes to the same numbers; the
+    cost charges the trial's iterations and the copy's held-out evaluation."""
+    import torch
+
+    from sw.cost.estimate import gpu_spec, run_cost, technology
+    from sw.model.hybrid import base_weight
+
+    def branch(margin):
+        # checks every 3 of 36 iterations (9 an epoch): starts at 9 (>= 0.2 x 36), due at
+        # 21 (>= 9 + 0.3 x 36); headroom never fires (tolerance 1e-6)
+        return PolicyConfig(name="branch", k=3, held_out=20, headroom_tol=1e-6, lora_rank=2,
+                            branch_at=0.2, branch_len=0.3, branch_margin=margin)
+
+    runs = {}
+    for margin in (0.0, 0.5):
+        tr = Trainer(cfg(branch(margin), epochs=4), tmp_path / str(margin), quiet=True)
+        runs[margin] = (tr, tr.fit())
+        hist = json.loads((tmp_path / str(margin) / "history.json").read_text())["policy"]
+        trials = [h for h in hist if "trial" in h]
+        assert [(t["step"], t["trial_steps"], t["held_out_batches"]) for t in trials] == \
+            [(21, 12, 2)]
+        # the held-out losses of both models at the verdict do not depend on the margin
+        runs[margin] += (trials[0],)
+    adopted, dropped = runs[0.0], runs[0.5]
+    assert adopted[2]["full_held_out_loss"] == dropped[2]["full_held_out_loss"]
+    assert adopted[2]["lora_held_out_loss"] == dropped[2]["lora_held_out_loss"]
+    assert adopted[2]["lora_held_out_loss"] < adopted[2]["full_held_out_loss"]
+    assert adopted[2]["switch"] and not dropped[2]["switch"]
+    m = adopted[1]
+    assert (m["switch_step"], m["ranks"], m["low_param_fraction"]) == (21, [2, 2], 15 / 36)
+    assert dropped[1]["switch_step"] is None and dropped[1]["low_param_fraction"] == 0.0
+    # the adopted model's frozen base is the full model at the branch point (iteration 9)
+    ref = Trainer(cfg(PolicyConfig(name="full", k=3), epochs=4), tmp_path / "ref", quiet=True)
+    assert ref.fit(until_epoch=1) is None and ref.step == 9
+    for layer in range(2):
+        for t in ("q", "v"):
+            assert torch.equal(base_weight(adopted[0].model, layer, t),
+                               base_weight(ref.model, layer, t))
+            assert not torch.equal(base_weight(dropped[0].model, layer, t),
+                                   base_weight(ref.model, layer, t))
+    # stopped after epoch 2 (iteration 18), while the branch trains: resumes exactly
+    r = Trainer(cfg(branch(0.0), epochs=4), tmp_path / "r", quiet=True)
+    assert r.fit(until_epoch=2) is None and r.trial is not None
+    again = Trainer.resume(tmp_path / "r", quiet=True).fit()
+    assert (again["switch_step"], again["test_mse"]) == (m["switch_step"], m["test_mse"])
+    for margin, (_, mm, _) in runs.items():
+        c = run_cost(tmp_path / str(margin), gpu_spec("A100-SXM4-80GB"), technology())
+        checks = 21 // 3 if margin == 0.0 else 36 // 3
+        assert c["trial_steps"] == 12 and c["held_out_batches"] == 2 * checks + 2
+        rows = {(b["phase"], b["unit"]) for b in c["breakdown"]}
+        assert ("full", "gpu LoRA trial") in rows
