@@ -706,8 +706,8 @@ def _command_quality(sub) -> None:
     _add_recipe_args(p, schedule="cosine")
     p.add_argument("--ranks", nargs="+", choices=["layer", "module", "fixed"],
                    default=["layer"], help="rank modes of the measuring policies "
-                   "(intrinsic-dim, early, headroom, branch), each a row: per layer (default), per "
-                   "module, fixed r=8")
+                   "(intrinsic-dim, early, headroom, branch), each a row: per layer "
+                   "(default), per module, fixed r=8")
     p.add_argument("--switch-fractions", nargs="*", type=float, default=[],
                    metavar="F", help="also run the switch-at control with these shares of the "
                    "iterations after the switch (e.g. 0.95 0.9 0.85 0.75 0.5): the "

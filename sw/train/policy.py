@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 __all__ = ["PolicyConfig", "RANK_MODES", "PaperPolicy", "IntrinsicDimPolicy", "EarlyPolicy",
-           "intrinsic_dimension", "HeadroomPolicy", "BranchPolicy", "projected_headroom", "welch_t_test",
-           "t_quantile", "mean_ci", "make_policy", "POLICIES", "MEASURING"]
+           "intrinsic_dimension", "HeadroomPolicy", "BranchPolicy", "projected_headroom",
+           "welch_t_test", "t_quantile", "mean_ci", "make_policy", "POLICIES", "MEASURING"]
 
 POLICIES = ("paper", "intrinsic-dim", "early", "headroom", "branch", "full", "lora",
             "switch-at")
