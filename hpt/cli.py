@@ -316,7 +316,8 @@ def _train(args) -> int:
             raise ValueError("give --policy or --switch-at, not both (--switch-at is the "
                              "switch-at policy)")
         policy = "switch-at" if args.switch_at is not None else (args.policy or "paper")
-        cfg = RunConfig(model=ModelConfig.preset(args.preset), data=data, train=train,
+        cfg = RunConfig(model=ModelConfig.preset(args.preset, **_model_overrides(args)),
+                        data=data, train=train,
                         policy=PolicyConfig(name=policy, k=args.k, lora_targets=targets,
                                             switch_at=args.switch_at, ranks=args.ranks),
                         hw=hw)
@@ -382,7 +383,7 @@ def cmd_quality(args) -> int:
                        switch_fractions=args.switch_fractions, horizon=args.horizon,
                        engine=args.engine, address=args.address, quiet=False,
                        rank_modes=args.ranks, steps=args.steps, recipe=_recipe(args),
-                       preset=args.preset)
+                       preset=args.preset, model=_model_overrides(args))
     summary, table = summarise(results, grid_baselines(args.apps, args.seeds, args.horizon,
                                                        args.steps))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -520,6 +521,17 @@ def _add_recipe_args(p: argparse.ArgumentParser, schedule: str | None = None) ->
                    help="clip every step's gradient norm to this (0: no clipping)")
 
 
+def _model_overrides(args) -> dict:
+    """The model flags given on the command line, as ModelConfig fields over the preset."""
+    return {"attn_bias": True} if args.attn_bias else {}
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--attn-bias", action="store_true",
+                   help="a learned attention bias per head and station pair in every layer "
+                        "(ModelConfig.attn_bias; README, Model)")
+
+
 def _recipe(args) -> dict:
     """The recipe flags given on the command line, as TrainConfig fields."""
     given = {k: v for k, v in (("lr", args.lr), ("schedule", args.schedule),
@@ -589,6 +601,7 @@ def _command_train(sub) -> None:
     p.add_argument("--backend", choices=["torch", "functional", "rtl"], default="torch",
                    help="what runs the low-parameter phase (rtl: the Verilated chip)")
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny")
+    _add_model_args(p)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=32, help="time steps per minibatch")
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), "
@@ -703,6 +716,7 @@ def _command_quality(sub) -> None:
                         "full training beats LoRA on a frozen random base; README)")
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny",
                    help="model preset, trained with its recipe (default tiny)")
+    _add_model_args(p)
     _add_recipe_args(p, schedule="cosine")
     p.add_argument("--ranks", nargs="+", choices=["layer", "module", "fixed"],
                    default=["layer"], help="rank modes of the measuring policies "

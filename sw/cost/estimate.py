@@ -589,10 +589,12 @@ def rtl_check(trace: list[dict]) -> dict | None:
             "equal": rtl == model and per_core_equal}
 
 
-def _low_phase_cost(out, breakdown, cfg, m, trace, hw, prices, trained_hw, batch_bytes):
+def _low_phase_cost(out, breakdown, cfg, m, trace, hw, prices, trained_hw, batch_bytes,
+                    state_bytes):
     """Adds the switch and the low phase to ``breakdown`` (and their details to ``out``)
     under the run's mapping; returns the low phase's seconds (switch included, overlap
-    removed). ``prices``: (GPU spec, technology constants, dtype)."""
+    removed). ``prices``: (GPU spec, technology constants, dtype); ``state_bytes``: the
+    frozen state besides the programmed matrices that the switch moves (hpt mapping)."""
     spec, tech, dtype = prices
     mapping = cfg.train.mapping
     low_steps = out["low_steps"]
@@ -612,7 +614,9 @@ def _low_phase_cost(out, breakdown, cfg, m, trace, hw, prices, trained_hw, batch
         breakdown[("low", "links")] = u["links"]
         breakdown[("low", "host link")] = movement_cost(hw.links, batch_bytes)
         breakdown[("low", "host issue")] = Cost(low_steps * tech["offload_op_overhead_s"], 0)
-        breakdown[("switch", "host link")] = movement_cost(hw.links, acc["host_switch_bytes"])
+        out["switch_state_bytes"] = state_bytes
+        breakdown[("switch", "host link")] = movement_cost(
+            hw.links, acc["host_switch_bytes"] + state_bytes)
     else:
         breakdown[("low", "movement")] = u["movement"]
         breakdown[("low", "host issue")] = u["host"]
@@ -654,7 +658,7 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     Per-epoch evaluation passes are left out of both; the held-out evaluations of the
     headroom and branch policies are HpT's work and charged to its full phase."""
     run_dir = Path(run_dir)
-    cfg, m, trace, trials, held_out_batches, batch_bytes = _load_run(run_dir)
+    cfg, m, trace, trials, held_out_batches, batch_bytes, state_bytes = _load_run(run_dir)
     trained_hw = cfg.hw if hw is not None and hw != cfg.hw else None
     hw = hw or cfg.hw
     mapping = cfg.train.mapping
@@ -691,7 +695,7 @@ def run_cost(run_dir: Path, spec: dict, tech: dict, dtype: str = "fp32", hw=None
     low_s = 0.0
     if low_steps > 0 or m["switch_step"] is not None:
         low_s = _low_phase_cost(out, breakdown, cfg, m, trace, hw, (spec, tech, dtype),
-                                trained_hw, batch_bytes)
+                                trained_hw, batch_bytes, state_bytes)
     hpt = Cost()
     for c in breakdown.values():
         hpt = hpt + c
@@ -740,7 +744,7 @@ def _hw_dict(hw) -> dict:
 
 def _load_run(run_dir: Path):
     """(config, metrics, trace, policy trials, batches of the policy's held-out
-    evaluations, low-phase batch bytes) of a finished run,
+    evaluations, low-phase batch bytes, switch state bytes) of a finished run,
     read once per process while its files are unchanged (a cost sweep re-costs one run
     under thousands of configurations)."""
     files = [run_dir / n for n in ("config.json", "metrics.json", "trace.json", "history.json")]
@@ -759,8 +763,23 @@ def _load_run_cached(run_dir: str, stamp: tuple):
     log = json.loads(hist.read_text()).get("policy", []) if hist.is_file() else []
     trials = [e for e in log if "trial" in e]
     held_out = sum(e.get("held_out_batches", 0) for e in log)
-    batch_bytes = _batch_bytes(cfg, trace) if cfg.train.mapping == "hpt" else 0.0
-    return cfg, m, trace, trials, held_out, batch_bytes
+    hpt = cfg.train.mapping == "hpt"
+    batch_bytes = _batch_bytes(cfg, trace) if hpt else 0.0
+    state_bytes = _switch_state_bytes(cfg) if hpt else 0.0
+    return cfg, m, trace, trials, held_out, batch_bytes, state_bytes
+
+
+def _switch_state_bytes(cfg) -> float:
+    """fp32 bytes of the frozen state that the switch moves to the manycore besides the
+    matrices programmed into ReRAM: every layer's attention bias (``ModelConfig.attn_bias``),
+    which the vector units add to the scores (kept in their buffers; not modelled as
+    storage)."""
+    if not cfg.model.attn_bias:
+        return 0.0
+    from sw.data import load
+    from sw.model.transformer import station_bias_shape
+    return 4.0 * cfg.model.layers * math.prod(station_bias_shape(cfg.model,
+                                                                 load(cfg.data).stations))
 
 
 def _batch_bytes(cfg, trace) -> float:
@@ -775,8 +794,10 @@ def _batch_bytes(cfg, trace) -> float:
 
 
 def _preset_name(model_cfg) -> str:
+    """The preset the model's sizes are, with ``+attn-bias`` when it has the bias."""
     from sw.model.transformer import PRESETS
+    extra = "+attn-bias" if model_cfg.attn_bias else ""
     for name, p in PRESETS.items():
         if all(getattr(model_cfg, k) == v for k, v in p.items()):
-            return name
-    return "custom"
+            return name + extra
+    return "custom" + extra

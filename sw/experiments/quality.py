@@ -42,7 +42,7 @@ def _run_config(job):
     extra = {"hw": ManycoreConfig.from_dict(job["hw"])} if job.get("hw") else {}
     seed, preset = job["seed"], job.get("preset", "tiny")
     size = {"steps": job["steps"]} if job.get("steps") else {}
-    return RunConfig(model=ModelConfig.preset(preset),
+    return RunConfig(model=ModelConfig.preset(preset, **(job.get("model") or {})),
                      data=DataConfig(app=job["app"], seed=seed, horizon=job.get("horizon", 1),
                                      **size),
                      train=TrainConfig.recipe(preset, **{
@@ -71,8 +71,8 @@ def _as_job(job) -> dict:
 
 def _one(job) -> dict:
     """Train one run (or read its finished metrics). ``job``: (app, policy, backend, seed,
-    epochs, out) or a dict with those and optional ``preset``, ``mapping``, ``hw`` (a
-    ManycoreConfig dict), ``switch_at``, ``steps`` (the app's size), ``recipe``
+    epochs, out) or a dict with those and optional ``preset``, ``model`` (ModelConfig fields
+    over the preset), ``mapping``, ``hw`` (a ManycoreConfig dict), ``switch_at``, ``steps`` (the app's size), ``recipe``
     (:class:`sw.train.trainer.TrainConfig` fields over the preset's recipe) and ``name`` (the
     run folder's name)."""
     import torch
@@ -110,15 +110,17 @@ def run_grid(out: Path, apps=APPS, policies=POLICIES, backends=("torch",), seeds
              epochs: int = 20, jobs: int = 2, switch_fractions=(), horizon: int = 1,
              engine: str = "ray", address: str | None = None, quiet: bool = True,
              rank_modes=("layer",), steps: int | None = None,
-             recipe: dict | None = None, preset: str = "tiny") -> list[dict]:
+             recipe: dict | None = None, preset: str = "tiny",
+             model: dict | None = None) -> list[dict]:
     """The grid's runs (trained, or read back when finished). The measuring policies
     (:data:`sw.train.policy.MEASURING`) run once per mode of ``rank_modes``
     (:data:`sw.train.policy.RANK_MODES`). ``steps``: the apps' size (time steps; None:
     :class:`sw.data.DataConfig`'s); ``preset``: the model preset, trained with its recipe
-    (:data:`sw.train.trainer.RECIPES`); ``recipe``: TrainConfig fields over that recipe."""
+    (:data:`sw.train.trainer.RECIPES`); ``recipe``: TrainConfig fields over that recipe;
+    ``model``: ModelConfig fields over the preset (e.g. ``{"attn_bias": True}``)."""
     from sw.train.policy import MEASURING as measuring
     common = {"epochs": epochs, "out": str(out), "horizon": horizon, "steps": steps,
-              "recipe": dict(recipe or {}), "preset": preset}
+              "recipe": dict(recipe or {}), "preset": preset, "model": dict(model or {})}
     jobs_list = [{"app": a, "policy": p, "backend": b, "seed": s, "ranks": r, **common}
                  for a in apps for b in backends for p in policies
                  for r in (rank_modes if p in measuring else ("layer",)) for s in seeds

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-__all__ = ["ModelConfig", "SpatialTransformer", "PRESETS", "RoutedLinear"]
+__all__ = ["ModelConfig", "SpatialTransformer", "PRESETS", "RoutedLinear", "station_bias_shape"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class ModelConfig:
     dropout: float = 0.1
     max_stations: int = 4096
     residual: bool = True         # predict the change from each station's last value
+    attn_bias: bool = False       # a learned bias per head and station pair in every layer
 
     def __post_init__(self):
         for name in ("d_model", "layers", "heads", "ffn", "reduce", "max_stations"):
@@ -49,8 +50,10 @@ class ModelConfig:
                              f"heads ({self.heads})")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), not {self.dropout}")
-        if not isinstance(self.residual, bool):
-            raise ValueError(f"ModelConfig.residual must be True or False, not {self.residual!r}")
+        for name in ("residual", "attn_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"ModelConfig.{name} must be True or False, "
+                                 f"not {getattr(self, name)!r}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "ModelConfig":
@@ -95,12 +98,26 @@ def sinusoidal(n: int, d: int) -> torch.Tensor:
     return pe
 
 
+def station_bias_shape(cfg: ModelConfig, stations: int) -> tuple[int, int, int]:
+    """``(heads, stations, stations)``: one layer's attention bias (``cfg.attn_bias``)."""
+    return (cfg.heads, stations, stations)
+
+
 class MultiHeadAttention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    """Multi-head self-attention over the stations. With ``stations`` (``cfg.attn_bias``), a
+    learned bias ``station_bias[head, i, j]`` (zeros at the start) is added to the scores of
+    station i attending to station j before the softmax: the relative-position bias of
+    Swin/T5, here one free value per station pair, since stations have no order. It lets
+    attention learn a fixed geography (which stations lie upstream of which) directly,
+    instead of through the query/key products of the positional encodings."""
+
+    def __init__(self, cfg: ModelConfig, stations: int | None = None):
         super().__init__()
         d = cfg.d_model
         self.heads, self.d_head = cfg.heads, d // cfg.heads
         self.q, self.k, self.v, self.o = (RoutedLinear(d, d) for _ in range(4))
+        self.station_bias = (nn.Parameter(torch.zeros(station_bias_shape(cfg, stations)))
+                             if stations is not None else None)
         self.drop = nn.Dropout(cfg.dropout)
         self.backend = None          # set by sw.model.hybrid.set_backend in the low-parameter phase
         self.name = "attn"
@@ -116,6 +133,8 @@ class MultiHeadAttention(nn.Module):
         split = lambda t: t.view(B, S, self.heads, self.d_head).transpose(1, 2)  # noqa: E731
         q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
         scores = self._mm(q, k.transpose(-2, -1), "qk") / math.sqrt(self.d_head)   # Q K^T
+        if self.station_bias is not None:
+            scores = scores + self.station_bias                  # a vector-unit add
         attn = self.drop(torch.softmax(scores, dim=-1))
         out = self._mm(attn, v, "av").transpose(1, 2).reshape(B, S, d)              # softmax V
         return self.o(out)
@@ -124,9 +143,9 @@ class MultiHeadAttention(nn.Module):
 class EncoderLayer(nn.Module):
     """Post-LayerNorm: ``x = LN(x + MHA(x)); x = LN(x + FFN(x))``."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, stations: int | None = None):
         super().__init__()
-        self.attn = MultiHeadAttention(cfg)
+        self.attn = MultiHeadAttention(cfg, stations)
         self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.ff1, self.ff2 = RoutedLinear(cfg.d_model, cfg.ffn), RoutedLinear(cfg.ffn, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
@@ -140,10 +159,11 @@ class SpatialTransformer(nn.Module):
     """``last_value``: the feature holding each station's previous target value (in target
     units), added to the head's output when ``cfg.residual``; None: no such feature (the
     model then predicts the target itself). ``horizon``: steps predicted per station (the
-    output gets a last axis of that size when above 1)."""
+    output gets a last axis of that size when above 1). ``stations``: how many stations
+    every input has; needed by ``cfg.attn_bias`` (its bias is sized by it), else unused."""
 
     def __init__(self, cfg: ModelConfig, n_features: int, last_value: int | None = None,
-                 horizon: int = 1):
+                 horizon: int = 1, stations: int | None = None):
         super().__init__()
         if n_features < 1:
             raise ValueError(f"n_features must be positive, not {n_features}")
@@ -151,13 +171,18 @@ class SpatialTransformer(nn.Module):
             raise ValueError(f"last_value feature {last_value} is not one of {n_features}")
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
             raise ValueError(f"horizon must be a positive integer, not {horizon!r}")
+        if cfg.attn_bias and (isinstance(stations, bool) or not isinstance(stations, int)
+                              or not 1 <= stations <= cfg.max_stations):
+            raise ValueError(f"ModelConfig.attn_bias needs the station count (1 to "
+                             f"max_stations = {cfg.max_stations}), not {stations!r}")
         self.cfg = cfg
+        self.stations = stations if cfg.attn_bias else None
         self.last_value = last_value if cfg.residual else None
         self.horizon = horizon
         d = cfg.d_model
         self.embed = nn.Sequential(RoutedLinear(n_features, d), nn.GELU(), RoutedLinear(d, d))
         self.register_buffer("pe", sinusoidal(cfg.max_stations, d), persistent=False)
-        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.layers))
+        self.layers = nn.ModuleList(EncoderLayer(cfg, self.stations) for _ in range(cfg.layers))
         for i, layer in enumerate(self.layers):
             layer.attn.name = f"layers.{i}.attn"
         self.reduce = nn.Sequential(RoutedLinear(d, max(cfg.reduce, d // 2)), nn.GELU(),
@@ -172,6 +197,9 @@ class SpatialTransformer(nn.Module):
         S = x.shape[1]
         if S > self.cfg.max_stations:
             raise ValueError(f"{S} stations exceed ModelConfig.max_stations ({self.cfg.max_stations})")
+        if self.stations is not None and S != self.stations:
+            raise ValueError(f"the input has {S} stations; this model's attention bias "
+                             f"(ModelConfig.attn_bias) was built for {self.stations}")
         h = self.embed(x) + self.pe[:S]
         for layer in self.layers:
             h = layer(h)
@@ -188,4 +216,4 @@ class SpatialTransformer(nn.Module):
         """The model for a :class:`sw.data.Data` (its feature count, and its last feature
         as the previous value when the data has lags)."""
         return cls(cfg, data.n_features, data.n_features - 1 if data.lags else None,
-                   data.horizon)
+                   data.horizon, data.stations)

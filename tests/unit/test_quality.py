@@ -74,6 +74,8 @@ def test_grid_jobs_carry_size_preset_and_recipe():
     assert (c.train.schedule, c.train.clip, c.train.lr, c.train.epochs) == ("cosine", 1.0, 1e-4, 2)
     tiny = _run_config({**job, "preset": "tiny", "recipe": {}, "steps": None})
     assert tiny.train.schedule == "step" and tiny.data.steps == 1500
+    assert not tiny.model.attn_bias
+    assert _run_config({**job, "model": {"attn_bias": True}}).model.attn_bias
     assert _job_name(job) == "wind_full_torch_s3"
 
 
@@ -116,11 +118,14 @@ def test_rank_modes_add_rows_for_the_measuring_policies(tmp_path, monkeypatch):
 def test_the_default_protocol():
     """``hpt quality`` with no flags is the protocol of the README's table: 6,000 steps per
     app, 10 epochs, 5 seeds, the cosine schedule over both phases."""
-    from hpt.cli import _recipe, build_parser
+    from hpt.cli import _model_overrides, _recipe, build_parser
     a = build_parser().parse_args(["quality"])
     assert (a.steps, a.epochs, a.seeds, a.preset, a.horizon) == (6000, 10, [0, 1, 2, 3, 4],
                                                                  "tiny", 1)
     assert _recipe(a) == {"schedule": "cosine"}
+    assert _model_overrides(a) == {}
+    assert _model_overrides(build_parser().parse_args(["quality", "--attn-bias"])) == {
+        "attn_bias": True}
     old = build_parser().parse_args(["quality", "--steps", "1500", "--epochs", "20",
                                      "--schedule", "step"])
     assert _recipe(old) == {"schedule": "step"}

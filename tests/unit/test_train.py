@@ -117,6 +117,10 @@ def test_cli_switch_at(tmp_path, capsys):
     assert main(args + ["--switch-at", "3", "--policy", "full", "--out", str(tmp_path / "b")]) == 2
     assert "give --policy or --switch-at, not both" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+    assert main(args + ["--switch-at", "3", "--attn-bias", "--out", str(tmp_path / "c")]) == 0
+    cfg = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert cfg["model"]["attn_bias"] is True
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["model"]["attn_bias"] is False
 
 
 def test_lora_from_the_start_is_the_frozen_random_control(tmp_path):
@@ -434,3 +438,40 @@ def test_branch_policy_adopts_the_branch_or_drops_it_resumes_and_costs_it(tmp_pa
         assert c["trial_steps"] == 12 and c["held_out_batches"] == 2 * checks + 2
         rows = {(b["phase"], b["unit"]) for b in c["breakdown"]}
         assert ("full", "gpu LoRA trial") in rows
+
+
+def test_attention_bias_trains_in_the_full_phase_freezes_at_the_switch_resumes_and_costs(
+        tmp_path):
+    """``ModelConfig.attn_bias``: the full phase trains the bias, the switch freezes it with
+    the rest of the base (the frozen-random control keeps it at zero), a run stopped after
+    the switch resumes to the same numbers, and the cost model moves the bias at the
+    switch."""
+    import torch
+    from sw.cost.estimate import gpu_spec, run_cost, technology
+    model = ModelConfig(**{**SMALL["model"].to_dict(), "attn_bias": True})
+
+    def c(policy):
+        return RunConfig(train=TrainConfig(epochs=3, batch=16, seed=0, lr_step_epochs=2),
+                         policy=policy, **{**SMALL, "model": model})
+
+    def bias(run):
+        t = Trainer.resume(run, quiet=True)
+        return [(p.detach().clone(), p.requires_grad) for n, p in t.model.named_parameters()
+                if n.endswith("station_bias")]
+
+    at5 = PolicyConfig(name="switch-at", switch_at=5, lora_rank=2)
+    a = Trainer(c(at5), tmp_path / "a", quiet=True).fit()
+    t = Trainer(c(at5), tmp_path / "b", quiet=True)
+    assert t.fit(until_epoch=1) is None                     # stopped after the switch
+    after_switch = bias(tmp_path / "b")
+    b = Trainer.resume(tmp_path / "b", quiet=True).fit()
+    assert (b["test_mse"], b["switch_step"]) == (a["test_mse"], 5)
+    final = bias(tmp_path / "a")
+    assert len(final) == 2 and not any(g for _, g in final)
+    for (x, _), (y, _) in zip(after_switch, final):
+        assert torch.equal(x, y) and x.abs().sum() > 0       # trained, then frozen
+    Trainer(c(PolicyConfig(name="lora", lora_rank=2)), tmp_path / "l", quiet=True).fit()
+    assert all(not p.any() for p, _ in bias(tmp_path / "l"))
+    cost = run_cost(tmp_path / "a", gpu_spec("A100-SXM4-80GB"), technology())
+    assert cost["switch_state_bytes"] == 4 * 2 * 2 * 6 * 6  # fp32, layers x heads x S x S
+    assert cost["preset"] == "custom+attn-bias"
