@@ -54,6 +54,7 @@ class TrainConfig:
     clip: float | None = None     # clip the gradient norm of every step to this (None: off)
     low_lr: float | None = None   # the low-parameter phase's fresh optimizer; None: the
                                   # full phase's rate at the switch (where its schedule is)
+    attn_bias_lr: float = 10.0    # the attention bias's rate as a multiple of lr (attn_bias)
     seed: int = 0
     backend: str = "torch"        # torch | functional | rtl: what runs the low-parameter phase
     mapping: str = "hpt"          # hpt | qv: which unit runs which op (sw.model.hybrid)
@@ -89,6 +90,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.min_lr must be in [0, 1], not {self.min_lr}")
         if self.clip is not None and not self.clip > 0:
             raise ValueError(f"TrainConfig.clip must be positive or None, not {self.clip}")
+        if not self.attn_bias_lr > 0:
+            raise ValueError(f"TrainConfig.attn_bias_lr must be positive, "
+                             f"not {self.attn_bias_lr}")
 
     def lr_factor(self, step: int, total: int) -> float:
         """``schedule='cosine'``: the share of ``lr`` for iteration ``step`` (0-based) of a
@@ -281,8 +285,18 @@ class Trainer:
 
     # ---- setup helpers -------------------------------------------------------------------
     def _optimizer(self, lr, model=None):
-        params = [p for p in (model or self.model).parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=lr, weight_decay=self.cfg.train.weight_decay)
+        """AdamW over the trainable parameters; the attention bias (``ModelConfig.attn_bias``)
+        in a group of its own at ``attn_bias_lr`` times the rate (``lr_scale``, which every
+        schedule keeps): an Adam step moves a weight by about the rate, and attention
+        logits must move by several units, so at the common rate the bias learns the
+        stations' geography slowly (README, Model)."""
+        named = [(n, p) for n, p in (model or self.model).named_parameters() if p.requires_grad]
+        bias = [p for n, p in named if n.endswith(".station_bias")]
+        groups = [{"params": [p for n, p in named if not n.endswith(".station_bias")]}]
+        if bias:
+            scale = self.cfg.train.attn_bias_lr
+            groups.append({"params": bias, "lr": lr * scale, "lr_scale": scale})
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=self.cfg.train.weight_decay)
 
     def _low_lr(self) -> float:
         lr = self.cfg.train.low_lr
@@ -370,7 +384,8 @@ class Trainer:
             base = t.low_lr if (model is not self.model or self.phase == "low") and \
                 t.low_lr is not None else t.lr
             for g in opt.param_groups:
-                g["lr"] = base * t.lr_factor(self.step, t.epochs * self.per_epoch)
+                g["lr"] = base * t.lr_factor(self.step, t.epochs * self.per_epoch) \
+                    * g.get("lr_scale", 1.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if t.clip is not None:

@@ -475,3 +475,16 @@ def test_attention_bias_trains_in_the_full_phase_freezes_at_the_switch_resumes_a
     cost = run_cost(tmp_path / "a", gpu_spec("A100-SXM4-80GB"), technology())
     assert cost["switch_state_bytes"] == 4 * 2 * 2 * 6 * 6  # fp32, layers x heads x S x S
     assert cost["preset"] == "custom+attn-bias"
+    # the bias learns at attn_bias_lr x the rate, under both schedules, also after a resume
+    for schedule in ("step", "cosine"):
+        run = RunConfig(train=TrainConfig(epochs=3, batch=16, seed=0, lr_step_epochs=1,
+                                          schedule=schedule, attn_bias_lr=7.0),
+                        policy=PolicyConfig(name="full"), **{**SMALL, "model": model})
+        assert Trainer(run, tmp_path / schedule, quiet=True).fit(until_epoch=2) is None
+        t = Trainer.resume(tmp_path / schedule, quiet=True)
+        main, grp = t.opt.param_groups
+        assert {id(p) for p in grp["params"]} == {
+            id(p) for n, p in t.model.named_parameters() if n.endswith("station_bias")}
+        assert main["lr"] < 1e-3 and grp["lr"] == pytest.approx(7.0 * main["lr"], rel=1e-12)
+    with pytest.raises(ValueError, match="TrainConfig.attn_bias_lr must be positive"):
+        TrainConfig(attn_bias_lr=0.0)
