@@ -110,3 +110,32 @@ def test_cli_chip(tmp_path, capsys):
     assert "the RTL chip holds 1..31 ReRAM blocks (harness channels); this ManycoreConfig " \
         "has 32" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_generation_is_skipped_only_for_the_same_generator_key(tmp_path, monkeypatch):
+    """A second generate() of the same component and config keeps the files without
+    converting again; another config, a missing or edited key, or no config converts."""
+    from amaranth.back import verilog
+    import hw.verilog as hv
+    cfg = SystolicConfig(rows=2, cols=3, in_width=8, k_depth=4)
+    v, j = generate(SystolicCore(cfg), cfg.name, tmp_path, config=cfg.to_dict())
+    text, meta = v.read_bytes(), json.loads(j.read_text())
+    assert meta["generator"] == hv.generator_key(SystolicCore(cfg), cfg.name, cfg.to_dict())
+    calls = []
+    real = verilog.convert
+    monkeypatch.setattr(verilog, "convert", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert generate(SystolicCore(cfg), cfg.name, tmp_path, config=cfg.to_dict()) == (v, j)
+    assert calls == [] and v.read_bytes() == text
+    other = SystolicConfig(rows=2, cols=3, in_width=8, k_depth=5)
+    assert hv.generator_key(SystolicCore(other), cfg.name, other.to_dict()) != meta["generator"]
+    generate(SystolicCore(other), cfg.name, tmp_path, config=other.to_dict())
+    assert calls == [1] and v.read_bytes() != text
+    generate(SystolicCore(cfg), cfg.name, tmp_path, config=cfg.to_dict())
+    assert calls == [1, 1] and v.read_bytes() == text
+    j.write_text(json.dumps({**meta, "generator": "stale"}))
+    generate(SystolicCore(cfg), cfg.name, tmp_path, config=cfg.to_dict())
+    v.unlink()
+    generate(SystolicCore(cfg), cfg.name, tmp_path, config=cfg.to_dict())
+    generate(SystolicCore(cfg), cfg.name, tmp_path)                # no config: no key
+    generate(SystolicCore(cfg), cfg.name, tmp_path)
+    assert len(calls) == 6 and v.read_bytes() == text
