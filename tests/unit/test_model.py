@@ -33,16 +33,22 @@ def test_forward_shape_determinism_and_gradients():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in a.parameters())
 
 
-def test_attention_matches_torch_reference():
-    cfg = ModelConfig(d_model=16, heads=4, layers=1, ffn=8, reduce=4, dropout=0.0)
-    m = SpatialTransformer(cfg, n_features=2)
-    att = m.layers[0].attn
+def torch_reference(att) -> torch.nn.MultiheadAttention:
+    """torch's attention with the weights of ``att`` (d_model 16, 4 heads)."""
     ref = torch.nn.MultiheadAttention(16, 4, batch_first=True)
     with torch.no_grad():
         ref.in_proj_weight.copy_(torch.cat([att.q.weight, att.k.weight, att.v.weight]))
         ref.in_proj_bias.copy_(torch.cat([att.q.bias, att.k.bias, att.v.bias]))
         ref.out_proj.weight.copy_(att.o.weight)
         ref.out_proj.bias.copy_(att.o.bias)
+    return ref
+
+
+def test_attention_matches_torch_reference():
+    cfg = ModelConfig(d_model=16, heads=4, layers=1, ffn=8, reduce=4, dropout=0.0)
+    m = SpatialTransformer(cfg, n_features=2)
+    att = m.layers[0].attn
+    ref = torch_reference(att)
     x = torch.randn(2, 5, 16)
     torch.testing.assert_close(att(x), ref(x, x, x, need_weights=False)[0])
 
@@ -82,12 +88,7 @@ def test_attention_bias_starts_neutral_then_steers_attention_and_trains():
     att = biased.layers[0].attn
     with torch.no_grad():
         att.station_bias[1, 2, 4] = 3.0
-    ref = torch.nn.MultiheadAttention(16, 4, batch_first=True)
-    with torch.no_grad():
-        ref.in_proj_weight.copy_(torch.cat([att.q.weight, att.k.weight, att.v.weight]))
-        ref.in_proj_bias.copy_(torch.cat([att.q.bias, att.k.bias, att.v.bias]))
-        ref.out_proj.weight.copy_(att.o.weight)
-        ref.out_proj.bias.copy_(att.o.bias)
+    ref = torch_reference(att)
     h = torch.randn(2, 6, 16)
     mask = att.station_bias.detach().repeat(2, 1, 1)            # (batch x heads, S, S)
     torch.testing.assert_close(att(h), ref(h, h, h, attn_mask=mask, need_weights=False)[0])
