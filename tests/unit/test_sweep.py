@@ -117,6 +117,15 @@ def test_points_are_named_by_their_configuration(trained, tmp_path):
     assert [q["key"] for q in resolve(spec2)] == [q["key"] for q in pts]
 
 
+def test_train_points_set_model_and_recipe_fields_by_dotted_name():
+    from sw.experiments.sweep import _run_config as sweep_run_config
+    c = sweep_run_config({"model.attn_bias": True, "train.attn_bias_lr": 5.0}, None)
+    assert (c.model.attn_bias, c.train.attn_bias_lr, c.model.d_model) == (True, 5.0, 64)
+    assert not sweep_run_config({}, None).model.attn_bias
+    with pytest.raises(ValueError, match="model has no field 'bias'"):
+        sweep_run_config({"model.bias": True}, None)
+
+
 def test_pareto_front():
     pts = [(2, 2, 1.0), (3, 1, 1.0), (1, 1, 0.5), (1, 1, 2.0), (2, 2, 1.0), (2, 1, 1.0)]
     assert pareto_front(pts) == [True, True, True, False, True, False]
