@@ -304,6 +304,7 @@ def _train(args) -> int:
             raise ValueError("give exactly one of --app and --data")
         data = DataConfig(app=args.app or "wind", path=str(args.data) if args.data else None,
                           window=args.window, horizon=args.horizon, seed=args.seed,
+                          flow_kmh=args.flow_kmh,
                           **{k: v for k, v in (("steps", args.steps), ("stations", args.stations))
                              if v is not None})
         hw = _manycore(args)
@@ -383,9 +384,10 @@ def cmd_quality(args) -> int:
                        switch_fractions=args.switch_fractions, horizon=args.horizon,
                        engine=args.engine, address=args.address, quiet=False,
                        rank_modes=args.ranks, steps=args.steps, recipe=_recipe(args),
-                       preset=args.preset, model=_model_overrides(args))
+                       preset=args.preset, model=_model_overrides(args),
+                       data={"flow_kmh": args.flow_kmh})
     summary, table = summarise(results, grid_baselines(args.apps, args.seeds, args.horizon,
-                                                       args.steps))
+                                                       args.steps, {"flow_kmh": args.flow_kmh}))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (args.out / "summary.md").write_text(table)
     print(table)
@@ -526,6 +528,13 @@ def _model_overrides(args) -> dict:
     return {"attn_bias": True} if args.attn_bias else {}
 
 
+def _add_flow_arg(p: argparse.ArgumentParser, default: float) -> None:
+    p.add_argument("--flow-kmh", type=float, default=default, metavar="KMH",
+                   help="weather app: the mean flow (km/h) that carries its synoptic anomalies "
+                        "across the stations (DataConfig.flow_kmh; 0: they stay in place; "
+                        "default %(default)s)")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attn-bias", action="store_true",
                    help="a learned attention bias per head and station pair in every layer "
@@ -616,6 +625,7 @@ def _command_train(sub) -> None:
                    help="steps ahead predicted for every station (default 1)")
     p.add_argument("--steps", type=int, default=None, help="time steps of a built-in app")
     p.add_argument("--stations", type=int, default=None, help="stations of a built-in app")
+    _add_flow_arg(p, 0.0)
     p.add_argument("--k", type=int, default=20, help="iterations between switch checks")
     p.add_argument("--mapping", choices=["hpt", "qv"], default="hpt",
                    help="which unit runs which op after the switch: hpt (every frozen linear "
@@ -716,6 +726,7 @@ def _command_quality(sub) -> None:
                         "full training beats LoRA on a frozen random base; README)")
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny",
                    help="model preset, trained with its recipe (default tiny)")
+    _add_flow_arg(p, 0.0)
     _add_model_args(p)
     _add_recipe_args(p, schedule="cosine")
     p.add_argument("--ranks", nargs="+", choices=["layer", "module", "fixed"],

@@ -38,6 +38,8 @@ class DataConfig:
     ahead are predicted (``y[t]`` holds steps ``t .. t + horizon - 1`` of every station, a
     ``[time, station, horizon]`` array when ``horizon > 1``; series inputs only);
     ``train``/``val`` are the chronological fractions (test gets the rest).
+    ``flow_kmh`` (weather only): the speed of the mean flow that carries the synoptic
+    anomalies across the stations (:func:`sw.data.synthetic.weather`; 0: they stay in place).
     """
     app: str = "wind"
     path: str | None = None
@@ -48,6 +50,7 @@ class DataConfig:
     train: float = 0.7
     val: float = 0.15
     seed: int = 0
+    flow_kmh: float = 0.0
 
     def __post_init__(self):
         if self.path is None and self.app not in APPS:
@@ -59,6 +62,12 @@ class DataConfig:
         if not (0 < self.train < 1 and 0 < self.val < 1 and self.train + self.val < 1):
             raise DataError(f"DataConfig.train/val must be fractions with train + val < 1, "
                             f"not {self.train}/{self.val}")
+        f = self.flow_kmh
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f < math.inf:
+            raise DataError(f"DataConfig.flow_kmh must be a finite number >= 0, not {f!r}")
+        if f and (self.path is not None or self.app != "weather"):
+            raise DataError("DataConfig.flow_kmh applies to the built-in weather app only, not "
+                            f"{self.path or self.app!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -213,7 +222,8 @@ def load(cfg: DataConfig) -> Data:
         name = path.name
         lags = None if path.suffix == ".npz" else cfg.window
     else:
-        series, cov, _ = generate(cfg.app, steps=cfg.steps, stations=cfg.stations, seed=cfg.seed)
+        series, cov, _ = generate(cfg.app, steps=cfg.steps, stations=cfg.stations, seed=cfg.seed,
+                                  flow_kmh=cfg.flow_kmh)
         if cfg.app in LOG_TARGET:
             series = np.log1p(series)
         X, y = windowed(series, cov, cfg.window, cfg.horizon)

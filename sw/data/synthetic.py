@@ -63,15 +63,42 @@ def swe(rng, steps: int, stations: int):
     return snow, cov, coords
 
 
-def weather(rng, steps: int, stations: int):
+def _advected_field(rng, steps: int, coords: np.ndarray, length_km: float, phi: float,
+                    shift: np.ndarray, features: int = 96) -> np.ndarray:
+    """AR(1) anomalies with an RBF spatial kernel (``length_km``) in a frame that moves by
+    ``shift[t]`` km (``[time, 2]``), sampled at the stations: ``features`` random Fourier
+    features of the kernel, each with its own AR(1) amplitudes; unit stationary variance.
+    In the moving frame it is the field of :func:`_ar1_field`; at a station the anomaly
+    upstream arrives ``distance / speed`` later."""
+    k = rng.normal(0.0, 1.0 / length_km, (features, 2))                   # rad/km
+    scale = np.sqrt(1 - phi ** 2)
+    amp = rng.standard_normal((2, features))
+    out = np.empty((steps, len(coords)))
+    for t in range(steps):
+        amp = phi * amp + scale * rng.standard_normal((2, features))
+        arg = (coords - shift[t]) @ k.T                                   # (station, feature)
+        out[t] = (np.cos(arg) @ amp[0] + np.sin(arg) @ amp[1]) / np.sqrt(features)
+    return out
+
+
+def weather(rng, steps: int, stations: int, flow_kmh: float = 0.0):
     """Hourly air temperature (degC): diurnal and seasonal cycles, elevation lapse rate,
-    and spatially correlated synoptic anomalies that persist for days."""
+    and spatially correlated synoptic anomalies that persist for days.
+
+    ``flow_kmh`` > 0 carries the anomalies across the stations with a mean (steering) flow
+    of that speed, whose heading veers slowly (+-0.5 rad over about 10 days), so a
+    station's next hours are upstream stations' recent ones; 0 keeps them in place."""
     coords = _coords(rng, stations)
     elev = rng.uniform(0.0, 2.0, stations)
     h = np.arange(steps)
     diurnal = 5.0 * np.sin(2 * np.pi * (h - 9) / 24.0)[:, None]
     seasonal = 10.0 * np.sin(2 * np.pi * h / (24.0 * 365.0))[:, None]
-    anomaly = 3.0 * _ar1_field(rng, steps, _spatial_factor(coords, 200.0), 0.97)
+    if flow_kmh:
+        heading = 0.5 * np.sin(2 * np.pi * h / 240.0)
+        shift = np.cumsum(flow_kmh * np.stack([np.cos(heading), np.sin(heading)], -1), 0)
+        anomaly = 3.0 * _advected_field(rng, steps, coords, 200.0, 0.97, shift)
+    else:
+        anomaly = 3.0 * _ar1_field(rng, steps, _spatial_factor(coords, 200.0), 0.97)
     temp = 12.0 + seasonal + diurnal * (1.0 - 0.2 * elev[None]) - 6.5 * elev[None] + anomaly
     hour = np.broadcast_to(np.stack([np.sin(2 * np.pi * h / 24), np.cos(2 * np.pi * h / 24)],
                                     -1)[:, None, :], (steps, stations, 2))
@@ -141,9 +168,13 @@ def epidemic(rng, steps: int, stations: int):
 APPS = {"swe": swe, "weather": weather, "wind": wind, "epidemic": epidemic}
 
 
-def generate(app: str, *, steps: int, stations: int, seed: int):
+def generate(app: str, *, steps: int, stations: int, seed: int, flow_kmh: float = 0.0):
+    """``(series, covariates, coords)`` of ``app``; ``flow_kmh``: weather's mean flow."""
     if app not in APPS:
         raise ValueError(f"unknown app {app!r}; choose one of {sorted(APPS)}")
+    if flow_kmh and app != "weather":
+        raise ValueError(f"flow_kmh applies to the weather app, not {app!r}")
     rng = np.random.default_rng(seed)
-    series, cov, coords = APPS[app](rng, steps, stations)
+    series, cov, coords = APPS[app](rng, steps, stations, **(
+        {"flow_kmh": flow_kmh} if flow_kmh else {}))
     return (series.astype(np.float64), np.asarray(cov, np.float64), coords)

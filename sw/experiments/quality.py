@@ -44,13 +44,22 @@ def _run_config(job):
     size = {"steps": job["steps"]} if job.get("steps") else {}
     return RunConfig(model=ModelConfig.preset(preset, **(job.get("model") or {})),
                      data=DataConfig(app=job["app"], seed=seed, horizon=job.get("horizon", 1),
-                                     **size),
+                                     **size, **_data_fields(job)),
                      train=TrainConfig.recipe(preset, **{
                          **(job.get("recipe") or {}), "epochs": job["epochs"], "seed": seed,
                          "backend": job["backend"], "mapping": job.get("mapping", "hpt")}),
                      policy=PolicyConfig(name=job["policy"], switch_at=job.get("switch_at"),
                                          ranks=job.get("ranks", "layer")),
                      **extra)
+
+
+def _data_fields(job) -> dict:
+    """The job's DataConfig fields for its app: ``data`` holds fields over the defaults, and
+    ``flow_kmh`` (weather's mean flow) reaches the weather app only, so one grid can carry it."""
+    fields = dict(job.get("data") or {})
+    if job["app"] != "weather":
+        fields.pop("flow_kmh", None)
+    return fields
 
 
 def _job_name(job) -> str:
@@ -72,7 +81,7 @@ def _as_job(job) -> dict:
 def _one(job) -> dict:
     """Train one run (or read its finished metrics). ``job``: (app, policy, backend, seed,
     epochs, out) or a dict with those and optional ``preset``, ``model`` (ModelConfig fields
-    over the preset), ``mapping``, ``hw`` (a ManycoreConfig dict), ``switch_at``, ``steps``
+    over the preset), ``data`` (DataConfig fields, :func:`_data_fields`), ``mapping``, ``hw`` (a ManycoreConfig dict), ``switch_at``, ``steps``
     (the app's size), ``recipe`` (:class:`sw.train.trainer.TrainConfig` fields over the
     preset's recipe) and ``name`` (the run folder's name)."""
     import torch
@@ -111,16 +120,18 @@ def run_grid(out: Path, apps=APPS, policies=POLICIES, backends=("torch",), seeds
              engine: str = "ray", address: str | None = None, quiet: bool = True,
              rank_modes=("layer",), steps: int | None = None,
              recipe: dict | None = None, preset: str = "tiny",
-             model: dict | None = None) -> list[dict]:
+             model: dict | None = None, data: dict | None = None) -> list[dict]:
     """The grid's runs (trained, or read back when finished). The measuring policies
     (:data:`sw.train.policy.MEASURING`) run once per mode of ``rank_modes``
     (:data:`sw.train.policy.RANK_MODES`). ``steps``: the apps' size (time steps; None:
     :class:`sw.data.DataConfig`'s); ``preset``: the model preset, trained with its recipe
     (:data:`sw.train.trainer.RECIPES`); ``recipe``: TrainConfig fields over that recipe;
-    ``model``: ModelConfig fields over the preset (e.g. ``{"attn_bias": True}``)."""
+    ``model``: ModelConfig fields over the preset (e.g. ``{"attn_bias": True}``); ``data``:
+    DataConfig fields (``flow_kmh`` reaches the weather app only)."""
     from sw.train.policy import MEASURING as measuring
     common = {"epochs": epochs, "out": str(out), "horizon": horizon, "steps": steps,
-              "recipe": dict(recipe or {}), "preset": preset, "model": dict(model or {})}
+              "recipe": dict(recipe or {}), "preset": preset, "model": dict(model or {}),
+              "data": dict(data or {})}
     jobs_list = [{"app": a, "policy": p, "backend": b, "seed": s, "ranks": r, **common}
                  for a in apps for b in backends for p in policies
                  for r in (rank_modes if p in measuring else ("layer",)) for s in seeds
@@ -156,13 +167,15 @@ def run_jobs(jobs_list, jobs: int = 2, engine: str = "ray", address: str | None 
     return [o.value for o in out]
 
 
-def grid_baselines(apps, seeds, horizon: int = 1, steps: int | None = None) -> dict:
+def grid_baselines(apps, seeds, horizon: int = 1, steps: int | None = None,
+                   data: dict | None = None) -> dict:
     """``(app, seed) -> baselines`` on the data each run of that app and seed trains on."""
     from sw.experiments.baselines import baselines
     from sw.data import load
     return {(a, s): baselines(load(_run_config({"app": a, "seed": s, "epochs": 1,
                                                 "backend": "torch", "policy": "full",
-                                                "horizon": horizon, "steps": steps}).data))
+                                                "horizon": horizon, "steps": steps,
+                                                "data": data}).data))
             for a in apps for s in seeds}
 
 

@@ -59,6 +59,42 @@ def test_weather_has_diurnal_cycle_and_spatial_correlation():
     assert near > far
 
 
+def test_advected_anomalies_arrive_downstream_after_distance_over_speed():
+    from sw.data.synthetic import _advected_field
+    steps = 400
+    shift = np.stack([40.0 * np.arange(1, steps + 1), np.zeros(steps)], -1)   # 40 km/h east
+    coords = np.array([[0.0, 0.0], [200.0, 0.0], [0.0, 200.0]])
+    # a frozen pattern (no decay): 200 km downstream, station 1 sees station 0's anomaly
+    # exactly 5 hours later; station 2, across the flow, sees another one
+    a = _advected_field(np.random.default_rng(0), steps, coords, 200.0, 1.0, shift)
+    np.testing.assert_allclose(a[5:, 1], a[:-5, 0], atol=1e-9)
+    assert not np.allclose(a[5:, 2], a[:-5, 0], atol=0.1)
+    # decaying amplitudes: AR(1) with unit variance at a point, in the moving frame
+    still = np.zeros((20000, 2))
+    b = _advected_field(np.random.default_rng(1), 20000, coords[:1], 200.0, 0.97, still)[:, 0]
+    assert abs(b.var() - 1) < 0.1
+    assert abs(float(np.corrcoef(b[:-1], b[1:])[0, 1]) - 0.97) < 0.01
+
+
+def test_weather_flow_moves_anomalies_and_is_checked():
+    still = generate("weather", steps=500, stations=8, seed=4)
+    np.testing.assert_array_equal(still[0], generate("weather", steps=500, stations=8, seed=4,
+                                                     flow_kmh=0.0)[0])
+    moving = generate("weather", steps=500, stations=8, seed=4, flow_kmh=40.0)
+    np.testing.assert_array_equal(moving[2], still[2])           # the same stations
+    assert not np.allclose(moving[0], still[0])
+    d = load(DataConfig(app="weather", steps=400, stations=6, flow_kmh=30))
+    assert d.train.X.shape[1:] == (6, d.n_features)
+    for bad in (-1.0, float("inf"), float("nan"), True, "40"):
+        with pytest.raises(DataError, match=r"DataConfig\.flow_kmh must be"):
+            DataConfig(app="weather", flow_kmh=bad)
+    with pytest.raises(DataError, match=r"flow_kmh applies to the built-in weather app only, "
+                                        r"not 'wind'"):
+        DataConfig(app="wind", flow_kmh=10)
+    with pytest.raises(ValueError, match="flow_kmh applies to the weather app"):
+        generate("swe", steps=50, stations=3, seed=0, flow_kmh=5)
+
+
 def test_wind_and_epidemic_ranges():
     speed, cov, _ = generate("wind", steps=300, stations=6, seed=0)
     assert speed.min() >= 0 and cov.shape == (300, 6, 2)

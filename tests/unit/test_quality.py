@@ -77,6 +77,10 @@ def test_grid_jobs_carry_size_preset_and_recipe():
     assert not tiny.model.attn_bias
     assert _run_config({**job, "model": {"attn_bias": True}}).model.attn_bias
     assert _job_name(job) == "wind_full_torch_s3"
+    # weather's mean flow reaches the weather app only, so one grid carries it for all apps
+    flow = {**job, "data": {"flow_kmh": 40.0}}
+    assert _run_config(flow).data.flow_kmh == 0.0
+    assert _run_config({**flow, "app": "weather"}).data.flow_kmh == 40.0
 
 
 def test_a_finished_run_is_reused_only_for_the_same_configuration(tmp_path):

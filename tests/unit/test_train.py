@@ -121,6 +121,13 @@ def test_cli_switch_at(tmp_path, capsys):
     cfg = json.loads((tmp_path / "c" / "config.json").read_text())
     assert cfg["model"]["attn_bias"] is True
     assert json.loads((tmp_path / "a" / "config.json").read_text())["model"]["attn_bias"] is False
+    assert main(args + ["--flow-kmh", "30", "--out", str(tmp_path / "d")]) == 2
+    assert "DataConfig.flow_kmh applies to the built-in weather app only" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+    weather = [a if a != "wind" else "weather" for a in args]
+    assert main(weather + ["--flow-kmh", "30", "--out", str(tmp_path / "e")]) == 0
+    assert json.loads((tmp_path / "e" / "config.json").read_text())["data"]["flow_kmh"] == 30.0
 
 
 def test_lora_from_the_start_is_the_frozen_random_control(tmp_path):
