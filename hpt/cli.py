@@ -388,9 +388,13 @@ def cmd_quality(args) -> int:
                        data={"flow_kmh": args.flow_kmh})
     summary, table = summarise(results, grid_baselines(args.apps, args.seeds, args.horizon,
                                                        args.steps, {"flow_kmh": args.flow_kmh}))
+    protocol = (f"Protocol: preset {args.preset}, {args.steps or 'default'} steps, "
+                f"{args.epochs} epochs, horizon {args.horizon}, seeds {args.seeds}, recipe "
+                f"{_recipe(args)}, model {_model_overrides(args)}, weather flow "
+                f"{args.flow_kmh:g} km/h.\n\n")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (args.out / "summary.md").write_text(table)
-    print(table)
+    (args.out / "summary.md").write_text(protocol + table)
+    print(protocol + table)
     png = plot_switch_curve(summary, args.out / "switch_curve.png")
     print(f"wrote {args.out}/summary.json and summary.md" + (f" and {png}" if png else "")
           + f" ({len(results)} runs, {time.time() - t0:.0f} s)")
@@ -524,7 +528,7 @@ def _add_recipe_args(p: argparse.ArgumentParser, schedule: str | None = None) ->
 
 
 def _model_overrides(args) -> dict:
-    """The model flags given on the command line, as ModelConfig fields over the preset."""
+    """The model flags of the command line, as ModelConfig fields over the preset."""
     return {"attn_bias": True} if args.attn_bias else {}
 
 
@@ -535,10 +539,10 @@ def _add_flow_arg(p: argparse.ArgumentParser, default: float) -> None:
                         "default %(default)s)")
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--attn-bias", action="store_true",
+def _add_model_args(p: argparse.ArgumentParser, attn_bias: bool = False) -> None:
+    p.add_argument("--attn-bias", action=argparse.BooleanOptionalAction, default=attn_bias,
                    help="a learned attention bias per head and station pair in every layer "
-                        "(ModelConfig.attn_bias; README, Model)")
+                        "(ModelConfig.attn_bias; README, Model; default %(default)s)")
 
 
 def _recipe(args) -> dict:
@@ -726,8 +730,10 @@ def _command_quality(sub) -> None:
                         "full training beats LoRA on a frozen random base; README)")
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny",
                    help="model preset, trained with its recipe (default tiny)")
-    _add_flow_arg(p, 0.0)
-    _add_model_args(p)
+    # the protocol of the README's quality table: weather's anomalies move, the model has
+    # the attention bias (README, Quality)
+    _add_flow_arg(p, 40.0)
+    _add_model_args(p, attn_bias=True)
     _add_recipe_args(p, schedule="cosine")
     p.add_argument("--ranks", nargs="+", choices=["layer", "module", "fixed"],
                    default=["layer"], help="rank modes of the measuring policies "

@@ -121,15 +121,38 @@ def test_rank_modes_add_rows_for_the_measuring_policies(tmp_path, monkeypatch):
 
 def test_the_default_protocol():
     """``hpt quality`` with no flags is the protocol of the README's table: 6,000 steps per
-    app, 10 epochs, 5 seeds, the cosine schedule over both phases."""
+    app, 10 epochs, 5 seeds, the cosine schedule over both phases, the attention bias, and
+    weather's anomalies moving at 40 km/h."""
     from hpt.cli import _model_overrides, _recipe, build_parser
     a = build_parser().parse_args(["quality"])
     assert (a.steps, a.epochs, a.seeds, a.preset, a.horizon) == (6000, 10, [0, 1, 2, 3, 4],
                                                                  "tiny", 1)
     assert _recipe(a) == {"schedule": "cosine"}
-    assert _model_overrides(a) == {}
-    assert _model_overrides(build_parser().parse_args(["quality", "--attn-bias"])) == {
-        "attn_bias": True}
+    # the attention bias, and weather's anomalies carried by a 40 km/h flow
+    assert (_model_overrides(a), a.flow_kmh) == ({"attn_bias": True}, 40.0)
+    b = build_parser().parse_args(["quality", "--no-attn-bias", "--flow-kmh", "0"])
+    assert (_model_overrides(b), b.flow_kmh) == ({}, 0.0)
+    t = build_parser().parse_args(["train", "--app", "weather", "--out", "x"])
+    assert (_model_overrides(t), t.flow_kmh) == ({}, 0.0)        # hpt train: neither
     old = build_parser().parse_args(["quality", "--steps", "1500", "--epochs", "20",
                                      "--schedule", "step"])
     assert _recipe(old) == {"schedule": "step"}
+
+
+def test_cli_quality_runs_the_protocol_and_names_it(tmp_path):
+    """``hpt quality``'s runs carry the protocol's bias and weather flow; summary.md says so."""
+    import json
+
+    from hpt.cli import main
+    out = tmp_path / "q"
+    assert main(["quality", "--apps", "weather", "wind", "--policies", "full", "--seeds", "0",
+                 "--epochs", "1", "--steps", "160", "--engine", "serial", "--out",
+                 str(out)]) == 0
+    text = (out / "summary.md").read_text()
+    assert text.startswith("Protocol: preset tiny, 160 steps, 1 epochs")
+    assert "model {'attn_bias': True}, weather flow 40 km/h" in text
+    cfg = lambda app: json.loads((out / f"{app}_full_torch_s0" / "config.json").read_text())  # noqa: E731
+    assert (cfg("weather")["data"]["flow_kmh"], cfg("weather")["model"]["attn_bias"]) == (40.0, True)
+    assert (cfg("wind")["data"]["flow_kmh"], cfg("wind")["model"]["attn_bias"]) == (0.0, True)
+    assert set(json.loads((out / "summary.json").read_text())) >= {
+        "weather/full/torch", "weather/baseline ridge/-", "wind/full/torch"}
