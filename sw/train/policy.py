@@ -84,10 +84,16 @@ class PolicyConfig:
     headroom_tol: float = 0.01    # headroom: the projected remaining gain (share of the
                                   # held-out loss) below which the switch is allowed
     headroom_stable: int = 2      # headroom: checks in a row the projection must stay below
+    headroom_confidence: float = 0.9  # headroom: one-sided confidence of the gain rate it
+                                  # projects (the upper bound of the line's slope; 0.5: the
+                                  # point estimate, as runs from before 2026-12-02)
     branch_at: float = 0.10       # branch: share of the budget after which the branch starts
     branch_len: float = 0.10      # branch: share of the budget the branch trains beside full
     branch_margin: float = 0.02   # branch: how far (share) below full's held-out loss the
                                   # branch's must be to be adopted
+    branch_reference: str = "best"  # branch: full's held-out loss it must beat: "best" (the
+                                  # lowest of its evaluations so far) or "last" (the one at
+                                  # the verdict, as runs from before 2026-12-02)
 
     def __post_init__(self):
         if self.name not in POLICIES:
@@ -120,6 +126,12 @@ class PolicyConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"PolicyConfig.{name} must be an integer >= {lo}, not {v!r}")
+        if not 0.5 <= self.headroom_confidence < 1:
+            raise ValueError(f"PolicyConfig.headroom_confidence must be in [0.5, 1), "
+                             f"not {self.headroom_confidence}")
+        if self.branch_reference not in ("best", "last"):
+            raise ValueError(f"PolicyConfig.branch_reference must be best or last, "
+                             f"not {self.branch_reference!r}")
         if not 0 < self.headroom_tol < 1:
             raise ValueError(f"PolicyConfig.headroom_tol must be in (0, 1), "
                              f"not {self.headroom_tol}")
@@ -248,16 +260,22 @@ def intrinsic_dimension(snapshots: np.ndarray, variance: float = 0.90) -> int:
     return int(np.searchsorted(share, variance - 1e-12) + 1)
 
 
-def projected_headroom(steps, losses, total: int) -> float | None:
+def projected_headroom(steps, losses, total: int, confidence: float = 0.5) -> float | None:
     """What the rest of a ``total``-iteration budget could still gain on a held-out loss
     curve, as a share of the loss now: ``losses[i]`` was measured after ``steps[i]``
     iterations (increasing). A least-squares line of the loss against log(iterations)
     over the last doubling of iterations (the evaluations at steps in ``[t/2, t]``, ``t``
     the last) gives the gain per e-fold of iterations and the loss now (the line's value
     at ``t``, steadier than the last evaluation alone); the gain is projected to ``total``.
-    A curve that did not fall over that span projects 0. A curve that flattens faster than
-    log-linear (most do) gains less than projected. ``None`` while fewer than 3
-    evaluations lie in the span or the first of them is later than ``t/2``."""
+    ``confidence`` above 0.5 projects the gain rate's upper bound at that one-sided
+    confidence instead of the fitted one (Student-t over the line's residuals, ``n - 2``
+    degrees of freedom), so a few wobbling evaluations do not read as a flat curve; at
+    0.5 (the point estimate) a curve that did not fall over the span projects 0. A curve
+    that flattens faster than log-linear (most do) gains less than projected. ``None``
+    while fewer than 3 evaluations lie in the span or the first of them is later than
+    ``t/2``."""
+    if not 0.5 <= confidence < 1:
+        raise ValueError(f"projected_headroom: confidence must be in [0.5, 1), not {confidence}")
     steps, losses = list(steps), [float(v) for v in losses]
     if len(steps) != len(losses) or not steps:
         raise ValueError("projected_headroom needs as many steps as losses, at least one")
@@ -272,7 +290,12 @@ def projected_headroom(steps, losses, total: int) -> float | None:
     x = np.log(np.asarray([steps[i] for i in span], float))
     y = np.asarray([losses[i] for i in span])
     slope, icpt = np.polyfit(x, y, 1)
-    rate = max(-float(slope), 0.0)
+    bound = 0.0
+    if confidence > 0.5:
+        resid = y - (icpt + slope * x)
+        se = math.sqrt(float(resid @ resid) / (len(x) - 2) / float(((x - x.mean()) ** 2).sum()))
+        bound = t_quantile(2 * confidence - 1, len(x) - 2) * se
+    rate = max(-float(slope) + bound, 0.0)
     if rate == 0.0:
         return 0.0
     now = float(icpt + slope * math.log(t))
@@ -487,7 +510,8 @@ class HeadroomPolicy(IntrinsicDimPolicy):
         super().check(step, loss, model)      # trajectories and dims, for the ranks
         val, batches = held_out
         self.evals.append((step, float(val)))
-        h = projected_headroom([s for s, _ in self.evals], [v for _, v in self.evals], total)
+        h = projected_headroom([s for s, _ in self.evals], [v for _, v in self.evals], total,
+                               self.cfg.headroom_confidence)
         self.below = self.below + 1 if h is not None and h <= self.cfg.headroom_tol else 0
         self.history[-1].update({"held_out_loss": float(val), "held_out_batches": batches,
                                  "headroom": h, "below": self.below})
@@ -510,7 +534,9 @@ class BranchPolicy(HeadroomPolicy):
     the budget (:meth:`branch_due`), or earlier if ``headroom`` asks for the switch, it
     evaluates the copy on the same held-out windows as the full model and asks
     :meth:`branch_verdict`: adopt the branch when its loss is at most ``1 -
-    branch_margin`` times the full model's. A rejected branch is dropped (its iterations
+    branch_margin`` times the full model's — its lowest held-out loss so far
+    (``branch_reference`` best: one evaluation of the full model wobbles by several %,
+    and a wobble up must not adopt a branch), or the one at the verdict (last). A rejected branch is dropped (its iterations
     are charged to the run's cost all the same) and never tried again; ``headroom``
     still decides. An adopted branch's low phase starts where the branch ends, so the
     trial's iterations count as full-phase (GPU) iterations twice: once for the full
@@ -541,11 +567,15 @@ class BranchPolicy(HeadroomPolicy):
                        step: int) -> bool:
         """Adopt the branch? Logs the trial (its iterations and held-out batches count in
         the run's cost)."""
-        switch = lora_loss <= (1 - self.cfg.branch_margin) * full_loss
+        ref = float(full_loss)
+        if self.cfg.branch_reference == "best":
+            ref = min([ref] + [v for _, v in self.evals])
+        switch = lora_loss <= (1 - self.cfg.branch_margin) * ref
         self.trials += 1
         self.history.append({"step": step, "trial": self.trials,
                              "trial_steps": step - self.branch_step,
                              "full_held_out_loss": float(full_loss),
+                             "full_reference_loss": ref,
                              "lora_held_out_loss": float(lora_loss),
                              "held_out_batches": batches, "switch": switch})
         return switch

@@ -144,8 +144,13 @@ class RunConfig:
         train = dict(d["train"])
         train.setdefault("mapping", "qv")          # run folders from before the mapping
         model = {"residual": False, **d["model"]}   # ... and from before the residual head
+        # ... and a headroom or branch run from before headroom's confidence bound and
+        # branch's best reference (other policies do not read them)
+        policy = dict(d["policy"])
+        if policy.get("name") in ("headroom", "branch"):
+            policy = {"headroom_confidence": 0.5, "branch_reference": "last", **policy}
         return cls(ModelConfig(**model), DataConfig(**d["data"]), TrainConfig(**train),
-                   PolicyConfig(**d["policy"]), ManycoreConfig.from_dict(d["hw"]))
+                   PolicyConfig(**policy), ManycoreConfig.from_dict(d["hw"]))
 
 
 def _device(name: str) -> torch.device:

@@ -258,10 +258,14 @@ def test_headroom_policy_switches_once_the_projection_stays_small():
     assert at == 200 and pol.below == 2
     assert [h["headroom"] for h in pol.history][:3] == [None] * 3   # 3 points in the span
     assert [h["held_out_batches"] for h in pol.history] == [4] * 10
-    assert pol.history[-1]["held_out_loss"] == 0.2 and pol.history[-1]["headroom"] == 0.0
-    # a 0.5 % wobble at steps 180/200 projects about 1 %: still below the tolerance
+    assert pol.history[-1]["held_out_loss"] == 0.2
+    assert pol.history[-1]["headroom"] == pytest.approx(0.0, abs=1e-12)
+    # the point estimate (confidence 0.5): a 0.5 % wobble at steps 180/200 projects about
+    # 1 %, still below the tolerance
     noisy = flat[:8] + [0.199, 0.2005] + [0.2] * 30
-    pol, at = _headroom_run(noisy, cfg)
+    point = PolicyConfig(name="headroom", k=20, headroom_tol=0.02, headroom_stable=2,
+                         headroom_confidence=0.5)
+    pol, at = _headroom_run(noisy, point)
     assert at == 200 and 0 < pol.history[-1]["headroom"] < 0.02
     # a 25 % fall at step 220 is a curve still learning: the count resets, the switch waits
     dip = flat[:8] + [0.19, 0.2] + [0.15] * 31
@@ -270,6 +274,40 @@ def test_headroom_policy_switches_once_the_projection_stays_small():
     again = HeadroomPolicy(cfg)
     again.load_state_dict(pol.state_dict())
     assert again.evals == pol.evals and again.below == pol.below
+
+
+def test_headroom_confidence_does_not_read_an_early_wobble_as_a_flat_curve():
+    """Weather (40 km/h flow), seed 3: the held-out loss of the first 100 iterations. It
+    wobbled up and down after iteration 40, so the point estimate projected no gain at 80
+    and 100 and switched at 100 (the run ended 9.7 % above full training). The upper
+    bound of the rate at 90 % confidence projects most of the loss still to gain; with
+    more evaluations of a flat curve the bound closes and the switch comes."""
+    from sw.train.policy import projected_headroom
+    steps, seen = [20, 40, 60, 80, 100], [0.0443, 0.0210, 0.0206, 0.0221, 0.0208]
+    assert projected_headroom(steps, seen, 1310) == 0.0
+    assert projected_headroom(steps[:4], seen[:4], 1310) == 0.0
+    assert projected_headroom(steps, seen, 1310, confidence=0.9) > 0.3
+    pol, at = _headroom_run(seen, PolicyConfig(name="headroom", k=20, headroom_confidence=0.5),
+                            total=1310)
+    assert at == 100
+    pol, at = _headroom_run(seen, PolicyConfig(name="headroom", k=20), total=1310)
+    assert at is None
+    # the same +-3 % wobble, kept up: the bound shrinks as the evaluations accumulate
+    wobble = seen + [0.0208 * (1 + 0.03 * (-1) ** i) for i in range(60)]
+    pol, at = _headroom_run(wobble, PolicyConfig(name="headroom", k=20), total=1310)
+    assert at is not None and at >= 400
+    # exact: a line with known residuals has the closed-form bound
+    import math
+    x = [math.log(s) for s in (40, 60, 80)]
+    t = 3.0776835371752527                                 # one-sided 90 %, 1 df
+    y = [1.0, 0.9, 0.95]
+    b, a = np.polyfit(x, y, 1)
+    r = np.asarray(y) - (a + b * np.asarray(x))
+    se = math.sqrt(float(r @ r) / 1 / float(((np.asarray(x) - np.mean(x)) ** 2).sum()))
+    want = (-b + t * se) * math.log(1000 / 80) / (a + b * x[-1])
+    assert projected_headroom([20, 40, 60, 80], [2.0] + y, 1000, 0.9) == pytest.approx(want)
+    with pytest.raises(ValueError, match="confidence must be in"):
+        projected_headroom(steps, seen, 1310, confidence=0.4)
 
 
 def test_headroom_policy_needs_the_held_out_loss_and_validates():
@@ -306,11 +344,21 @@ def test_branch_policy_starts_once_ends_on_time_and_adopts_only_a_clear_gain():
     assert not pol.branch_verdict(1.0, 0.981, 8, 280)       # 1.9 % better: not enough
     assert pol.branch_verdict(1.0, 0.98, 8, 280)            # 2 %: adopted
     assert pol.history[-1] == {"step": 280, "trial": 2, "trial_steps": 140,
-                               "full_held_out_loss": 1.0, "lora_held_out_loss": 0.98,
-                               "held_out_batches": 8, "switch": True}
+                               "full_held_out_loss": 1.0, "full_reference_loss": 1.0,
+                               "lora_held_out_loss": 0.98, "held_out_batches": 8,
+                               "switch": True}
+    # the full model's best held-out loss so far is the reference: weather (40 km/h),
+    # seed 4, whose full model wobbled up from 0.0192 to 0.0211 at the verdict, where the
+    # branch's 0.0205 was adopted under the last evaluation and ended 8.9 % above full
+    pol.evals = [(240, 0.0210), (260, 0.01923), (280, 0.02112)]
+    assert not pol.branch_verdict(0.02112, 0.02050, 8, 280)
+    assert pol.history[-1]["full_reference_loss"] == 0.01923
+    last = BranchPolicy(PolicyConfig(name="branch", branch_reference="last"))
+    last.branch_step, last.evals = 140, list(pol.evals)
+    assert last.branch_verdict(0.02112, 0.02050, 8, 280)
     again = BranchPolicy(cfg)
     again.load_state_dict(pol.state_dict())
-    assert (again.branch_step, again.trials) == (140, 2)
+    assert (again.branch_step, again.trials) == (140, 3)
     # checks every 20 of 100: the first at or after 50 is 60, and 60 + 45 passes the end
     late = BranchPolicy(PolicyConfig(name="branch", branch_at=0.5, branch_len=0.45))
     assert not any(late.start_branch(s, 100) for s in range(20, 100, 20))
@@ -324,6 +372,9 @@ def test_branch_policy_starts_once_ends_on_time_and_adopts_only_a_clear_gain():
     (dict(branch_at=0.6, branch_len=0.4), r"branch_at \+ branch_len must be below 1"),
     (dict(branch_margin=1.0), r"branch_margin must be in"),
     (dict(branch_margin=-0.01), r"branch_margin must be in"),
+    (dict(branch_reference="first"), r"branch_reference must be best or last"),
+    (dict(headroom_confidence=0.4), r"headroom_confidence must be in \[0.5, 1\)"),
+    (dict(headroom_confidence=1.0), r"headroom_confidence must be in"),
 ])
 def test_branch_fields_are_validated(bad, match):
     with pytest.raises(ValueError, match=match):

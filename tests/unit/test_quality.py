@@ -99,6 +99,27 @@ def test_a_finished_run_is_reused_only_for_the_same_configuration(tmp_path):
     (run / "config.json").write_text(json.dumps(old))
     with pytest.raises(ValueError, match="holds a finished run of another configuration"):
         _one(job)
+    # a headroom or branch run from before the confidence bound and the best reference
+    # loads as it ran (the point estimate, the last evaluation), so it is not reused; runs
+    # of other policies do not read those fields and still are
+    from sw.train.trainer import RunConfig
+    for policy, reused in (("headroom", False), ("branch", False), ("paper", True)):
+        j = {**job, "policy": policy}
+        run = tmp_path / _job_name(j)
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps({"test_mse": 0.25}))
+        before = _run_config(j).to_dict()
+        for field in ("headroom_confidence", "branch_reference"):
+            del before["policy"][field]
+        (run / "config.json").write_text(json.dumps(before))
+        loaded = RunConfig.from_dict(before).policy
+        assert (loaded.headroom_confidence, loaded.branch_reference) == (
+            (0.9, "best") if reused else (0.5, "last"))
+        if reused:
+            assert _one(j) == {"test_mse": 0.25}
+        else:
+            with pytest.raises(ValueError, match="another configuration"):
+                _one(j)
 
 
 def test_rank_modes_add_rows_for_the_measuring_policies(tmp_path, monkeypatch):
