@@ -82,8 +82,9 @@ def _one(job) -> dict:
     """Train one run (or read its finished metrics). ``job``: (app, policy, backend, seed,
     epochs, out) or a dict with those and optional ``preset``, ``model`` (ModelConfig fields
     over the preset), ``data`` (DataConfig fields, :func:`_data_fields`), ``mapping``,
-    ``hw`` (a ManycoreConfig dict), ``switch_at``, ``steps`` (the app's size), ``recipe`` (:class:`sw.train.trainer.TrainConfig` fields over the
-    preset's recipe) and ``name`` (the run folder's name)."""
+    ``hw`` (a ManycoreConfig dict), ``switch_at``, ``steps`` (the app's size), ``recipe``
+    (:class:`sw.train.trainer.TrainConfig` fields over the preset's recipe) and ``name``
+    (the run folder's name)."""
     import torch
     torch.set_num_threads(1)
     from sw.train.trainer import Trainer
