@@ -452,7 +452,8 @@ def cmd_compare(args) -> int:
                    mappings=args.mappings, paper_epochs=args.paper_epochs,
                    manycore=_manycore(args), gpu=args.gpu, tech=_tech(args),
                    dtype=args.dtype, gpu_specs=args.gpu_specs, engine=args.engine,
-                   address=args.address)
+                   address=args.address, model=_model_overrides(args),
+                   data={"flow_kmh": args.flow_kmh})
     print(f"wrote {path}")
     return 0
 
@@ -697,6 +698,8 @@ def _command_compare(sub) -> None:
                    help="epochs of the paper preset's runs on the CPU (default %(default)s)")
     p.add_argument("--mappings", nargs="+", choices=["hpt", "qv"], default=["hpt", "qv"])
     p.add_argument("--seed", type=int, default=0)
+    _add_flow_arg(p, 0.0)
+    _add_model_args(p)
     _add_engine_args(p)
     p.add_argument("--out", type=Path, default=Path("build/compare"))
     _add_cost_args(p)

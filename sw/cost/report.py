@@ -434,10 +434,12 @@ def compare(out: Path, *, apps=("swe", "weather", "wind", "epidemic"),
             policies=("full", "paper", "intrinsic-dim"), epochs: int = 20, seed: int = 0,
             jobs: int = 2, presets=("tiny",), mappings=("hpt", "qv"), paper_epochs: int = 2,
             manycore=None, engine: str = "ray", address: str | None = None,
-            **report_kw) -> Path:
+            model: dict | None = None, data: dict | None = None, **report_kw) -> Path:
     """Train apps x presets x mappings x policies on the functional backend (finished runs
     are reused; the paper preset for ``paper_epochs`` epochs) on ``manycore`` (default the
-    atleus preset), then write the cross-app report into ``out/report``."""
+    atleus preset), then write the cross-app report into ``out/report``. ``model``:
+    ModelConfig fields over each preset; ``data``: DataConfig fields (``flow_kmh`` reaches
+    the weather app only; :func:`sw.experiments.quality.run_grid` takes the same)."""
     from hw.manycore import preset as manycore_preset
 
     from sw.experiments.quality import run_jobs
@@ -445,16 +447,17 @@ def compare(out: Path, *, apps=("swe", "weather", "wind", "epidemic"),
     hw = manycore or manycore_preset("atleus")
     jobs_list, dirs = [], []
     for app in apps:
-        for model in presets:
-            ep = paper_epochs if model == "paper" else epochs
+        for preset in presets:
+            ep = paper_epochs if preset == "paper" else epochs
             for policy in policies:
                 for mapping in (("hpt",) if policy == "full" else mappings):
-                    name = (f"{app}_{model}_full_s{seed}" if policy == "full"
-                            else f"{app}_{model}_{policy}_{mapping}_s{seed}")
+                    name = (f"{app}_{preset}_full_s{seed}" if policy == "full"
+                            else f"{app}_{preset}_{policy}_{mapping}_s{seed}")
                     jobs_list.append({"app": app, "policy": policy, "backend": "functional",
                                       "seed": seed, "epochs": ep, "out": str(out),
-                                      "preset": model, "mapping": mapping,
-                                      "hw": hw.to_dict(), "name": name})
+                                      "preset": preset, "mapping": mapping,
+                                      "hw": hw.to_dict(), "name": name,
+                                      "model": model, "data": data})
                     dirs.append(out / name)
     run_jobs(jobs_list, jobs, engine=engine, address=address, quiet=False)
     return report(dirs, out / "report", **report_kw)

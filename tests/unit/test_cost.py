@@ -282,10 +282,14 @@ def test_report_writes_every_file_and_consistent_numbers(runs, tmp_path):
 
 def test_compare_trains_apps_and_policies_then_reports(tmp_path, capsys):
     from hpt.cli import main
+    # the model flag reaches every run; the flow only the weather app (none here)
     assert main(["compare", "--apps", "wind", "--policies", "full", "paper", "--epochs", "1",
-                 "--jobs", "1", "--engine", "serial", "--out", str(tmp_path)]) == 0
+                 "--jobs", "1", "--engine", "serial", "--attn-bias", "--flow-kmh", "40",
+                 "--out", str(tmp_path)]) == 0
     for d in ("wind_tiny_full_s0", "wind_tiny_paper_hpt_s0", "wind_tiny_paper_qv_s0"):
         assert (tmp_path / d / "metrics.json").is_file(), d
+        cfg = json.loads((tmp_path / d / "config.json").read_text())
+        assert cfg["model"]["attn_bias"] is True and cfg["data"]["flow_kmh"] == 0, d
     doc = json.loads((tmp_path / "report" / "report.json").read_text())
     assert [c["case"] for c in doc["cases"]] == ["gpu-only", "hpt-paper", "hpt-paper (qv)"]
     assert {r["manycore"]["reram_cores"] for r in doc["runs"]} == {16}     # atleus
