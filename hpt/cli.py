@@ -377,6 +377,7 @@ def cmd_quality(args) -> int:
     bad = [f for f in args.switch_fractions if not 0 < f < 1]
     if bad:
         raise ValueError(f"--switch-fractions must be shares in (0, 1), not {bad[0]}")
+    data = _data_overrides(args)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     results = run_grid(args.out, apps=args.apps, policies=args.policies, backends=args.backends,
@@ -384,10 +385,9 @@ def cmd_quality(args) -> int:
                        switch_fractions=args.switch_fractions, horizon=args.horizon,
                        engine=args.engine, address=args.address, quiet=False,
                        rank_modes=args.ranks, steps=args.steps, recipe=_recipe(args),
-                       preset=args.preset, model=_model_overrides(args),
-                       data={"flow_kmh": args.flow_kmh})
+                       preset=args.preset, model=_model_overrides(args), data=data)
     summary, table = summarise(results, grid_baselines(args.apps, args.seeds, args.horizon,
-                                                       args.steps, {"flow_kmh": args.flow_kmh}))
+                                                       args.steps, data))
     protocol = (f"Protocol: preset {args.preset}, {args.steps or 'default'} steps, "
                 f"{args.epochs} epochs, horizon {args.horizon}, seeds {args.seeds}, recipe "
                 f"{_recipe(args)}, model {_model_overrides(args)}, weather flow "
@@ -447,13 +447,13 @@ def cmd_report(args) -> int:
 
 def cmd_compare(args) -> int:
     from sw.cost.report import compare
+    data = _data_overrides(args)
     path = compare(args.out, apps=args.apps, policies=args.policies, epochs=args.epochs,
                    seed=args.seed, jobs=args.jobs, presets=args.presets,
                    mappings=args.mappings, paper_epochs=args.paper_epochs,
                    manycore=_manycore(args), gpu=args.gpu, tech=_tech(args),
                    dtype=args.dtype, gpu_specs=args.gpu_specs, engine=args.engine,
-                   address=args.address, model=_model_overrides(args),
-                   data={"flow_kmh": args.flow_kmh})
+                   address=args.address, model=_model_overrides(args), data=data)
     print(f"wrote {path}")
     return 0
 
@@ -538,6 +538,14 @@ def _add_flow_arg(p: argparse.ArgumentParser, default: float) -> None:
                    help="weather app: the mean flow (km/h) that carries its synoptic anomalies "
                         "across the stations (DataConfig.flow_kmh; 0: they stay in place; "
                         "default %(default)s)")
+
+
+def _data_overrides(args) -> dict:
+    """The data flags of the command line, as DataConfig fields, checked by DataConfig
+    before anything is trained or written."""
+    from sw.data import DataConfig
+    DataConfig(app="weather", flow_kmh=args.flow_kmh)
+    return {"flow_kmh": args.flow_kmh}
 
 
 def _add_model_args(p: argparse.ArgumentParser, attn_bias: bool = False) -> None:

@@ -177,3 +177,16 @@ def test_cli_quality_runs_the_protocol_and_names_it(tmp_path):
     assert (cfg("wind")["data"]["flow_kmh"], cfg("wind")["model"]["attn_bias"]) == (0.0, True)
     assert set(json.loads((out / "summary.json").read_text())) >= {
         "weather/full/torch", "weather/baseline ridge/-", "wind/full/torch"}
+
+
+@pytest.mark.parametrize("command", ["quality", "compare"])
+@pytest.mark.parametrize("flow", ["-1", "nan", "inf"])
+def test_cli_bad_flow_stops_before_anything_runs(tmp_path, capsys, command, flow):
+    """A bad ``--flow-kmh`` is one error naming the field, exit 2, no folder written."""
+    from hpt.cli import main
+    out = tmp_path / "q"
+    assert main([command, "--apps", "weather", "--policies", "full", "--epochs", "1",
+                 "--engine", "serial", "--flow-kmh", flow, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "DataConfig.flow_kmh must be a finite number >= 0" in err and "Traceback" not in err
+    assert not out.exists()
