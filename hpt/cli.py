@@ -378,7 +378,6 @@ def cmd_quality(args) -> int:
     if bad:
         raise ValueError(f"--switch-fractions must be shares in (0, 1), not {bad[0]}")
     data = _data_overrides(args)
-    args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     results = run_grid(args.out, apps=args.apps, policies=args.policies, backends=args.backends,
                        seeds=args.seeds, epochs=args.epochs, jobs=args.jobs,
@@ -392,6 +391,7 @@ def cmd_quality(args) -> int:
                 f"{args.epochs} epochs, horizon {args.horizon}, seeds {args.seeds}, recipe "
                 f"{_recipe(args)}, model {_model_overrides(args)}, weather flow "
                 f"{args.flow_kmh:g} km/h.\n\n")
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (args.out / "summary.md").write_text(protocol + table)
     print(protocol + table)

@@ -62,6 +62,9 @@ class DataConfig:
         if not (0 < self.train < 1 and 0 < self.val < 1 and self.train + self.val < 1):
             raise DataError(f"DataConfig.train/val must be fractions with train + val < 1, "
                             f"not {self.train}/{self.val}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) \
+                or not 0 <= self.seed < 2 ** 32:
+            raise DataError(f"DataConfig.seed must be an integer in [0, 2**32), not {self.seed!r}")
         f = self.flow_kmh
         if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f < math.inf:
             raise DataError(f"DataConfig.flow_kmh must be a finite number >= 0, not {f!r}")

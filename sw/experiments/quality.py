@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_grid", "summarise", "step_time_benchmark", "switch_steps", "grid_baselines",
+__all__ = ["run_grid", "run_jobs", "check_jobs", "summarise", "step_time_benchmark", "switch_steps", "grid_baselines",
            "plot_switch_curve", "format_table"]
 
 APPS = ("swe", "weather", "wind", "epidemic")
@@ -41,7 +41,7 @@ def _run_config(job):
     from sw.train.trainer import RunConfig, TrainConfig
     extra = {"hw": ManycoreConfig.from_dict(job["hw"])} if job.get("hw") else {}
     seed, preset = job["seed"], job.get("preset", "tiny")
-    size = {"steps": job["steps"]} if job.get("steps") else {}
+    size = {"steps": job["steps"]} if job.get("steps") is not None else {}
     return RunConfig(model=ModelConfig.preset(preset, **(job.get("model") or {})),
                      data=DataConfig(app=job["app"], seed=seed, horizon=job.get("horizon", 1),
                                      **size, **_data_fields(job)),
@@ -146,6 +146,20 @@ def run_grid(out: Path, apps=APPS, policies=POLICIES, backends=("torch",), seeds
     return run_jobs(jobs_list, jobs, engine=engine, address=address, quiet=quiet)
 
 
+def check_jobs(jobs_list) -> None:
+    """Build every job's configuration, and load each distinct data set once (one seed
+    stands for all), so that a bad parameter stops a grid with one error naming it before
+    anything trains or is written."""
+    from sw.data import load
+    seen = set()
+    for job in map(_as_job, jobs_list):
+        data = _run_config(job).data
+        key = json.dumps({**data.to_dict(), "seed": None}, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            load(data)
+
+
 def run_jobs(jobs_list, jobs: int = 2, engine: str = "ray", address: str | None = None,
              retries: int = 1, quiet: bool = True) -> list[dict]:
     """Train the runs of ``jobs_list`` (see :func:`_one`) as tasks of :mod:`sw.experiments.engine`
@@ -155,6 +169,7 @@ def run_jobs(jobs_list, jobs: int = 2, engine: str = "ray", address: str | None 
     others finished, with every failure's error."""
     from sw.experiments.engine import Task, execute
     norm = [_as_job(j) for j in jobs_list]
+    check_jobs(norm)
     tasks = [Task(str(Path(j["out"]) / _job_name(j)), _one, j, label=_job_name(j))
              for j in norm]
     out = execute(tasks, engine=engine, address=address,

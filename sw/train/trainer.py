@@ -90,6 +90,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.min_lr must be in [0, 1], not {self.min_lr}")
         if self.clip is not None and not self.clip > 0:
             raise ValueError(f"TrainConfig.clip must be positive or None, not {self.clip}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) \
+                or not 0 <= self.seed < 2 ** 32:
+            raise ValueError(f"TrainConfig.seed must be an integer in [0, 2**32) (numpy's "
+                             f"seeding), not {self.seed!r}")
         if not self.attn_bias_lr > 0:
             raise ValueError(f"TrainConfig.attn_bias_lr must be positive, "
                              f"not {self.attn_bias_lr}")

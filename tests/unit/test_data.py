@@ -159,3 +159,14 @@ def test_bad_config_names_field():
 def test_windowed_rejects_short_series():
     with pytest.raises(DataError, match="cannot fill a history window"):
         windowed(np.zeros((3, 2)), None, 3)
+
+
+def test_seeds_are_checked_where_numpy_would_fail():
+    """numpy seeds from [0, 2**32); a seed outside fails at the config, naming the field."""
+    from sw.train.trainer import TrainConfig
+    assert DataConfig(seed=2 ** 32 - 1).seed == TrainConfig(seed=2 ** 32 - 1).seed
+    for bad in (-1, 2 ** 32, 1.0, True, "0"):
+        with pytest.raises(DataError, match=r"DataConfig\.seed must be an integer in \[0, 2\*\*32\)"):
+            DataConfig(seed=bad)
+        with pytest.raises(ValueError, match=r"TrainConfig\.seed must be an integer in \[0, 2\*\*32\)"):
+            TrainConfig(seed=bad)

@@ -179,14 +179,44 @@ def test_cli_quality_runs_the_protocol_and_names_it(tmp_path):
         "weather/full/torch", "weather/baseline ridge/-", "wind/full/torch"}
 
 
-@pytest.mark.parametrize("command", ["quality", "compare"])
-@pytest.mark.parametrize("flow", ["-1", "nan", "inf"])
-def test_cli_bad_flow_stops_before_anything_runs(tmp_path, capsys, command, flow):
-    """A bad ``--flow-kmh`` is one error naming the field, exit 2, no folder written."""
+BAD_GRID = [
+    ("flow", ["--flow-kmh", "-1"], "DataConfig.flow_kmh must be a finite number >= 0"),
+    ("flow", ["--flow-kmh", "nan"], "DataConfig.flow_kmh must be a finite number >= 0"),
+    ("flow", ["--flow-kmh", "inf"], "DataConfig.flow_kmh must be a finite number >= 0"),
+    ("epochs", ["--epochs", "0"], "TrainConfig.epochs must be positive"),
+    ("seed", ["--seeds", "0", "-1"], "DataConfig.seed must be an integer in [0, 2**32)"),
+]
+#: the commands' own spelling of a grid flag (hpt compare has one seed; realism no flow)
+SPELLING = {("compare", "--seeds"): ["--seed", "-1"]}
+
+
+@pytest.mark.parametrize("command, bad, message", [
+    (c, SPELLING.get((c, bad[0]), bad), m) for c in ("quality", "compare", "realism")
+    for kind, bad, m in BAD_GRID if not (c == "realism" and kind == "flow")])
+def test_cli_bad_grid_parameter_stops_before_anything_runs(tmp_path, capsys, command, bad,
+                                                           message):
+    """A bad parameter of a grid command is one error naming it, exit 2, no folder
+    written: every job's configuration (and each data set) is checked before any trains."""
     from hpt.cli import main
     out = tmp_path / "q"
-    assert main([command, "--apps", "weather", "--policies", "full", "--epochs", "1",
-                 "--engine", "serial", "--flow-kmh", flow, "--out", str(out)]) == 2
+    rest = ["--policies", "full"] if command != "realism" else []
+    assert main([command, "--apps", "weather", *rest, "--engine", "serial", *bad,
+                 "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "DataConfig.flow_kmh must be a finite number >= 0" in err and "Traceback" not in err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--steps", "0"], "DataConfig.steps must be a positive integer, not 0"),
+    (["--horizon", "0"], "DataConfig.horizon must be a positive integer, not 0"),
+    (["--steps", "13"], "wind: 1 usable time steps are too few to split"),
+    (["--lr", "-1"], "TrainConfig.lr must be positive, not -1.0")])
+def test_cli_quality_bad_size_or_recipe_stops_before_anything_runs(tmp_path, capsys, bad,
+                                                                   message):
+    from hpt.cli import main
+    out = tmp_path / "q"
+    assert main(["quality", "--apps", "wind", "--policies", "full", "--engine", "serial", *bad,
+                 "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
     assert not out.exists()
