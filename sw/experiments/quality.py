@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_grid", "run_jobs", "check_jobs", "summarise", "step_time_benchmark", "switch_steps", "grid_baselines",
-           "plot_switch_curve", "format_table"]
+__all__ = ["run_grid", "run_jobs", "check_jobs", "summarise", "step_time_benchmark",
+           "switch_steps", "grid_baselines", "plot_switch_curve", "format_table"]
 
 APPS = ("swe", "weather", "wind", "epidemic")
 POLICIES = ("full", "paper", "intrinsic-dim", "lora")
