@@ -77,17 +77,17 @@ def run(out: Path, apps=("swe", "weather", "wind", "epidemic"), seeds=(0, 1, 2),
     seed and mode (see the module docstring)."""
     from hw.reram import DEVICES
     from sw.experiments.engine import Task, execute
-    from sw.experiments.quality import check_jobs, run_jobs
+    from sw.experiments.quality import run_jobs
     if fitted not in DEVICES or DEVICES[fitted].kind != "gaussian":
         raise ValueError(f"fitted must name a Gaussian device model "
                          f"({[d for d, m in DEVICES.items() if m.kind == 'gaussian']}), "
                          f"not {fitted!r}")
     out = Path(out)
     train_jobs = _jobs(apps, seeds, epochs, fraction, fitted, out)
-    runs = [{k: v for k, v in j.items() if k != "mode"} for j in train_jobs]
-    check_jobs(runs)                       # a bad parameter stops here, nothing written
+    # run_jobs checks every configuration first: a bad parameter stops it, nothing written
+    metrics = run_jobs([{k: v for k, v in j.items() if k != "mode"} for j in train_jobs], jobs,
+                       engine=engine, address=address, quiet=False)
     out.mkdir(parents=True, exist_ok=True)
-    metrics = run_jobs(runs, jobs, engine=engine, address=address, quiet=False)
     rows = []
     evals = []
     fitted_tile = _tiles(fitted)["fitted, in the loop"]
