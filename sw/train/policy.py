@@ -538,9 +538,9 @@ class BranchPolicy(HeadroomPolicy):
     (``branch_reference`` best: one evaluation of the full model wobbles by several %,
     and a wobble up must not adopt a branch), or the one at the verdict (last). A
     rejected branch is dropped (its iterations are charged to the run's cost all the
-    same) and never tried again; ``headroom`` still decides. An adopted branch's low phase starts where the branch ends, so the
-    trial's iterations count as full-phase (GPU) iterations twice: once for the full
-    model, once for the branch."""
+    same) and never tried again; ``headroom`` still decides. An adopted branch's low
+    phase starts where the branch ends, so the trial's iterations count as full-phase
+    (GPU) iterations twice: once for the full model, once for the branch."""
 
     branches = True
 
